@@ -1,0 +1,42 @@
+"""autodiff: reverse-mode automatic differentiation on PyTorch tensors, without torch.autograd.
+
+    import autodiff as ad
+    x = ad.tensor([[1.0, 2.0]], requires_grad=True)
+    W = ad.randn(2, 3, requires_grad=True)
+    y = (x @ W).tanh().sum()
+    y.backward()          # x.grad, W.grad
+
+Every op on a Tensor that requires grad records a node holding a hand-written VJP;
+``backward()`` walks the recorded graph in reverse (iteratively, any depth).
+"""
+from . import ops  # noqa: F401  (attaches the Tensor methods and operators)
+from .engine import Node
+from .errors import DeviceError, DTypeError, GradcheckError, GraphError, ShapeError
+from .factories import (arange, empty, empty_like, eye, full, full_like, linspace, ones, ones_like,
+                        rand, rand_like, randn, randn_like, tensor, zeros, zeros_like)
+from .function import Function, FunctionCtx
+from .functional import grad
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, scope, set_grad_enabled
+from .gradcheck import gradcheck, gradgradcheck
+from .ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp, clone, cos, div,
+                  exp, expand, flatten, leaky_relu, linear, log, log1p, log_softmax, logsumexp,
+                  matmul, max, maximum, mean, min, minimum, mul, neg, permute, pow, relu, reshape,
+                  sigmoid, sign, sin, softmax, sqrt, squeeze, stack, std, sub, sum, tanh, transpose,
+                  unsqueeze, var, view, where)
+from .tensor import Tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "Node", "Function", "FunctionCtx",
+    "grad", "gradcheck", "gradgradcheck", "no_grad", "enable_grad", "set_grad_enabled",
+    "is_grad_enabled", "scope",
+    "tensor", "zeros", "ones", "full", "empty", "eye", "randn", "rand", "arange", "linspace",
+    "zeros_like", "ones_like", "randn_like", "rand_like", "full_like", "empty_like",
+    "ShapeError", "DTypeError", "DeviceError", "GraphError", "GradcheckError",
+    "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cat", "clamp", "clone",
+    "cos", "div", "exp", "expand", "flatten", "leaky_relu", "linear", "log", "log1p",
+    "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg",
+    "permute", "pow", "relu", "reshape", "sigmoid", "sign", "sin", "softmax", "sqrt", "squeeze",
+    "stack", "std", "sub", "sum", "tanh", "transpose", "unsqueeze", "var", "view", "where",
+]

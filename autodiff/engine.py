@@ -1,0 +1,304 @@
+"""The tape: recorded nodes, and the reverse walk that applies their VJPs.
+
+A node is created per differentiable op on tensors that require grad. It holds
+- ``parents``: one entry per input: the input's node, the input itself when it is a leaf that
+  requires grad (its gradient accumulates into ``.grad``), or None (no gradient wanted);
+- ``saved``: what the VJP needs: input Tensors (differentiable again under ``create_graph``) and
+  raw torch tensors (constants such as masks); ``out`` holds the raw output when the VJP needs it;
+- ``meta``: non-tensor facts (shapes, dims, slopes).
+
+A VJP is written once, with operators and methods that torch.Tensor and autodiff.Tensor share.
+On the first-order path it receives raw torch tensors (no recording, no wrappers); under
+``create_graph=True`` it receives recorded Tensors, so the backward pass is itself recorded.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from .errors import DTypeError, GraphError, ShapeError
+from .grad_mode import enable_grad, no_grad, state
+
+_Tensor: Any = None  # autodiff.Tensor, bound by tensor.py (the two modules need each other)
+
+
+class Node:
+    """A recorded operation. Subclasses name the op and define ``vjp(g, *saved)``."""
+
+    __slots__ = ("parents", "saved", "meta", "out", "scope", "hooks", "versions", "__weakref__")
+
+    def vjp(self, g: Any, *saved: Any) -> tuple:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def next_functions(self) -> tuple:
+        """Parent edges, like torch's: ``(node_or_leaf_or_None, ...)``, one per input."""
+        return self.parents
+
+    def needs_grad(self, i: int) -> bool:
+        """Whether input ``i`` wants a gradient (VJPs use this to skip needless work)."""
+        return self.parents[i] is not None
+
+    @property
+    def released(self) -> bool:
+        return self.saved is None
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tuple = (),
+           meta: Any = None, save_out: bool = False) -> Any:
+    """Wrap ``out`` in a Tensor; when recording and an input requires grad, attach a ``cls`` node."""
+    t = _Tensor._make(out)
+    if not state.grad_enabled:
+        return t
+    parents = []
+    wanted = False
+    for x in inputs:
+        fn = x.grad_fn
+        if fn is not None:
+            parents.append(fn)
+            wanted = True
+        elif x._requires_grad:
+            parents.append(x)
+            wanted = True
+        else:
+            parents.append(None)
+    if not wanted:
+        return t
+    node = cls.__new__(cls)
+    node.parents = tuple(parents)
+    node.saved = saved
+    node.meta = meta
+    node.out = out if save_out else None
+    node.scope = state.scope
+    node.hooks = None
+    # torch bumps a tensor's version on every in-place kernel; remembering it here lets the
+    # backward refuse a saved tensor that was modified in the meantime.
+    node.versions = tuple([_version(s) for s in saved]) if saved else ()
+    t.grad_fn = node
+    t._requires_grad = True
+    return t
+
+
+def _version(s: Any) -> int:
+    # ``raw.data`` would be a fresh alias with a counter of its own: read raw tensors directly.
+    return s._version if s.__class__ is torch.Tensor else s.data._version
+
+
+def _check_versions(node: Node) -> None:
+    for s, v in zip(node.saved, node.versions):
+        now = _version(s)
+        if now != v:
+            what = "an input" if isinstance(s, _Tensor) else "a tensor"
+            raise GraphError(
+                f"one of the tensors needed by {node.name}'s backward has been modified by an "
+                f"in-place operation: {what} of shape {tuple(s.shape)} and dtype {s.dtype} is at "
+                f"version {now}, expected version {v}. Avoid changing it in place before "
+                "backward(), or clone() it first.")
+
+
+def _unpack(node: Node, create_graph: bool) -> list:
+    saved = node.saved
+    if saved is None:
+        raise GraphError(
+            f"Trying to backward through the graph a second time: the tensors saved by "
+            f"{node.name} were freed by the first backward(). Pass retain_graph=True to the "
+            "first backward() (or autodiff.grad) if you need to backward through it again.")
+    if node.versions and any(_version(s) != v for s, v in zip(saved, node.versions)):
+        _check_versions(node)
+    if create_graph:
+        args = list(saved)
+        if node.out is not None:
+            args.append(_Tensor._make(node.out, node))
+    else:
+        args = [s if s.__class__ is torch.Tensor else s.data for s in saved]
+        if node.out is not None:
+            args.append(node.out)
+    return args
+
+
+def _release(node: Node) -> None:
+    if node.saved or node.out is not None:
+        node.saved = None  # marks the node as freed: a second backward explains retain_graph
+        node.out = None
+
+
+def _run_hooks(hooks: list, g: Any, create_graph: bool) -> Any:
+    for hook in hooks:
+        wrapped = g if create_graph else _Tensor._make(g)
+        r = hook(wrapped)
+        if r is not None:
+            g = r if create_graph else _Tensor._unwrap(r)
+    return g
+
+
+def _sum_grads(a: Any, b: Any) -> Any:
+    return a + b
+
+
+def _as_leaf_grad(g: Any, leaf: Any, stolen: set, create_graph: bool) -> Any:
+    """The first gradient stored into ``leaf.grad``: never an alias of another live tensor."""
+    if create_graph:
+        return g
+    if g._base is not None or id(g) in stolen or not g.is_contiguous():
+        g = g.clone(memory_format=torch.contiguous_format)
+    stolen.add(id(g))
+    return g
+
+
+def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: bool,
+                 create_graph: bool, inputs: Sequence[Any] | None = None,
+                 allow_unused: bool = True) -> tuple | None:
+    """Back-propagate ``root_grads`` from ``roots``.
+
+    Without ``inputs``, gradients accumulate into the ``.grad`` of the leaves reached (the
+    ``Tensor.backward`` behaviour). With ``inputs`` nothing is accumulated and the gradients
+    w.r.t. those tensors are returned (the ``autodiff.grad`` behaviour).
+    """
+    grads: dict = {}     # node -> gradient flowing into it (sum of contributions so far)
+    leaf_grads: dict = {}  # leaf Tensor -> gradient
+    deps: dict = {}
+    stack: list = []
+    for r, g in zip(roots, root_grads):
+        fn = r.grad_fn
+        key = fn if fn is not None else r
+        store = grads if fn is not None else leaf_grads
+        store[key] = _sum_grads(store[key], g) if key in store else g
+        if fn is not None and fn not in deps:
+            deps[fn] = 0
+            stack.append(fn)
+
+    # Count, for every node reachable from the roots, how many edges point at it.
+    # An explicit stack (no recursion) handles graphs of any depth.
+    while stack:
+        n = stack.pop()
+        for p in n.parents:
+            if p is None or p.__class__ is _Tensor or isinstance(p, _Tensor):
+                continue
+            if p in deps:
+                deps[p] += 1
+            else:
+                deps[p] = 1
+                stack.append(p)
+
+    capture: dict = {}
+    if inputs is not None:
+        for i, x in enumerate(inputs):
+            key = x.grad_fn if x.grad_fn is not None else x
+            capture.setdefault(key, []).append(i)
+    results: list = [None] * (len(inputs) if inputs is not None else 0)
+
+    ready = [n for n, c in deps.items() if c == 0]
+    stolen: set = {id(g) for g in root_grads}
+    ctx = enable_grad() if create_graph else no_grad()
+    with ctx:
+        while ready:
+            n = ready.pop()
+            g = grads.pop(n, None)
+            if g is not None and n.hooks is not None:
+                g = _run_hooks(n.hooks, g, create_graph)
+            if n in capture:
+                for i in capture[n]:
+                    results[i] = g
+            if g is not None:
+                in_grads = n.vjp(g, *_unpack(n, create_graph))
+                if not retain_graph:
+                    _release(n)
+            else:
+                in_grads = (None,) * len(n.parents)
+            for p, gi in zip(n.parents, in_grads):
+                if p is None:
+                    continue
+                if p.__class__ is _Tensor or isinstance(p, _Tensor):
+                    if gi is not None:
+                        leaf_grads[p] = _sum_grads(leaf_grads[p], gi) if p in leaf_grads else gi
+                    continue
+                if gi is not None:
+                    grads[p] = _sum_grads(grads[p], gi) if p in grads else gi
+                c = deps[p] - 1
+                deps[p] = c
+                if c == 0:
+                    ready.append(p)
+
+        for leaf, g in leaf_grads.items():
+            extra = leaf._hooks
+            if extra:
+                g = _run_hooks(extra, g, create_graph)
+            if leaf in capture:
+                for i in capture[leaf]:
+                    results[i] = g
+                continue
+            if inputs is not None:
+                continue
+            _accumulate(leaf, g, stolen, create_graph)
+
+    if inputs is None:
+        return None
+    out = []
+    for x, g in zip(inputs, results):
+        if g is None:
+            if not allow_unused:
+                raise GraphError(
+                    f"autodiff.grad: one of the inputs (shape {tuple(x.shape)}) was not used to "
+                    "compute the outputs; pass allow_unused=True to get None for it.")
+            out.append(None)
+        else:
+            out.append(g if create_graph else _Tensor._make(_as_leaf_grad(g, x, stolen, False)))
+    return tuple(out)
+
+
+def _accumulate(leaf: Any, g: Any, stolen: set, create_graph: bool) -> None:
+    if create_graph:
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+        return
+    if leaf.grad is None:
+        leaf.grad = _Tensor._make(_as_leaf_grad(g, leaf, stolen, False))
+    else:
+        # Out of place: a user may hold the old grad, and in-place updates of stolen buffers
+        # could reach another leaf that shares them.
+        leaf.grad = _Tensor._make(leaf.grad.data + g)
+
+
+def _shape_str(shape: Iterable[int]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + (",)" if len(tuple(shape)) == 1 else ")")
+
+
+def default_root_grad(t: Any) -> torch.Tensor:
+    if t.data.numel() != 1:
+        raise GraphError(
+            f"backward() on a tensor of shape {_shape_str(t.shape)} needs a gradient: it can be "
+            "created implicitly only for scalar (one-element) outputs. Pass grad=... with the same "
+            f"shape as the tensor (e.g. autodiff.ones({_shape_str(t.shape)})), or reduce it first "
+            "(e.g. y.sum().backward()).")
+    return torch.ones_like(t.data)
+
+
+def check_root_grad(t: Any, g: Any, create_graph: bool) -> Any:
+    raw = g.data if isinstance(g, _Tensor) else g
+    if not isinstance(raw, torch.Tensor):
+        raw = torch.as_tensor(raw, dtype=t.dtype, device=t.device)
+    if raw.shape != t.data.shape:
+        raise ShapeError(
+            f"backward(): grad has shape {_shape_str(raw.shape)} but the tensor has shape "
+            f"{_shape_str(t.shape)}; they must match.")
+    if raw.dtype != t.data.dtype and raw.is_floating_point():
+        raise DTypeError(f"backward(): grad has dtype {raw.dtype} but the tensor has dtype {t.dtype}.")
+    if create_graph:
+        return g if isinstance(g, _Tensor) else _Tensor._make(raw)
+    return raw
+
+
+def check_differentiable(t: Any, what: str) -> None:
+    if t.grad_fn is None and not t._requires_grad:
+        raise GraphError(
+            f"{what}: element 0 of tensors does not require grad and has no grad_fn: this tensor "
+            "was not produced by recorded operations on tensors with requires_grad=True (was it "
+            "created under no_grad(), detached, or from inputs that do not require grad?). "
+            "Create the inputs with requires_grad=True.")

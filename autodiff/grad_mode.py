@@ -1,0 +1,99 @@
+"""Thread-local recording state: grad mode and the current recording scope.
+
+Both live on one ``threading.local`` so that two threads training two models never see each
+other's ``no_grad()`` blocks, and so that recording reads a single object per op.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any, Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _State(threading.local):
+    grad_enabled: bool = True
+    # Opaque object attached to every node recorded while it is set (nn uses it to remember
+    # which module call produced a node; the engine never looks inside it).
+    scope: Any = None
+
+
+state = _State()
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations are currently being recorded on this thread."""
+    return state.grad_enabled
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode for the current thread."""
+
+    _enabled: bool
+
+    def __init__(self, func: Callable | None = None) -> None:
+        self._prev: list[bool] = []
+        self._func = func
+        if func is not None:
+            functools.update_wrapper(self, func)
+
+    def __enter__(self) -> None:
+        self._prev.append(state.grad_enabled)
+        state.grad_enabled = self._enabled
+
+    def __exit__(self, *exc: object) -> None:
+        state.grad_enabled = self._prev.pop()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._func is None:  # used as @no_grad()
+            (func,) = args
+            return type(self)(func)
+        with type(self)():  # a fresh instance keeps recursion and threads independent
+            return self._func(*args, **kwargs)
+
+
+class no_grad(_GradMode):
+    """Record nothing inside the block: results do not require grad. Usable as a decorator."""
+
+    _enabled = False
+
+
+class enable_grad(_GradMode):
+    """Record operations inside the block, even within ``no_grad()``. Usable as a decorator."""
+
+    _enabled = True
+
+
+class set_grad_enabled:
+    """Set grad mode to ``mode`` for the block (or for the thread, when not used with ``with``)."""
+
+    def __init__(self, mode: bool) -> None:
+        self._prev = state.grad_enabled
+        state.grad_enabled = bool(mode)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        state.grad_enabled = self._prev
+
+
+class scope:
+    """Tag every node recorded inside the block with ``obj`` (readable as ``node.scope``).
+
+    Scopes nest: the node stores the innermost one, which keeps a link to its parent via
+    whatever structure the caller puts in ``obj``. Cost when unused: nothing.
+    """
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+        self._prev: list[Any] = []
+
+    def __enter__(self) -> Any:
+        self._prev.append(state.scope)
+        state.scope = self._obj
+        return self._obj
+
+    def __exit__(self, *exc: object) -> None:
+        state.scope = self._prev.pop()

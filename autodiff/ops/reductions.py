@@ -1,0 +1,230 @@
+"""Reductions over ``dim`` (int, tuple or None for all; ``keepdim``) and the softmax family.
+
+VJPs first put the reduced dims back (``g`` reshaped to the keepdim shape), then broadcast.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import torch
+
+from ..engine import Node, record
+from ..tensor import Tensor
+from ._common import as_tensor, keep_shape, norm_dims, raw
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
+
+
+def _reduce_meta(op: str, x: Tensor, dim: Any) -> tuple:
+    dims = norm_dims(op, dim, x.data.dim())
+    return dims, x.data.shape, keep_shape(x.data.shape, dims)
+
+
+class Sum(Node):
+    """y = Σ_dims x;  dx = g broadcast back over dims"""
+    __slots__ = ()
+
+    def vjp(self, g):
+        shape, kshape = self.meta
+        return (g.reshape(kshape).expand(shape),)
+
+
+class Mean(Node):
+    """y = Σ_dims x / n;  dx = g / n broadcast back over dims"""
+    __slots__ = ()
+
+    def vjp(self, g):
+        shape, kshape, n = self.meta
+        return (g.reshape(kshape).expand(shape) / n,)
+
+
+def _count(shape: torch.Size, dims: tuple[int, ...]) -> int:
+    n = 1
+    for d in dims:
+        n *= shape[d]
+    return n
+
+
+def sum(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: torch.dtype | None = None) -> Tensor:
+    """Sum over ``dim`` (all dims when None)."""
+    x = as_tensor(x)
+    dims, shape, kshape = _reduce_meta("sum", x, dim)
+    out = x.data.sum(dims, keepdim=keepdim, dtype=dtype) if dims else x.data.clone()
+    return record(Sum, out, (x,), meta=(shape, kshape))
+
+
+def mean(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Mean over ``dim`` (all dims when None)."""
+    x = as_tensor(x)
+    dims, shape, kshape = _reduce_meta("mean", x, dim)
+    if not x.data.is_floating_point():
+        raise TypeError(f"mean: needs a floating point tensor, got dtype {x.dtype}")
+    out = x.data.mean(dims, keepdim=keepdim) if dims else x.data.clone()
+    return record(Mean, out, (x,), meta=(shape, kshape, _count(shape, dims)))
+
+
+class Amax(Node):
+    """y = max over dims;  dx = g shared evenly among the elements equal to the max"""
+    __slots__ = ()
+
+    def vjp(self, g, x, y):
+        shape, kshape, dims = self.meta
+        hit = raw(x) == raw(y).reshape(kshape)
+        count = hit.sum(dims, keepdim=True)
+        return (g.reshape(kshape).expand(shape).where(hit, 0.0) / count,)
+
+
+class Amin(Amax):
+    """y = min over dims;  dx = g shared evenly among the elements equal to the min"""
+    __slots__ = ()
+
+
+def amax(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Max over ``dim`` (ties share the gradient evenly)."""
+    x = as_tensor(x)
+    dims, shape, kshape = _reduce_meta("amax", x, dim)
+    _check_nonempty("amax", x)
+    out = x.data.amax(dims, keepdim=keepdim) if dims else x.data.clone()
+    return record(Amax, out, (x,), (x,), meta=(shape, kshape, dims), save_out=True)
+
+
+def amin(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Min over ``dim`` (ties share the gradient evenly)."""
+    x = as_tensor(x)
+    dims, shape, kshape = _reduce_meta("amin", x, dim)
+    _check_nonempty("amin", x)
+    out = x.data.amin(dims, keepdim=keepdim) if dims else x.data.clone()
+    return record(Amin, out, (x,), (x,), meta=(shape, kshape, dims), save_out=True)
+
+
+def _check_nonempty(op: str, x: Tensor) -> None:
+    if x.data.numel() == 0:
+        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {tuple(x.shape)}")
+
+
+class MaxDim(Node):
+    """values = max along dim;  dx = g at the index of the chosen element, 0 elsewhere"""
+    __slots__ = ()
+
+    def vjp(self, g):
+        shape, kshape, dim, idx = self.meta
+        hit = torch.zeros(shape, dtype=torch.bool, device=idx.device).scatter_(dim, idx, True)
+        return (g.reshape(kshape).expand(shape).where(hit, 0.0),)
+
+
+class MinDim(MaxDim):
+    """values = min along dim;  dx = g at the index of the chosen element, 0 elsewhere"""
+    __slots__ = ()
+
+
+def _select_reduce(op: str, cls: type[Node], full: Any, x: Any, dim: Any, keepdim: bool) -> Any:
+    x = as_tensor(x)
+    if dim is None:
+        return full(x)
+    (d,) = norm_dims(op, dim, x.data.dim())
+    _check_nonempty(op, x)
+    values, idx = getattr(torch, op)(x.data, d, keepdim=keepdim)
+    kshape = keep_shape(x.data.shape, (d,))
+    v = record(cls, values, (x,), meta=(x.data.shape, kshape, d, idx.reshape(kshape)))
+    return MaxResult(v, Tensor._make(idx))
+
+
+def max(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
+    """Max of all elements, or ``(values, indices)`` along ``dim`` like torch.max."""
+    if isinstance(dim, (Tensor, torch.Tensor)):
+        from .elementwise import maximum
+        return maximum(x, dim)
+    return _select_reduce("max", MaxDim, amax, x, dim, keepdim)
+
+
+def min(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
+    """Min of all elements, or ``(values, indices)`` along ``dim`` like torch.min."""
+    if isinstance(dim, (Tensor, torch.Tensor)):
+        from .elementwise import minimum
+        return minimum(x, dim)
+    return _select_reduce("min", MinDim, amin, x, dim, keepdim)
+
+
+def argmax(x: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    return Tensor._make(torch.argmax(raw(x), dim=dim, keepdim=keepdim))
+
+
+def argmin(x: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    return Tensor._make(torch.argmin(raw(x), dim=dim, keepdim=keepdim))
+
+
+class Var(Node):
+    """y = Σ(x - mean)² / (n - correction);  dx = g * 2 (x - mean) / (n - correction)"""
+    __slots__ = ()
+
+    def vjp(self, g, x):
+        shape, kshape, dims, denom = self.meta
+        centred = x - x.mean(dims, keepdim=True)
+        return (g.reshape(kshape) * centred * (2.0 / denom),)
+
+
+def var(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
+        keepdim: bool = False) -> Tensor:
+    """Variance over ``dim``; ``correction=1`` (the default, like torch) is Bessel's correction."""
+    x = as_tensor(x)
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    dims, shape, kshape = _reduce_meta("var", x, dim)
+    out = torch.var(x.data, dims, correction=correction, keepdim=keepdim)
+    denom = _count(shape, dims) - correction
+    return record(Var, out, (x,), (x,), meta=(shape, kshape, dims, denom))
+
+
+def std(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
+        keepdim: bool = False) -> Tensor:
+    """Standard deviation: sqrt(var)."""
+    from .elementwise import sqrt
+    return sqrt(var(x, dim, correction=correction, unbiased=unbiased, keepdim=keepdim))
+
+
+class LogSumExp(Node):
+    """y = log Σ exp(x);  dx = g * exp(x - y)  (= g * softmax(x))"""
+    __slots__ = ()
+
+    def vjp(self, g, x, y):
+        kshape = self.meta
+        return (g.reshape(kshape) * (x - y.reshape(kshape)).exp(),)
+
+
+def logsumexp(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x))) over ``dim``, computed stably."""
+    x = as_tensor(x)
+    dims, shape, kshape = _reduce_meta("logsumexp", x, dim)
+    out = torch.logsumexp(x.data, dims, keepdim=keepdim)
+    return record(LogSumExp, out, (x,), (x,), meta=kshape, save_out=True)
+
+
+class Softmax(Node):
+    """y = exp(x) / Σ exp(x);  dx = y * (g - Σ g * y)"""
+    __slots__ = ()
+
+    def vjp(self, g, y):
+        return (y * (g - (g * y).sum(self.meta, keepdim=True)),)
+
+
+class LogSoftmax(Node):
+    """y = x - logsumexp(x);  dx = g - exp(y) * Σ g"""
+    __slots__ = ()
+
+    def vjp(self, g, y):
+        return (g - y.exp() * g.sum(self.meta, keepdim=True),)
+
+
+def softmax(x: Any, dim: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim`` (shifted by the max: stable)."""
+    x = as_tensor(x)
+    (d,) = norm_dims("softmax", dim, x.data.dim())
+    return record(Softmax, torch.softmax(x.data, d), (x,), meta=d, save_out=True)
+
+
+def log_softmax(x: Any, dim: int = -1) -> Tensor:
+    """x - logsumexp(x) along ``dim`` (stable)."""
+    x = as_tensor(x)
+    (d,) = norm_dims("log_softmax", dim, x.data.dim())
+    return record(LogSoftmax, torch.log_softmax(x.data, d), (x,), meta=d, save_out=True)
