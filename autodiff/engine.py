@@ -5,7 +5,9 @@ A node is created per differentiable op on tensors that require grad. It holds
   requires grad (its gradient accumulates into ``.grad``), or None (no gradient wanted);
 - ``saved``: what the VJP needs: input Tensors (differentiable again under ``create_graph``) and
   raw torch tensors (constants such as masks); ``out`` holds the raw output when the VJP needs it;
-- ``meta``: non-tensor facts (shapes, dims, slopes).
+- ``meta``: non-tensor facts (shapes, dims, slopes); ``shape``: the output's shape;
+- ``scope``: whatever ``grad_mode.state.scope`` held when it was recorded (nn sets it to the
+  module call in progress, so pictures can group nodes by module); ``hooks``: gradient hooks.
 
 A VJP is written once, with operators and methods that torch.Tensor and autodiff.Tensor share.
 On the first-order path it receives raw torch tensors (no recording, no wrappers); under
@@ -26,7 +28,8 @@ _Tensor: Any = None  # autodiff.Tensor, bound by tensor.py (the two modules need
 class Node:
     """A recorded operation. Subclasses name the op and define ``vjp(g, *saved)``."""
 
-    __slots__ = ("parents", "saved", "meta", "out", "scope", "hooks", "versions", "__weakref__")
+    __slots__ = ("parents", "saved", "meta", "out", "shape", "scope", "hooks", "versions",
+                 "__weakref__")
 
     def vjp(self, g: Any, *saved: Any) -> tuple:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -77,6 +80,7 @@ def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tup
     node.saved = saved
     node.meta = meta
     node.out = out if save_out else None
+    node.shape = out.shape  # the output's shape, for pictures and messages
     node.scope = state.scope
     node.hooks = None
     # torch bumps a tensor's version on every in-place kernel; remembering it here lets the
@@ -175,24 +179,26 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
             deps[fn] = 0
             stack.append(fn)
 
-    # Count, for every node reachable from the roots, how many edges point at it.
-    # An explicit stack (no recursion) handles graphs of any depth.
-    while stack:
-        n = stack.pop()
-        for p in n.parents:
-            if p is None or p.__class__ is _Tensor or isinstance(p, _Tensor):
-                continue
-            if p in deps:
-                deps[p] += 1
-            else:
-                deps[p] = 1
-                stack.append(p)
-
     capture: dict = {}
+    stop: set = set()
     if inputs is not None:
         for i, x in enumerate(inputs):
             key = x.grad_fn if x.grad_fn is not None else x
             capture.setdefault(key, []).append(i)
+        deps = _needed_deps(stack, capture, stop)
+    else:
+        # Count, for every node reachable from the roots, how many edges point at it.
+        # An explicit stack (no recursion) handles graphs of any depth.
+        while stack:
+            n = stack.pop()
+            for p in n.parents:
+                if p is None or p.__class__ is _Tensor or isinstance(p, _Tensor):
+                    continue
+                if p in deps:
+                    deps[p] += 1
+                else:
+                    deps[p] = 1
+                    stack.append(p)
     results: list = [None] * (len(inputs) if inputs is not None else 0)
 
     ready = [n for n, c in deps.items() if c == 0]
@@ -207,7 +213,7 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
             if n in capture:
                 for i in capture[n]:
                     results[i] = g
-            if g is not None:
+            if g is not None and n not in stop:
                 in_grads = n.vjp(g, *_unpack(n, create_graph))
                 if not retain_graph:
                     _release(n)
@@ -220,9 +226,12 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
                     if gi is not None:
                         leaf_grads[p] = _sum_grads(leaf_grads[p], gi) if p in leaf_grads else gi
                     continue
+                c = deps.get(p)
+                if c is None:  # not on a path to the requested inputs
+                    continue
                 if gi is not None:
                     grads[p] = _sum_grads(grads[p], gi) if p in grads else gi
-                c = deps[p] - 1
+                c -= 1
                 deps[p] = c
                 if c == 0:
                     ready.append(p)
@@ -252,6 +261,42 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
         else:
             out.append(g if create_graph else _Tensor._make(_as_leaf_grad(g, x, stolen, False)))
     return tuple(out)
+
+
+def _needed_deps(roots: list, capture: dict, stop: set) -> dict:
+    """Edge counts restricted to the nodes that lie on a path from the roots to an input.
+
+    ``autodiff.grad`` must not run (nor free) the parts of the graph beyond its inputs: a loss's
+    gradient w.r.t. a prediction leaves the model's graph intact for a later backward.
+    Nodes that are inputs with nothing needed beyond them go into ``stop``: their gradient is
+    captured but their VJP is not run.
+    """
+    needed: dict = {}
+    for r in roots:
+        if r in needed:
+            continue
+        stack = [(r, 0)]
+        while stack:  # iterative post-order: a node is decided after all its parents
+            n, i = stack[-1]
+            ps = n.parents
+            if i < len(ps):
+                stack[-1] = (n, i + 1)
+                p = ps[i]
+                if p is not None and not isinstance(p, _Tensor) and p not in needed:
+                    stack.append((p, 0))
+                continue
+            stack.pop()
+            beyond = any(p in capture if isinstance(p, _Tensor) else needed.get(p, False)
+                         for p in ps if p is not None)
+            needed[n] = beyond or n in capture
+            if not beyond:
+                stop.add(n)
+    deps = {n: 0 for n, keep in needed.items() if keep}
+    for n in deps:
+        for p in n.parents:
+            if p is not None and p in deps:
+                deps[p] += 1
+    return deps
 
 
 def _accumulate(leaf: Any, g: Any, stolen: set, create_graph: bool) -> None:
