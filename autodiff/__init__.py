@@ -10,6 +10,7 @@ Every op on a Tensor that requires grad records a node holding a hand-written VJ
 ``backward()`` walks the recorded graph in reverse (iteratively, any depth).
 """
 from . import ops  # noqa: F401  (attaches the Tensor methods and operators)
+from .ops import inplace  # noqa: F401  (attaches add_, mul_, x[i] = v, ...)
 from .engine import Node
 from .errors import DeviceError, DTypeError, GradcheckError, GraphError, ShapeError
 from .factories import (arange, empty, empty_like, eye, full, full_like, linspace, ones, ones_like,

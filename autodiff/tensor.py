@@ -254,24 +254,7 @@ class Tensor:
             raise GraphError("cannot pickle a non-leaf tensor: detach() it first.")
         return (_rebuild, (self.data, self._requires_grad))
 
-    # ---- in-place helpers on leaves (optimizers, zeroing grads) -------------------------------
-    def zero_(self) -> "Tensor":
-        _check_inplace(self, "zero_")
-        self.data.zero_()
-        return self
-
-    def fill_(self, value: float) -> "Tensor":
-        _check_inplace(self, "fill_")
-        self.data.fill_(value)
-        return self
-
-
-def _check_inplace(t: Tensor, op: str) -> None:
-    from .grad_mode import state
-    if t.grad_fn is None and t._requires_grad and state.grad_enabled:
-        raise GraphError(
-            f"{op}: a leaf tensor that requires grad (shape {tuple(t.shape)}) is being used in an "
-            "in-place operation; wrap the update in `with autodiff.no_grad():`.")
+    # In-place ops (add_, mul_, zero_, fill_, x[i] = v, ...) live in ops/inplace.py.
 
 
 def _rebuild(data: torch.Tensor, requires_grad: bool) -> Tensor:
