@@ -11,6 +11,7 @@ Every op on a Tensor that requires grad records a node holding a hand-written VJ
 """
 from . import ops  # noqa: F401  (attaches the Tensor methods and operators)
 from .ops import inplace  # noqa: F401  (attaches add_, mul_, x[i] = v, ...)
+from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .engine import Node
 from .errors import DeviceError, DTypeError, GradcheckError, GraphError, ShapeError
 from .factories import (arange, empty, empty_like, eye, full, full_like, linspace, ones, ones_like,
@@ -32,6 +33,7 @@ __all__ = [
     "Tensor", "Node", "Function", "FunctionCtx",
     "grad", "gradcheck", "gradgradcheck", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "scope",
+    "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",
     "tensor", "zeros", "ones", "full", "empty", "eye", "randn", "rand", "arange", "linspace",
     "zeros_like", "ones_like", "randn_like", "rand_like", "full_like", "empty_like",
     "ShapeError", "DTypeError", "DeviceError", "GraphError", "GradcheckError",

@@ -17,6 +17,8 @@ class _State(threading.local):
     # Opaque object attached to every node recorded while it is set (nn uses it to remember
     # which module call produced a node; the engine never looks inside it).
     scope: Any = None
+    # detect_anomaly() (autodiff/anomaly.py): scan outputs and gradients for NaN/Inf.
+    anomaly: bool = False
 
 
 state = _State()
