@@ -123,6 +123,8 @@ class Tensor:
     def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> "_RemovableHandle":
         """Call ``hook(grad)`` whenever this tensor's gradient is computed; a returned tensor
         replaces the gradient. Returns a handle whose ``remove()`` unregisters the hook."""
+        if not callable(hook):
+            raise TypeError(f"register_hook: expected a callable, got {type(hook).__name__}")
         if not self._requires_grad:
             raise GraphError("cannot register a hook on a tensor that does not require grad.")
         if self.grad_fn is None:
@@ -133,7 +135,11 @@ class Tensor:
             if self.grad_fn.hooks is None:
                 self.grad_fn.hooks = []
             hooks = self.grad_fn.hooks
-        hooks.append(hook)
+        # As in torch, retain_grad() stores the gradient after every other hook has run.
+        n = len(hooks)
+        while n and getattr(hooks[n - 1], "_retains_grad", False):
+            n -= 1
+        hooks.insert(n, hook)
         return _RemovableHandle(hooks, hook)
 
     def retain_grad(self) -> None:
@@ -150,8 +156,10 @@ class Tensor:
         def _retain(g: "Tensor") -> None:
             t = ref()
             if t is not None:
-                gd = g.data if g.grad_fn is None else g
-                t.grad = Tensor._make(gd.clone()) if t.grad is None else t.grad + gd
+                if g.grad_fn is None:  # first order: a plain copy
+                    t.grad = Tensor._make(g.data.clone()) if t.grad is None else t.grad + g.data
+                else:  # create_graph: keep the gradient differentiable
+                    t.grad = g.clone() if t.grad is None else t.grad + g
         _retain._retains_grad = True  # type: ignore[attr-defined]
         self.register_hook(_retain)
 
