@@ -20,9 +20,11 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from .errors import DTypeError, GraphError, ShapeError
-from .grad_mode import enable_grad, no_grad, state
+from .grad_mode import state
 
 _Tensor: Any = None  # autodiff.Tensor, bound by tensor.py (the two modules need each other)
+_new = object.__new__
+_raw = torch.Tensor
 
 
 class Node:
@@ -58,7 +60,12 @@ class Node:
 def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tuple = (),
            meta: Any = None, save_out: bool = False) -> Any:
     """Wrap ``out`` in a Tensor; when recording and an input requires grad, attach a ``cls`` node."""
-    t = _Tensor._make(out)
+    t = _new(_Tensor)
+    t.data = out
+    t.grad = None
+    t.grad_fn = None
+    t._requires_grad = False
+    t._hooks = None
     if not state.grad_enabled:
         return t
     parents = []
@@ -75,7 +82,7 @@ def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tup
             parents.append(None)
     if not wanted:
         return t
-    node = cls.__new__(cls)
+    node = _new(cls)
     node.parents = tuple(parents)
     node.saved = saved
     node.meta = meta
@@ -85,7 +92,11 @@ def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tup
     node.hooks = None
     # torch bumps a tensor's version on every in-place kernel; remembering it here lets the
     # backward refuse a saved tensor that was modified in the meantime.
-    node.versions = tuple([_version(s) for s in saved]) if saved else ()
+    if saved:
+        node.versions = tuple([s._version if s.__class__ is _raw else s.data._version
+                               for s in saved])
+    else:
+        node.versions = ()
     t.grad_fn = node
     t._requires_grad = True
     return t
@@ -143,10 +154,6 @@ def _run_hooks(hooks: list, g: Any, create_graph: bool) -> Any:
     return g
 
 
-def _sum_grads(a: Any, b: Any) -> Any:
-    return a + b
-
-
 def _as_leaf_grad(g: Any, leaf: Any, stolen: set, create_graph: bool) -> Any:
     """The first gradient stored into ``leaf.grad``: never an alias of another live tensor."""
     if create_graph:
@@ -174,7 +181,7 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
         fn = r.grad_fn
         key = fn if fn is not None else r
         store = grads if fn is not None else leaf_grads
-        store[key] = _sum_grads(store[key], g) if key in store else g
+        store[key] = store[key] + g if key in store else g
         if fn is not None and fn not in deps:
             deps[fn] = 0
             stack.append(fn)
@@ -203,50 +210,71 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
 
     ready = [n for n, c in deps.items() if c == 0]
     stolen: set = {id(g) for g in root_grads}
-    ctx = enable_grad() if create_graph else no_grad()
-    with ctx:
+    T, raw_cls = _Tensor, torch.Tensor
+    prev_mode = state.grad_enabled
+    state.grad_enabled = create_graph  # the backward pass is recorded only under create_graph
+    try:
         while ready:
             n = ready.pop()
             g = grads.pop(n, None)
             if g is not None and n.hooks is not None:
                 g = _run_hooks(n.hooks, g, create_graph)
-            if n in capture:
+            if capture and n in capture:
                 for i in capture[n]:
                     results[i] = g
-            if g is not None and n not in stop:
-                in_grads = n.vjp(g, *_unpack(n, create_graph))
+            if g is None or (stop and n in stop):
+                in_grads = (None,) * len(n.parents)
+            elif create_graph:
+                in_grads = n.vjp(g, *_unpack(n, True))
                 if not retain_graph:
                     _release(n)
             else:
-                in_grads = (None,) * len(n.parents)
+                # First-order fast path: hand the VJP raw torch tensors (inlined _unpack).
+                saved = n.saved
+                if saved:
+                    args = [s if s.__class__ is raw_cls else s.data for s in saved]
+                    for a, v in zip(args, n.versions):
+                        if a._version != v:
+                            _check_versions(n)
+                    if n.out is not None:
+                        args.append(n.out)
+                    in_grads = n.vjp(g, *args)
+                elif saved is None:
+                    _unpack(n, False)  # raises the "backward a second time" error
+                elif n.out is not None:
+                    in_grads = n.vjp(g, n.out)
+                else:
+                    in_grads = n.vjp(g)
+                if not retain_graph and (saved or n.out is not None):
+                    n.saved = None
+                    n.out = None
             for p, gi in zip(n.parents, in_grads):
                 if p is None:
                     continue
-                if p.__class__ is _Tensor or isinstance(p, _Tensor):
+                if p.__class__ is T or isinstance(p, T):
                     if gi is not None:
-                        leaf_grads[p] = _sum_grads(leaf_grads[p], gi) if p in leaf_grads else gi
+                        leaf_grads[p] = leaf_grads[p] + gi if p in leaf_grads else gi
                     continue
                 c = deps.get(p)
                 if c is None:  # not on a path to the requested inputs
                     continue
                 if gi is not None:
-                    grads[p] = _sum_grads(grads[p], gi) if p in grads else gi
-                c -= 1
-                deps[p] = c
-                if c == 0:
+                    grads[p] = grads[p] + gi if p in grads else gi
+                if c == 1:
                     ready.append(p)
+                deps[p] = c - 1
 
         for leaf, g in leaf_grads.items():
-            extra = leaf._hooks
-            if extra:
-                g = _run_hooks(extra, g, create_graph)
-            if leaf in capture:
-                for i in capture[leaf]:
-                    results[i] = g
-                continue
+            if leaf._hooks:
+                g = _run_hooks(leaf._hooks, g, create_graph)
             if inputs is not None:
+                if leaf in capture:
+                    for i in capture[leaf]:
+                        results[i] = g
                 continue
             _accumulate(leaf, g, stolen, create_graph)
+    finally:
+        state.grad_enabled = prev_mode
 
     if inputs is None:
         return None
@@ -315,8 +343,20 @@ def _shape_str(shape: Iterable[int]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + (",)" if len(tuple(shape)) == 1 else ")")
 
 
-def default_root_grad(t: Any) -> torch.Tensor:
-    if t.data.numel() != 1:
+_ones: dict = {}
+
+
+def default_root_grad(t: Any, shared: bool = True) -> torch.Tensor:
+    data = t.data
+    if data.dim() == 0 and shared:
+        # One shared read-only 1.0 per dtype/device: VJPs never write to their incoming
+        # gradient, and a leaf root gets a copy (its id is in run_backward's ``stolen`` set).
+        key = (data.dtype, data.device)
+        one = _ones.get(key)
+        if one is None:
+            one = _ones[key] = torch.ones((), dtype=data.dtype, device=data.device)
+        return one
+    if data.numel() != 1:
         raise GraphError(
             f"backward() on a tensor of shape {_shape_str(t.shape)} needs a gradient: it can be "
             "created implicitly only for scalar (one-element) outputs. Pass grad=... with the same "

@@ -47,7 +47,10 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     roots, root_grads = [], []
     for o, g in zip(outs, gos):
         engine.check_differentiable(o, "grad")
-        g = engine.default_root_grad(o) if g is None else engine.check_root_grad(o, g, create_graph)
+        if g is None:
+            g = engine.default_root_grad(o, shared=not create_graph)
+        else:
+            g = engine.check_root_grad(o, g, create_graph)
         if create_graph and not isinstance(g, Tensor):
             g = Tensor._make(g)
         roots.append(o)

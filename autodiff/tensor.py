@@ -106,7 +106,10 @@ class Tensor:
         engine.check_differentiable(self, "backward()")
         if retain_graph is None:
             retain_graph = create_graph
-        g = engine.default_root_grad(self) if grad is None else engine.check_root_grad(self, grad, create_graph)
+        if grad is None:  # under create_graph the root gradient may become a leaf's .grad: no sharing
+            g = engine.default_root_grad(self, shared=not create_graph)
+        else:
+            g = engine.check_root_grad(self, grad, create_graph)
         if create_graph and not isinstance(g, Tensor):
             g = Tensor._make(g)
         if inputs is not None:

@@ -14,6 +14,15 @@ from ..engine import Node, record
 from ..tensor import Tensor
 from ._common import SCALARS, as_tensor, check_float_pair, explain, raw, sum_to
 
+# torch's fused backward kernels: one kernel instead of two or three on the first-order path
+# (raw torch tensors). Under create_graph the composite form is used, so it stays differentiable.
+_aten = torch.ops.aten
+_tanh_backward = _aten.tanh_backward.default
+_sigmoid_backward = _aten.sigmoid_backward.default
+_threshold_backward = _aten.threshold_backward.default
+_leaky_relu_backward = _aten.leaky_relu_backward.default
+_RAW = torch.Tensor
+
 
 def _operands(op: str, a: Any, b: Any) -> tuple[Any, Any]:
     """Each operand as a Tensor, or kept as a Python scalar (no tensor is built for ``x * 2``)."""
@@ -207,6 +216,8 @@ class PowScalar(Node):
         c = self.meta
         if c == 0:
             return (g * 0.0,)
+        if c == 2:  # the square (MSE): skip computing a ** 1
+            return (g * (a * 2.0),)
         return (g * c * a ** (c - 1),)
 
 
@@ -307,6 +318,8 @@ class Tanh(Node):
     __slots__ = ()
 
     def vjp(self, g, y):
+        if g.__class__ is _RAW:
+            return (_tanh_backward(g, y),)
         return (g * (1 - y * y),)
 
 
@@ -315,6 +328,8 @@ class Sigmoid(Node):
     __slots__ = ()
 
     def vjp(self, g, y):
+        if g.__class__ is _RAW:
+            return (_sigmoid_backward(g, y),)
         return (g * (y * (1 - y)),)
 
 
@@ -323,6 +338,8 @@ class Relu(Node):
     __slots__ = ()
 
     def vjp(self, g, y):
+        if g.__class__ is _RAW:
+            return (_threshold_backward(g, y, 0),)
         return (g.where(raw(y) > 0, 0.0),)
 
 
@@ -331,6 +348,8 @@ class LeakyRelu(Node):
     __slots__ = ()
 
     def vjp(self, g, x):
+        if g.__class__ is _RAW:
+            return (_leaky_relu_backward(g, x, self.meta, False),)
         return (g.where(raw(x) > 0, g * self.meta),)
 
 
@@ -373,7 +392,7 @@ relu = _unary(Relu, torch.relu, save_out=True)
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
     """x if x > 0 else negative_slope * x."""
     x = as_tensor(x)
-    out = torch.where(x.data > 0, x.data, x.data * negative_slope)
+    out = torch.nn.functional.leaky_relu(x.data, negative_slope)
     return record(LeakyRelu, out, (x,), (x,), meta=negative_slope)
 
 

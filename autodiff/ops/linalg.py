@@ -18,12 +18,13 @@ class MatMul(Node):
     def vjp(self, g, a, b):
         p = self.parents
         a_shape, b_shape = a.shape, b.shape
-        if len(a_shape) == 1:
-            a = a.unsqueeze(0)
-            g = g.unsqueeze(-2)
+        # b first: for a 1-D @ 1-D dot product g is 0-d, and only unsqueeze(-1) accepts that.
         if len(b_shape) == 1:
             b = b.unsqueeze(-1)
             g = g.unsqueeze(-1)
+        if len(a_shape) == 1:
+            a = a.unsqueeze(0)
+            g = g.unsqueeze(-2)
         ga = sum_to(g @ b.mT, a.shape).reshape(a_shape) if p[0] is not None else None
         gb = sum_to(a.mT @ g, b.shape).reshape(b_shape) if p[1] is not None else None
         return ga, gb
@@ -57,12 +58,20 @@ def matmul(a: Any, b: Any) -> Tensor:
     return record(MatMul, out, (a, b), (a, b))
 
 
+_linear = torch.nn.functional.linear  # a plain kernel call: no torch.autograd involved
+_RAW = torch.Tensor
+
+
 class Linear(Node):
     """y = x @ Wᵀ + b;  dx = g @ W,  dW = gᵀ @ x,  db = Σ_batch g"""
     __slots__ = ()
 
     def vjp(self, g, x, w):
         p = self.parents
+        if g.__class__ is _RAW and g.ndim == 2:  # first-order, 2-D: plain mm kernels
+            return (g.mm(w) if p[0] is not None else None,
+                    g.t().mm(x) if p[1] is not None else None,
+                    g.sum(0) if len(p) > 2 and p[2] is not None else None)
         gx = g @ w if p[0] is not None else None
         gw = gb = None
         if p[1] is not None or (len(p) > 2 and p[2] is not None):
@@ -83,15 +92,13 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
     check_float_pair("linear", rx, rw)
     try:
         if bias is None:
-            out = torch.nn.functional.linear(rx, rw)
+            out = _linear(rx, rw)
             return record(Linear, out, (x, weight), (x, weight))
         bias = as_tensor(bias)
-        if bias.data.dim() != 1 or bias.data.shape[0] != rw.shape[0]:
+        rb = bias.data
+        if rb.dim() != 1 or rb.shape[0] != rw.shape[0]:
             raise RuntimeError("bias shape")
-        if rx.dim() == 2:
-            out = torch.addmm(bias.data, rx, rw.t())
-        else:
-            out = torch.nn.functional.linear(rx, rw, bias.data)
+        out = _linear(rx, rw, rb)  # addmm for 2-D inputs, in C++ (no Python-side transpose)
     except RuntimeError as e:
         if rx.device != rw.device:
             raise explain("linear", e, x, weight) from None

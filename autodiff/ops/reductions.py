@@ -27,7 +27,9 @@ class Sum(Node):
 
     def vjp(self, g):
         shape, kshape = self.meta
-        return (g.reshape(kshape).expand(shape),)
+        if g.ndim:  # a 0-d gradient (full reduction) expands as it is
+            g = g.reshape(kshape)
+        return (g.expand(shape),)
 
 
 class Mean(Node):
@@ -36,7 +38,9 @@ class Mean(Node):
 
     def vjp(self, g):
         shape, kshape, n = self.meta
-        return (g.reshape(kshape).expand(shape) / n,)
+        if g.ndim:
+            g = g.reshape(kshape)
+        return ((g / n).expand(shape),)
 
 
 def _count(shape: torch.Size, dims: tuple[int, ...]) -> int:
@@ -49,6 +53,9 @@ def _count(shape: torch.Size, dims: tuple[int, ...]) -> int:
 def sum(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: torch.dtype | None = None) -> Tensor:
     """Sum over ``dim`` (all dims when None)."""
     x = as_tensor(x)
+    if dim is None and not keepdim and dtype is None:  # the common full reduction, kept lean
+        d = x.data
+        return record(Sum, d.sum(), (x,), meta=(d.shape, (1,) * d.dim()))
     dims, shape, kshape = _reduce_meta("sum", x, dim)
     out = x.data.sum(dims, keepdim=keepdim, dtype=dtype) if dims else x.data.clone()
     return record(Sum, out, (x,), meta=(shape, kshape))
@@ -57,6 +64,9 @@ def sum(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: torch.dtype | 
 def mean(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
     """Mean over ``dim`` (all dims when None)."""
     x = as_tensor(x)
+    d = x.data
+    if dim is None and not keepdim and d.is_floating_point():  # the common full reduction
+        return record(Mean, d.mean(), (x,), meta=(d.shape, (1,) * d.dim(), d.numel()))
     dims, shape, kshape = _reduce_meta("mean", x, dim)
     if not x.data.is_floating_point():
         raise TypeError(f"mean: needs a floating point tensor, got dtype {x.dtype}")
