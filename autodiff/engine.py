@@ -23,6 +23,7 @@ from .errors import DTypeError, GraphError, ShapeError
 from .grad_mode import state
 
 _Tensor: Any = None  # autodiff.Tensor, bound by tensor.py (the two modules need each other)
+_anomaly: Any = None  # autodiff.anomaly, bound by it; consulted only while state.anomaly is on
 _new = object.__new__
 _raw = torch.Tensor
 
@@ -92,13 +93,20 @@ def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tup
     node.hooks = None
     # torch bumps a tensor's version on every in-place kernel; remembering it here lets the
     # backward refuse a saved tensor that was modified in the meantime.
+    # A saved output's version is stored last (the output may be changed in place too).
     if saved:
-        node.versions = tuple([s._version if s.__class__ is _raw else s.data._version
-                               for s in saved])
+        versions = [s._version if s.__class__ is _raw else s.data._version for s in saved]
+        if save_out:
+            versions.append(out._version)
+        node.versions = tuple(versions)
+    elif save_out:
+        node.versions = (out._version,)
     else:
         node.versions = ()
     t.grad_fn = node
     t._requires_grad = True
+    if state.anomaly:
+        _anomaly.on_record(node, out)
     return t
 
 
@@ -108,10 +116,18 @@ def _version(s: Any) -> int:
 
 
 def _check_versions(node: Node) -> None:
-    for s, v in zip(node.saved, node.versions):
+    items = node.saved if node.out is None else (*node.saved, node.out)
+    for i, (s, v) in enumerate(zip(items, node.versions)):
         now = _version(s)
         if now != v:
-            what = "an input" if isinstance(s, _Tensor) else "a tensor"
+            if node.out is not None and i == len(node.saved):
+                what = f"its own output (the output of {node.name})"
+            elif isinstance(s, _Tensor):
+                what = (f"an input, the output of {s.grad_fn.name}," if s.grad_fn is not None
+                        else "an input leaf tensor" if s._requires_grad
+                        else "an input that does not require grad")
+            else:
+                what = "a tensor it saved"
             raise GraphError(
                 f"one of the tensors needed by {node.name}'s backward has been modified by an "
                 f"in-place operation: {what} of shape {tuple(s.shape)} and dtype {s.dtype} is at "
@@ -126,7 +142,8 @@ def _unpack(node: Node, create_graph: bool) -> list:
             f"Trying to backward through the graph a second time: the tensors saved by "
             f"{node.name} were freed by the first backward(). Pass retain_graph=True to the "
             "first backward() (or autodiff.grad) if you need to backward through it again.")
-    if node.versions and any(_version(s) != v for s, v in zip(saved, node.versions)):
+    items = saved if node.out is None else (*saved, node.out)
+    if node.versions and any(_version(s) != v for s, v in zip(items, node.versions)):
         _check_versions(node)
     if create_graph:
         args = list(saved)
@@ -150,8 +167,22 @@ def _run_hooks(hooks: list, g: Any, create_graph: bool) -> Any:
         wrapped = g if create_graph else _Tensor._make(g)
         r = hook(wrapped)
         if r is not None:
-            g = r if create_graph else _Tensor._unwrap(r)
+            if r.__class__ is not _raw and not isinstance(r, (_Tensor, _raw)):
+                raise TypeError(f"gradient hook {_hook_name(hook)} returned a "
+                                f"{type(r).__name__}; it must return a Tensor or None")
+            rd = r.data if isinstance(r, _Tensor) else r
+            if rd.shape != g.shape or rd.dtype != g.dtype:
+                raise GraphError(
+                    f"gradient hook {_hook_name(hook)} returned a tensor of shape "
+                    f"{tuple(rd.shape)} and dtype {rd.dtype} for a gradient of shape "
+                    f"{tuple(g.shape)} and dtype {g.dtype}; a hook may only replace the gradient "
+                    "with one of the same shape and dtype")
+            g = r if create_graph else rd
     return g
+
+
+def _hook_name(hook: Any) -> str:
+    return repr(getattr(hook, "__qualname__", None) or type(hook).__name__)
 
 
 def _as_leaf_grad(g: Any, leaf: Any, stolen: set, create_graph: bool) -> Any:
@@ -212,6 +243,7 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
     stolen: set = {id(g) for g in root_grads}
     T, raw_cls = _Tensor, torch.Tensor
     prev_mode = state.grad_enabled
+    anomaly = state.anomaly
     state.grad_enabled = create_graph  # the backward pass is recorded only under create_graph
     try:
         while ready:
@@ -233,21 +265,25 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
                 saved = n.saved
                 if saved:
                     args = [s if s.__class__ is raw_cls else s.data for s in saved]
+                    if n.out is not None:
+                        args.append(n.out)
                     for a, v in zip(args, n.versions):
                         if a._version != v:
                             _check_versions(n)
-                    if n.out is not None:
-                        args.append(n.out)
                     in_grads = n.vjp(g, *args)
                 elif saved is None:
                     _unpack(n, False)  # raises the "backward a second time" error
                 elif n.out is not None:
+                    if n.out._version != n.versions[0]:
+                        _check_versions(n)
                     in_grads = n.vjp(g, n.out)
                 else:
                     in_grads = n.vjp(g)
                 if not retain_graph and (saved or n.out is not None):
                     n.saved = None
                     n.out = None
+            if anomaly:
+                _anomaly.on_backward(n, in_grads)
             for p, gi in zip(n.parents, in_grads):
                 if p is None:
                     continue

@@ -196,7 +196,13 @@ class Fill(Node):
     __slots__ = ()
 
     def vjp(self, g):
-        return None, (g.sum() if self.parents[1] is not None else None)
+        gx = _zeros_like(g) if self.parents[0] is not None else None
+        return gx, (g.sum() if self.parents[1] is not None else None)
+
+
+def _zeros_like(g: Any) -> Any:
+    # A constant in both modes (raw on the fast path, an unrecorded Tensor under create_graph).
+    return torch.zeros_like(g) if isinstance(g, torch.Tensor) else Tensor._make(torch.zeros_like(g.data))
 
 
 def fill_(self: Tensor, value: Any) -> Tensor:
