@@ -46,7 +46,8 @@ class Mean(Node):
 def _count(shape: torch.Size, dims: tuple[int, ...]) -> int:
     n = 1
     for d in dims:
-        n *= shape[d]
+        if shape:  # a 0-d tensor accepts dim 0 (as in torch) and holds one element
+            n *= shape[d]
     return n
 
 
