@@ -31,9 +31,10 @@ def _numerical(fn: Callable, inputs: Sequence[Tensor], x: Tensor, eps: float) ->
         minus = [o.data.reshape(-1).clone() for o in _outputs(fn, inputs)]
         flat[k] = orig
         cols.append([(p - m) / (2 * eps) for p, m in zip(plus, minus)])
-    n_out = len(cols[0]) if cols else 0
-    return [torch.stack([c[j] for c in cols], dim=1) if cols else torch.zeros(0)
-            for j in range(n_out)]
+    if not cols:  # an empty input: zero columns, but still one (empty) Jacobian per output
+        return [torch.zeros(o.numel(), 0, dtype=o.dtype, device=o.device)
+                for o in _outputs(fn, inputs)]
+    return [torch.stack([c[j] for c in cols], dim=1) for j in range(len(cols[0]))]
 
 
 def gradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor], eps: float = 1e-6,
