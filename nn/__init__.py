@@ -1,0 +1,24 @@
+"""nn: layers, losses, optimizers and training on the autodiff engine, with PyTorch's names.
+
+    import nn
+    model = nn.Sequential(nn.Linear(2, 25), nn.Tanh(), nn.Linear(25, 1))
+    opt = nn.optim.Adam(model.parameters(), lr=1e-2)
+    loss = nn.BCEWithLogitsLoss()(model(x), y)
+    opt.zero_grad(); loss.backward(); opt.step()
+
+Every module also speaks the course interface: ``forward``, ``backward``, ``param``.
+"""
+from . import functional, init, optim  # noqa: F401
+from .activations import LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
+from .container import Sequential
+from .layers import Dropout, Identity, Linear
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .module import Module
+from .parameter import Parameter
+
+__all__ = [
+    "Module", "Parameter", "Sequential", "Linear", "Identity", "Dropout",
+    "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "SiLU", "Softplus",
+    "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
+    "functional", "init", "optim",
+]

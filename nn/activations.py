@@ -1,0 +1,59 @@
+"""Activation modules (no parameters), each one recorded node."""
+from __future__ import annotations
+
+from typing import Any
+
+import autodiff as ad
+from autodiff import Tensor
+
+from . import functional as F
+from .module import Module
+
+
+class ReLU(Module):
+    """max(x, 0)"""
+
+    def forward(self, input: Any) -> Tensor:
+        return ad.relu(input)
+
+
+class LeakyReLU(Module):
+    """x if x > 0 else negative_slope * x"""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, input: Any) -> Tensor:
+        return ad.leaky_relu(input, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Tanh(Module):
+    """tanh(x)"""
+
+    def forward(self, input: Any) -> Tensor:
+        return ad.tanh(input)
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x))"""
+
+    def forward(self, input: Any) -> Tensor:
+        return ad.sigmoid(input)
+
+
+class SiLU(Module):
+    """x * sigmoid(x) (also called swish)"""
+
+    def forward(self, input: Any) -> Tensor:
+        return F.silu(input)
+
+
+class Softplus(Module):
+    """log(1 + exp(x)), a smooth ReLU"""
+
+    def forward(self, input: Any) -> Tensor:
+        return F.softplus(input)

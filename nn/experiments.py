@@ -1,0 +1,183 @@
+"""The course reports' experiments as Markdown tables, each over several seeds (mean ± std).
+
+(a) this engine vs the same network trained with torch.nn + torch.optim from the same initial
+weights and batches; (b) batch sizes; (c) optimizers; (d) hidden activations. Every variant is
+the ``default`` preset with one thing changed.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from .presets import TrainConfig, prepare, preset
+from .train import fit
+
+BATCH_SIZES = (4, 8, 16, 32, 64, 128)
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
+
+
+def optimizer_variants(base: TrainConfig) -> list[tuple[str, TrainConfig]]:
+    """SGD, SGD with momentum and Adam, each with a learning rate suited to it."""
+    return [("SGD (lr 0.5)", base.replace(optimizer="sgd", momentum=0.0, lr=0.5)),
+            ("SGD + momentum 0.9 (lr 0.05)", base.replace(optimizer="sgd", momentum=0.9, lr=0.05)),
+            ("Adam (lr 0.001)", base.replace(optimizer="adam", lr=1e-3))]
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """``mean ± std`` (sample standard deviation) with two decimals."""
+    m = statistics.fmean(values)
+    s = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{m:.2f} ± {s:.2f}"
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def run_one(cfg: TrainConfig) -> dict:
+    """Final train/test error (%) and training seconds of one run of ``cfg``."""
+    train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
+    h = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
+            seed=batch_seed, progress=False, threshold=0.0 if cfg.loss == "bce" else 0.5)
+    return {"train_error": h.final["train_error"], "test_error": h.final["test_error"],
+            "seconds": sum(h["seconds"])}
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)  # the networks are tiny: processes, not threads, give the speed-up
+
+
+class Runner:
+    """Runs configurations over seeds, in ``jobs`` processes, remembering results by config."""
+
+    def __init__(self, seeds: Sequence[int], jobs: int = 1) -> None:
+        self.seeds = list(seeds)
+        self.jobs = jobs
+        self.cache: dict = {}
+
+    def many(self, cfgs: Sequence[TrainConfig]) -> list[list[dict]]:
+        todo = [c.replace(seed=s) for c in cfgs for s in self.seeds]
+        missing = [c for c in todo if repr(c) not in self.cache]
+        if self.jobs > 1 and len(missing) > 1:
+            with ProcessPoolExecutor(self.jobs, initializer=_worker_init) as pool:
+                results = list(pool.map(run_one, missing))
+        else:
+            results = [run_one(c) for c in missing]
+        for c, r in zip(missing, results):
+            self.cache[repr(c)] = r
+        n = len(self.seeds)
+        flat = [self.cache[repr(c)] for c in todo]
+        return [flat[i * n:(i + 1) * n] for i in range(len(cfgs))]
+
+
+def _row(label: str, results: list[dict]) -> list[str]:
+    return [label, mean_std([r["train_error"] for r in results]),
+            mean_std([r["test_error"] for r in results]),
+            f"{statistics.fmean(r['seconds'] for r in results):.1f}"]
+
+
+HEADERS = ("train error %", "test error %", "seconds per run")
+
+
+def compare_with_torch(cfg: TrainConfig) -> dict:
+    """One seed, both implementations from the same weights and batches."""
+    from .torch_reference import torch_fit
+    train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    th = 0.0 if cfg.loss == "bce" else 0.5
+    ours = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
+               seed=batch_seed, progress=False, threshold=th)
+    _, ref = torch_fit(cfg, init, train, test, batch_seed, th)
+    rel = max((abs(a - b) / max(abs(b), 1e-30) for a, b in zip(ours.step_losses, ref.step_losses)),
+              default=0.0)
+    return {"ours": {"train_error": ours.final["train_error"], "test_error": ours.final["test_error"],
+                     "seconds": sum(ours["seconds"])},
+            "torch": {"train_error": ref.final["train_error"], "test_error": ref.final["test_error"],
+                      "seconds": sum(ref["seconds"])},
+            "max_rel_loss_diff": rel, "steps": len(ours.step_losses)}
+
+
+def table_engine_vs_torch(base: TrainConfig, runner: Runner) -> str:
+    cfgs = [base.replace(seed=s) for s in runner.seeds]
+    if runner.jobs > 1:
+        with ProcessPoolExecutor(runner.jobs, initializer=_worker_init) as pool:
+            res = list(pool.map(compare_with_torch, cfgs))
+    else:
+        res = [compare_with_torch(c) for c in cfgs]
+    worst = max(r["max_rel_loss_diff"] for r in res)
+    steps = sum(r["steps"] for r in res)
+    rows = [_row("tapegrad (autodiff + nn)", [r["ours"] for r in res]),
+            _row("PyTorch (torch.nn + torch.optim)", [r["torch"] for r in res])]
+    return (markdown_table(("implementation", *HEADERS), rows) +
+            f"\n\nSame initial weights and batches; largest relative difference between the two "
+            f"training losses over all {steps} steps: {worst:.1e}.")
+
+
+def table_batch_sizes(base: TrainConfig, runner: Runner, sizes: Sequence[int] = BATCH_SIZES) -> str:
+    results = runner.many([base.replace(batch_size=b) for b in sizes])
+    return markdown_table(("batch size", *HEADERS), [_row(str(b), r) for b, r in zip(sizes, results)])
+
+
+def table_optimizers(base: TrainConfig, runner: Runner) -> str:
+    variants = optimizer_variants(base)
+    results = runner.many([c for _, c in variants])
+    return markdown_table(("optimizer", *HEADERS), [_row(n, r) for (n, _), r in zip(variants, results)])
+
+
+def table_activations(base: TrainConfig, runner: Runner, names: Sequence[str] = ACTIVATIONS) -> str:
+    results = runner.many([base.replace(activation=a) for a in names])
+    return markdown_table(("hidden activation", *HEADERS), [_row(a, r) for a, r in zip(names, results)])
+
+
+def describe(cfg: TrainConfig) -> str:
+    sched = {"none": "constant lr", "cosine": "cosine-decayed lr", "step": "step-decayed lr"}[cfg.schedule]
+    if cfg.schedule == "cosine" and cfg.warmup:
+        sched += f" after {cfg.warmup} warm-up epochs"
+    opt = cfg.optimizer.upper() if cfg.optimizer == "sgd" else {"adam": "Adam", "adamw": "AdamW"}[cfg.optimizer]
+    if cfg.optimizer == "sgd" and cfg.momentum:
+        opt += f" + momentum {cfg.momentum}"
+    hidden = " -> ".join(str(h) for h in cfg.hidden)
+    loss = "BCEWithLogitsLoss" if cfg.loss == "bce" else "MSELoss"
+    return (f"{cfg.n_train} train / {cfg.n_test} test points, 2 -> {hidden} -> 1, {cfg.activation}, "
+            f"{loss}, {opt} (lr {cfg.lr:g}, {sched}), batch {cfg.batch_size}, {cfg.epochs} epochs")
+
+
+def run_all(quick: bool = False, seeds: int | None = None, jobs: int = 1,
+            base: TrainConfig | None = None, emit: Callable[[str], None] = print,
+            only: Sequence[str] = ("a", "b", "c", "d")) -> None:
+    """Print the four tables (``quick``: 3 seeds and 10 epochs, for a smoke test)."""
+    base = base or preset("default")
+    if quick:
+        base = base.replace(epochs=min(base.epochs, 10))
+    n = seeds if seeds is not None else (3 if quick else 10)
+    runner = Runner(range(n), jobs)
+    emit(f"Base configuration: {describe(base)}. Errors are final-epoch percentages, mean ± "
+         f"std over {n} seeds (seed changes data, initial weights and batch order).\n")
+    sections = {
+        "a": ("(a) tapegrad vs PyTorch", lambda: table_engine_vs_torch(base, runner)),
+        "b": ("(b) batch size", lambda: table_batch_sizes(base, runner)),
+        "c": ("(c) optimizer", lambda: table_optimizers(base, runner)),
+        "d": ("(d) hidden activation", lambda: table_activations(base, runner)),
+    }
+    for key in only:
+        title, make = sections[key]
+        t0 = time.perf_counter()
+        body = make()
+        emit(f"### {title}\n\n{body}\n\n_({time.perf_counter() - t0:.0f} s)_\n")
+
+
+def summarize(cfg: TrainConfig, seeds: Sequence[int], jobs: int = 1) -> dict:
+    """Mean/std of the final errors of ``cfg`` over ``seeds`` (used to measure the presets)."""
+    res = Runner(seeds, jobs).many([cfg])[0]
+    te = [r["test_error"] for r in res]
+    tr = [r["train_error"] for r in res]
+    return {"test_mean": statistics.fmean(te), "test_std": statistics.stdev(te) if len(te) > 1 else 0.0,
+            "train_mean": statistics.fmean(tr), "test": te, "train": tr,
+            "seconds": statistics.fmean(r["seconds"] for r in res)}
+

@@ -1,0 +1,370 @@
+"""``nn.Module``: PyTorch's habits (registration, ``parameters()``, ``state_dict()``) and the course's
+interface (``forward`` / ``backward`` / ``param``) on one base class.
+
+Two ways to run a module:
+
+* ``y = m(x)`` (PyTorch style) records the graph; ``loss.backward()`` fills every ``p.grad``.
+* ``y = m.forward(x)`` then ``gx = m.backward(gy)`` (course style): ``forward`` remembers its
+  inputs and output, ``backward`` back-propagates ``gy`` through what that forward recorded
+  (and nothing beyond: ``autodiff.grad`` stops at the inputs), accumulates the parameters'
+  gradients and returns the gradient w.r.t. the input(s). Only direct ``forward`` calls pay for
+  this bookkeeping: ``__call__`` runs the subclass's own, unwrapped ``forward``.
+"""
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from typing import Any, Callable, Iterator, NamedTuple
+
+import torch
+
+import autodiff as ad
+from autodiff import Tensor
+from autodiff.errors import GraphError, ShapeError
+from autodiff.grad_mode import state as _state
+
+from .parameter import Parameter
+
+_setattr = object.__setattr__
+
+
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list
+    unexpected_keys: list
+
+
+def _course_forward(fn: Callable) -> Callable:
+    """Wrap a subclass's ``forward`` so that a direct call remembers what ``backward`` needs."""
+
+    @functools.wraps(fn)
+    def forward(self: "Module", *input: Any, **kwargs: Any) -> Any:
+        prev = _state.scope
+        if prev.__class__ is tuple and prev[0] is self:
+            return fn(self, *input, **kwargs)  # super().forward(...) inside our own call
+        if not _state.grad_enabled:
+            self.__dict__["_course"] = None
+            tracked: list = []
+            args = input
+        else:
+            tracked, args = _track_inputs(input, self._course_inputs)
+        _state.scope = (self, prev)
+        try:
+            out = fn(self, *args, **kwargs)
+        finally:
+            _state.scope = prev
+        if _state.grad_enabled:
+            self.__dict__["_course"] = (tracked, out)
+        return out
+
+    forward._course_wrapped = True  # type: ignore[attr-defined]
+    return forward
+
+
+def _track_inputs(input: tuple, limit: int | None) -> tuple[list, tuple]:
+    """The inputs ``backward`` differentiates w.r.t.; those that need no grad get a leaf alias
+    that does (same data, no copy), so that their gradient can be returned."""
+    args = list(input)
+    n = len(args) if limit is None else min(limit, len(args))
+    tracked: list = []
+    for i in range(n):
+        x = args[i]
+        if isinstance(x, torch.Tensor):
+            x = Tensor(x)
+        if isinstance(x, Tensor):
+            if not x._requires_grad and (x.data.is_floating_point() or x.data.is_complex()):
+                x = Tensor._make(x.data)
+                x._requires_grad = True
+            args[i] = x
+            tracked.append(x if x._requires_grad else None)
+        else:
+            tracked.append(None)
+    return tracked, tuple(args)
+
+
+class Module:
+    """Base class of layers, containers and losses. Subclasses define ``forward``."""
+
+    training: bool
+    # How many leading inputs the course ``backward`` returns gradients for (None: all of them).
+    # Losses set 1: ``loss.backward()`` returns the gradient w.r.t. the prediction only.
+    _course_inputs: int | None = None
+
+    def __init__(self) -> None:
+        d = self.__dict__
+        d["_parameters"] = OrderedDict()
+        d["_modules"] = OrderedDict()
+        d["training"] = True
+        d["_course"] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fwd = cls.__dict__.get("forward")
+        if fwd is not None and not getattr(fwd, "_course_wrapped", False):
+            cls._call_forward = fwd
+            cls.forward = _course_forward(fwd)
+
+    def forward(self, *input: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} is missing the required forward() method")
+
+    _call_forward = forward
+
+    def __call__(self, *input: Any, **kwargs: Any) -> Any:
+        # The scope tags every node recorded during this call with the module (read by viz).
+        prev = _state.scope
+        _state.scope = (self, prev)
+        try:
+            return self._call_forward(*input, **kwargs)
+        finally:
+            _state.scope = prev
+
+    # ---- the course interface ----------------------------------------------------------------
+    def backward(self, *gradwrtoutput: Any) -> Any:
+        """Back-propagate ``gradwrtoutput`` through the last direct ``forward`` call.
+
+        Accumulates the parameters' gradients into ``p.grad`` and returns the gradient w.r.t. the
+        input (a tuple when forward took several). Omit the gradient for a scalar output (losses).
+        """
+        rec = self.__dict__.get("_course")
+        name = type(self).__name__
+        if rec is None:
+            raise GraphError(
+                f"{name}.backward(): nothing to back-propagate. Call {name}.forward(...) first "
+                "(directly, not as module(...), and not under no_grad()); each forward() can be "
+                "back-propagated once.")
+        tracked, out = rec
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        if len(gradwrtoutput) not in (0, len(outs)):
+            raise ValueError(f"{name}.backward(): got {len(gradwrtoutput)} gradients for "
+                             f"{len(outs)} outputs")
+        for o, g in zip(outs, gradwrtoutput):
+            if tuple(g.shape) != tuple(o.shape):
+                raise ShapeError(f"{name}.backward(): the gradient has shape {tuple(g.shape)} but "
+                                 f"forward() returned shape {tuple(o.shape)}; they must match.")
+        inputs = [x for x in tracked if x is not None]
+        params = [p for p in self.parameters() if p._requires_grad]
+        live = [i for i, o in enumerate(outs) if isinstance(o, Tensor) and o._requires_grad]
+        grads: tuple = (None,) * (len(inputs) + len(params))
+        if live and (inputs or params):
+            gos = [gradwrtoutput[i] for i in live] if gradwrtoutput else None
+            grads = ad.grad([outs[i] for i in live], inputs + params, grad_outputs=gos,
+                            allow_unused=True)
+        self.__dict__["_course"] = None  # the graph between output and inputs is now freed
+        for p, g in zip(params, grads[len(inputs):]):
+            if g is not None:
+                p.grad = g if p.grad is None else Tensor._make(p.grad.data + g.data)
+        it = iter(grads[:len(inputs)])
+        result = []
+        for x in tracked:
+            if x is None:
+                result.append(None)
+                continue
+            g = next(it)
+            result.append(g if g is not None else ad.zeros_like(x))
+        return result[0] if len(result) == 1 else tuple(result)
+
+    def param(self) -> list[tuple[Parameter, Tensor]]:
+        """``[(parameter, gradient), ...]`` (empty without parameters). A parameter that has no
+        gradient yet gets a zero one, so course code can read or zero every gradient."""
+        out = []
+        for p in self.parameters():
+            if p.grad is None:
+                p.grad = ad.zeros_like(p)
+            out.append((p, p.grad))
+        return out
+
+    # ---- registration ------------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        d = self.__dict__
+        params = d.get("_parameters")
+        if params is None:
+            if isinstance(value, (Parameter, Module)):
+                raise AttributeError(f"cannot assign {type(value).__name__} '{name}' before "
+                                     f"Module.__init__() is called: call super().__init__() first")
+            return _setattr(self, name, value)
+        modules = d["_modules"]
+        if isinstance(value, Parameter):
+            modules.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            params.pop(name, None)
+            modules[name] = value
+        elif name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' of "
+                                f"{type(self).__name__}: an nn.Parameter or None is expected")
+            params[name] = None
+        elif name in modules:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' "
+                                f"of {type(self).__name__}: an nn.Module or None is expected")
+            modules[name] = None
+        _setattr(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter('{name}'): expected an nn.Parameter or None, got "
+                            f"{type(param).__name__}")
+        if "." in name or not name:
+            raise KeyError(f"parameter name must be non-empty and contain no '.', got {name!r}")
+        self._parameters[name] = param
+        _setattr(self, name, param)
+
+    def add_module(self, name: str, module: "Module | None") -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module('{name}'): {type(module).__name__} is not an nn.Module")
+        if "." in name or not name:
+            raise KeyError(f"module name must be non-empty and contain no '.', got {name!r}")
+        self._modules[name] = module
+        _setattr(self, name, module)
+
+    # ---- traversal ---------------------------------------------------------------------------
+    def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """``(dotted_name, module)`` for this module and every descendant, each once."""
+        if memo is None:
+            memo = set()
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        seen: set = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self) -> Iterator["Module"]:
+        for _, m in self.named_children():
+            yield m
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """``(dotted_name, parameter)`` pairs such as ``layers.0.weight``; shared ones once."""
+        seen: set = set()
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mprefix, m in mods:
+            for name, p in m._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mprefix}.{name}" if mprefix else name), p
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # ---- modes and gradients -----------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        if not isinstance(mode, bool):
+            raise ValueError(f"train(mode): mode must be a bool, got {type(mode).__name__}")
+        for m in self.modules():
+            m.__dict__["training"] = mode
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the parameters' gradients (``None``, like torch; or zeros, out of place)."""
+        for p in self.parameters():
+            if p.grad is not None:
+                p.grad = None if set_to_none else ad.zeros_like(p.grad)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    # ---- state -------------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, torch.Tensor]":
+        """Parameter name -> torch tensor (sharing memory with the parameter, like torch's)."""
+        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True) -> IncompatibleKeys:
+        """Copy tensors into the parameters, after checking every key and shape first: on any
+        error nothing is changed. ``strict=False`` tolerates missing and unexpected keys."""
+        name = type(self).__name__
+        if not hasattr(state_dict, "items"):
+            raise TypeError(f"{name}.load_state_dict: expected a mapping of name -> tensor, got "
+                            f"{type(state_dict).__name__}")
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys: {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {unexpected}")
+        values = {}
+        for k, p in own.items():
+            if k not in state_dict:
+                continue
+            v = state_dict[k]
+            v = v.data if isinstance(v, Tensor) else v
+            if not isinstance(v, torch.Tensor):
+                problems.append(f"'{k}' is a {type(v).__name__}, not a tensor")
+            elif v.shape != p.data.shape:
+                problems.append(f"size mismatch for '{k}': the checkpoint has shape "
+                                f"{tuple(v.shape)}, the model has {tuple(p.data.shape)}")
+            elif not (v.is_floating_point() or v.is_complex()):
+                problems.append(f"'{k}' has dtype {v.dtype}; a floating point tensor is expected")
+            else:
+                values[k] = v
+        if problems:
+            raise RuntimeError(f"Error(s) in loading state_dict for {name}:\n  " + "\n  ".join(problems))
+        with ad.no_grad():
+            for k, v in values.items():
+                own[k].data.copy_(v)
+        return IncompatibleKeys(missing, unexpected)
+
+    def to(self, *args: Any, **kwargs: Any) -> "Module":
+        """Move/cast every parameter (and gradient) in place, like ``torch.nn.Module.to``."""
+        for p in self.parameters():
+            p.data = p.data.to(*args, **kwargs)
+            if p.grad is not None:
+                p.grad = Tensor._make(p.grad.data.to(*args, **kwargs))
+        return self
+
+    def float(self) -> "Module":
+        return self.to(torch.float32)
+
+    def double(self) -> "Module":
+        return self.to(torch.float64)
+
+    def cpu(self) -> "Module":
+        return self.to("cpu")
+
+    def cuda(self, device: Any = None) -> "Module":
+        return self.to("cuda" if device is None else device)
+
+    # ---- repr --------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr()
+        children = [(n, m) for n, m in self._modules.items() if m is not None]
+        if not children:
+            return f"{type(self).__name__}({extra})"
+        lines = extra.split("\n") if extra else []
+        for n, m in children:
+            lines.append(f"({n}): " + repr(m).replace("\n", "\n  "))
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"

@@ -1,0 +1,273 @@
+"""Optimizers with torch.optim's update rules: ``SGD``, ``Adam``, ``AdamW``.
+
+Updates run on the raw ``p.data`` in place with torch's multi-tensor (``_foreach``) kernels: one
+kernel launch per group and update term instead of one per parameter. Gradients are only read,
+never written: a gradient tensor may be shared with a user or another leaf.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable
+
+import torch
+
+import autodiff as ad
+from autodiff import Tensor
+
+_STATE_DTYPE_KEEP = ("step",)
+
+
+def _check(opt: str, name: str, value: Any, low: float = 0.0, high: float | None = None,
+           high_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        rng = f"[{low}, {high})" if high_open else (f"[{low}, {high}]" if high is not None else f">= {low}")
+        raise ValueError(f"{opt}: invalid {name} {value!r} (must be a number in {rng})")
+
+
+class Optimizer:
+    """Base class: parameter groups, ``zero_grad``, ``state_dict`` / ``load_state_dict``."""
+
+    def __init__(self, params: Iterable[Any], defaults: dict) -> None:
+        self.defaults = dict(defaults)
+        self.state: dict = {}
+        self.param_groups: list[dict] = []
+        if isinstance(params, (Tensor, torch.Tensor)):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or of "
+                            "dicts (parameter groups), got a single tensor; wrap it in a list")
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def _validate(self, group: dict) -> None:  # overridden per optimizer
+        _check(type(self).__name__, "learning rate", group["lr"])
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters with its own hyper-parameters (defaults fill the rest)."""
+        name = type(self).__name__
+        group = dict(param_group)
+        params = group.get("params")
+        params = [params] if isinstance(params, Tensor) else list(params or [])
+        if not params:
+            raise ValueError(f"{name}: a parameter group must contain at least one parameter")
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name} can only optimize autodiff Tensors (nn.Parameter), got "
+                                f"{type(p).__name__}")
+            if p.grad_fn is not None:
+                raise ValueError(f"{name} can't optimize a non-leaf Tensor (produced by "
+                                 f"{p.grad_fn.name}); optimize the leaves it was computed from")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in params}) != len(params) or any(id(p) in seen for p in params):
+            raise ValueError(f"{name}: some parameters appear more than once (in a group or in "
+                             "two groups)")
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        self._validate(group)
+        group["params"] = params
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is not None:
+                    p.grad = None if set_to_none else ad.zeros_like(p.grad)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter that has a gradient; ``closure`` re-evaluates the loss."""
+        loss = None
+        if closure is not None:
+            with ad.enable_grad():
+                loss = closure()
+        with ad.no_grad():
+            for group in self.param_groups:
+                live = [p for p in group["params"] if p.grad is not None]
+                if live:
+                    self._update(group, live)
+        return loss
+
+    def _update(self, group: dict, params: list) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ---- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """``{'state': {index: {...}}, 'param_groups': [{..., 'params': [index, ...]}]}``."""
+        index: dict = {}
+        groups = []
+        for g in self.param_groups:
+            packed = {k: v for k, v in g.items() if k != "params"}
+            packed["params"] = [index.setdefault(id(p), len(index)) for p in g["params"]]
+            groups.append(packed)
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore state and hyper-parameters; everything is checked before anything changes."""
+        name = type(self).__name__
+        try:
+            saved_groups = state_dict["param_groups"]
+            saved_state = state_dict["state"]
+        except (KeyError, TypeError):
+            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and "
+                             "'param_groups' (from optimizer.state_dict())") from None
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state has {len(saved_groups)} parameter "
+                             f"groups, the optimizer has {len(self.param_groups)}")
+        by_index = {}
+        for i, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(sg["params"]) != len(g["params"]):
+                raise ValueError(f"{name}.load_state_dict: group {i} has {len(sg['params'])} "
+                                 f"parameters in the state but {len(g['params'])} here")
+            by_index.update(zip(sg["params"], g["params"]))
+        new_state: dict = {}
+        for k, s in saved_state.items():
+            if k not in by_index:
+                raise ValueError(f"{name}.load_state_dict: state for unknown parameter index {k}")
+            p = by_index[k]
+            entry = {}
+            for key, v in s.items():
+                if isinstance(v, torch.Tensor):
+                    if key not in _STATE_DTYPE_KEEP and v.shape != p.data.shape:
+                        raise ValueError(f"{name}.load_state_dict: state '{key}' of parameter {k} "
+                                         f"has shape {tuple(v.shape)}, the parameter has "
+                                         f"{tuple(p.data.shape)}")
+                    v = v.to(device=p.data.device, dtype=p.data.dtype).clone()
+                entry[key] = v
+            new_state[p] = entry
+        new_groups = []
+        for sg, g in zip(saved_groups, self.param_groups):
+            merged = {k: v for k, v in sg.items() if k != "params"}
+            merged["params"] = g["params"]
+            self._validate(merged)
+            new_groups.append(merged)
+        self.state = new_state
+        self.param_groups = new_groups
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
+        return "\n".join(lines) + "\n)"
+
+
+class SGD(Optimizer):
+    """v ← μ v + (1 - τ) (g + λ p);  p ← p - lr · (g + μ v if nesterov else v)  (v = g at step 1)"""
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _validate(self, group: dict) -> None:
+        _check("SGD", "learning rate", group["lr"])
+        _check("SGD", "momentum", group["momentum"])
+        _check("SGD", "dampening", group["dampening"])
+        _check("SGD", "weight_decay", group["weight_decay"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
+
+    def _update(self, group: dict, params: list) -> None:
+        ps = [p.data for p in params]
+        gs = [p.grad.data for p in params]
+        lr, mom, wd = group["lr"], group["momentum"], group["weight_decay"]
+        if wd != 0:
+            gs = torch._foreach_add(gs, ps, alpha=wd)  # a new list: p.grad stays untouched
+        if mom != 0:
+            bufs, old, fresh = [], [], []
+            for p, g in zip(params, gs):
+                st = self.state.setdefault(p, {})
+                buf = st.get("momentum_buffer")
+                if buf is None:
+                    buf = st["momentum_buffer"] = g.clone()
+                    fresh.append(buf)
+                else:
+                    old.append((buf, g))
+                bufs.append(buf)
+            if old:
+                ob, og = [b for b, _ in old], [g for _, g in old]
+                torch._foreach_mul_(ob, mom)
+                torch._foreach_add_(ob, og, alpha=1 - group["dampening"])
+            gs = torch._foreach_add(gs, bufs, alpha=mom) if group["nesterov"] else bufs
+        torch._foreach_add_(ps, gs, alpha=-lr)
+
+
+class Adam(Optimizer):
+    """m ← β₁ m + (1-β₁) g;  v ← β₂ v + (1-β₂) g²;  p ← p - lr/(1-β₁ᵗ) · m / (√(v/(1-β₂ᵗ)) + ε)
+
+    ``weight_decay`` adds λ p to g (L2); ``amsgrad`` uses the running maximum of v.
+    """
+
+    _decoupled = False
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad))
+
+    def _validate(self, group: dict) -> None:
+        name = type(self).__name__
+        _check(name, "learning rate", group["lr"])
+        _check(name, "epsilon", group["eps"])
+        _check(name, "weight_decay", group["weight_decay"])
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        _check(name, "beta parameter at index 0", betas[0], 0.0, 1.0, high_open=True)
+        _check(name, "beta parameter at index 1", betas[1], 0.0, 1.0, high_open=True)
+        group["betas"] = tuple(betas)
+
+    def _update(self, group: dict, params: list) -> None:
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        amsgrad = group["amsgrad"]
+        ps = [p.data for p in params]
+        gs = [p.grad.data for p in params]
+        states = []
+        for p in params:
+            st = self.state.get(p)
+            if st is None:
+                st = self.state[p] = {"step": 0, "exp_avg": torch.zeros_like(p.data),
+                                      "exp_avg_sq": torch.zeros_like(p.data)}
+            if amsgrad and "max_exp_avg_sq" not in st:
+                st["max_exp_avg_sq"] = torch.zeros_like(p.data)
+            st["step"] += 1
+            states.append(st)
+        if wd != 0:
+            if self._decoupled:
+                torch._foreach_mul_(ps, 1 - lr * wd)
+            else:
+                gs = torch._foreach_add(gs, ps, alpha=wd)  # a new list: p.grad stays untouched
+        ms = [s["exp_avg"] for s in states]
+        vs = [s["exp_avg_sq"] for s in states]
+        torch._foreach_lerp_(ms, gs, 1 - b1)
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, gs, gs, 1 - b2)
+        if amsgrad:
+            vmax = [s["max_exp_avg_sq"] for s in states]
+            torch._foreach_maximum_(vmax, vs)
+            vs = vmax
+        steps = [s["step"] for s in states]
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denom, [math.sqrt(1 - b2 ** t) for t in steps])
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(ps, ms, denom, [-lr / (1 - b1 ** t) for t in steps])
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p ← p (1 - lr λ) before the Adam step."""
+
+    _decoupled = True
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+from . import lr_scheduler  # noqa: E402  (nn.optim.lr_scheduler, like torch.optim.lr_scheduler)
+from .lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR  # noqa: E402,F401

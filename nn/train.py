@@ -1,0 +1,157 @@
+"""The training loop: ``fit`` runs epochs of mini-batch updates and records a ``History``."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable
+
+import torch
+
+import autodiff as ad
+from autodiff import Tensor
+
+from .data import BatchLoader
+from .losses import BCEWithLogitsLoss
+from .module import Module
+
+
+def error_rate(output: Any, target: Any, threshold: float = 0.5) -> float:
+    """Misclassified share in percent.
+
+    One output column: predicted class is ``output > threshold``, true class ``target >
+    threshold``; several columns: argmax of the output against the target's argmax (one-hot) or
+    the target itself (class indices).
+    """
+    out = output.data if isinstance(output, Tensor) else output
+    tgt = target.data if isinstance(target, Tensor) else target
+    if out.numel() == 0:
+        return 0.0
+    if out.dim() == 2 and out.shape[1] > 1:
+        pred = out.argmax(1)
+        true = tgt.argmax(1) if tgt.dim() == 2 else tgt
+    else:
+        pred = out.reshape(-1) > threshold
+        true = tgt.reshape(-1) > threshold
+    return (pred != true).float().mean().item() * 100.0
+
+
+def default_threshold(loss: Any, target: Any) -> float:
+    """0 for logits (BCEWithLogitsLoss) and for ±1 labels, else 0.5 (0/1 labels or probabilities)."""
+    if isinstance(loss, BCEWithLogitsLoss):
+        return 0.0
+    t = target.data if isinstance(target, Tensor) else target
+    return 0.0 if t.numel() and float(t.min()) < 0 else 0.5
+
+
+class History:
+    """Per-epoch records (``loss``, ``train_error``, ``test_error`` in %, ``seconds``, ``lr``)
+    and every step's loss. ``history['loss']`` is the list over epochs."""
+
+    KEYS = ("epoch", "loss", "train_error", "test_error", "seconds", "lr")
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.step_losses: list[float] = []
+
+    def append(self, record: dict) -> None:
+        self.records.append(record)
+
+    def __getitem__(self, key: str) -> list:
+        if key not in self.KEYS:
+            raise KeyError(f"History has no {key!r}; keys: {', '.join(self.KEYS)}")
+        return [r[key] for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def final(self) -> dict:
+        if not self.records:
+            raise IndexError("History is empty: no epoch was run")
+        return self.records[-1]
+
+    def to_dict(self) -> dict:
+        return {"records": list(self.records), "step_losses": list(self.step_losses)}
+
+    def __repr__(self) -> str:
+        if not self.records:
+            return "History(0 epochs)"
+        f = self.final
+        return (f"History({len(self)} epochs, loss {f['loss']:.4g}, train error "
+                f"{f['train_error']:.2f}%, test error {f['test_error']:.2f}%)")
+
+
+def evaluate(model: Module, x: Any, y: Any, threshold: float) -> float:
+    """Error rate (%) of ``model`` on ``(x, y)``, in eval mode, without recording."""
+    was = model.training
+    model.eval()
+    try:
+        with ad.no_grad():
+            return error_rate(model(x), y, threshold)
+    finally:
+        model.train(was)
+
+
+def _show_progress(progress: bool | None) -> bool:
+    if progress is not None:
+        return bool(progress)
+    return sys.stderr.isatty()
+
+
+def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tuple | None = None,
+        epochs: int = 100, batch_size: int = 32, *, scheduler: Any = None, seed: int | None = 0,
+        shuffle: bool = True, drop_last: bool = False, threshold: float | None = None,
+        progress: bool | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> History:
+    """Train ``model`` on ``train = (x, y)`` for ``epochs`` passes of mini-batch updates.
+
+    After each epoch: train and test error (%), the mean training loss, the time taken and the
+    learning rate are appended to the returned ``History``; ``scheduler.step()`` is called and
+    ``on_epoch(record)`` too. ``seed`` fixes the batch order. A tqdm progress bar is shown on a
+    terminal (``progress=None``) or when ``progress=True``; never when ``progress=False``.
+    """
+    if not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+    x, y = train
+    loader = BatchLoader(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    if threshold is None:
+        threshold = default_threshold(loss_fn, loader.y)
+    history = History()
+    bar = None
+    if _show_progress(progress):
+        from tqdm.auto import tqdm
+        bar = tqdm(total=epochs, unit="epoch", leave=False)
+    steps = history.step_losses
+    try:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            total, count = 0.0, 0
+            for xb, yb in loader:
+                loss = loss_fn(model(xb), yb)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                value = loss.item()
+                steps.append(value)
+                n = xb.data.shape[0]
+                total += value * n
+                count += n
+            lr = optimizer.param_groups[0]["lr"]
+            if scheduler is not None:
+                scheduler.step()
+            seconds = time.perf_counter() - t0
+            record = {"epoch": epoch, "loss": total / max(count, 1),
+                      "train_error": evaluate(model, x, y, threshold),
+                      "test_error": evaluate(model, *test, threshold) if test is not None else float("nan"),
+                      "seconds": seconds, "lr": lr}
+            history.append(record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", test=f"{record['test_error']:.1f}%")
+            if on_epoch is not None:
+                on_epoch(record)
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
