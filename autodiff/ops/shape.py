@@ -56,6 +56,8 @@ def _reshape_like(cls: type[Node], op: str, x: Any, fn: Any) -> Tensor:
         out = fn(x.data)
     except RuntimeError as e:
         raise ShapeError(f"{op}: cannot reshape a tensor of shape {shape_str(x.shape)}: {e}") from None
+    except IndexError as e:  # a bad dim (squeeze, unsqueeze, flatten): name the op and shape
+        raise IndexError(f"{op}: bad dim for a tensor of shape {shape_str(x.shape)}: {e}") from None
     return record(cls, out, (x,), meta=x.data.shape)
 
 
@@ -173,7 +175,14 @@ def expand_as(x: Any, other: Any) -> Tensor:
 
 def sum_to_size(x: Any, *shape: Any) -> Tensor:
     """Sum broadcast dims away so the result has ``shape`` (the inverse of expand)."""
-    return sum_to(as_tensor(x), torch.Size(_sizes(shape)))
+    x = as_tensor(x)
+    shape = torch.Size(_sizes(shape))
+    have = x.data.shape
+    # sum_to trusts its caller; a user's shape must be one that expands to the input's
+    if len(shape) > len(have) or any(s != 1 and s != h for s, h in zip(reversed(shape), reversed(have))):
+        raise ShapeError(f"sum_to_size: a tensor of shape {shape_str(have)} cannot be summed to "
+                         f"{shape_str(shape)} (each size must equal the input's or be 1)")
+    return sum_to(x, shape)
 
 
 class Cat(Node):
@@ -214,6 +223,8 @@ def cat(tensors: Sequence[Any], dim: int = 0) -> Tensor:
     try:
         out = torch.cat([t.data for t in ts], dim)
     except RuntimeError as e:
+        if len({t.data.device for t in ts}) > 1:
+            raise explain("cat", e, *ts) from None
         shapes = ", ".join(shape_str(t.shape) for t in ts)
         raise ShapeError(f"cat: cannot join shapes {shapes} along dim {dim}: all dims but {dim} "
                          f"must match ({e})") from None
@@ -226,7 +237,9 @@ def stack(tensors: Sequence[Any], dim: int = 0) -> Tensor:
     ts = _joinable("stack", tensors)
     try:
         out = torch.stack([t.data for t in ts], dim)
-    except RuntimeError:
+    except RuntimeError as e:
+        if len({t.data.device for t in ts}) > 1:
+            raise explain("stack", e, *ts) from None
         shapes = ", ".join(shape_str(t.shape) for t in ts)
         raise ShapeError(f"stack: all tensors must have the same shape, got {shapes}") from None
     return record(Stack, out, ts, meta=dim % out.dim())
