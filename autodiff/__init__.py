@@ -25,12 +25,13 @@ from .ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp
                   matmul, max, maximum, mean, min, minimum, mul, neg, permute, pow, relu, reshape,
                   sigmoid, sign, sin, softmax, sqrt, squeeze, stack, std, sub, sum, tanh, transpose,
                   unsqueeze, var, view, where)
+from .replay import Replay, replay
 from .tensor import Tensor
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "Node", "Function", "FunctionCtx",
+    "Tensor", "Node", "Function", "FunctionCtx", "replay", "Replay",
     "grad", "gradcheck", "gradgradcheck", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "scope",
     "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",

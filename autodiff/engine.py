@@ -29,7 +29,14 @@ _raw = torch.Tensor
 
 
 class Node:
-    """A recorded operation. Subclasses name the op and define ``vjp(g, *saved)``."""
+    """A recorded operation. Subclasses name the op and define ``vjp(g, *saved)``.
+
+    A subclass may also define ``replay(meta, shape)``, returning a function that recomputes the
+    op's output from its raw input tensors: ``autodiff.replay`` uses it to re-run a recorded step
+    as a flat list of kernels. Ops without it cannot be replayed.
+    """
+
+    replay: Any = None
 
     __slots__ = ("parents", "saved", "meta", "out", "shape", "scope", "hooks", "versions",
                  "__weakref__")
@@ -67,6 +74,8 @@ def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tup
     t.grad_fn = None
     t._requires_grad = False
     t._hooks = None
+    if state.trace is not None:
+        state.trace.append((cls, t, inputs, meta))
     if not state.grad_enabled:
         return t
     parents = []
@@ -108,6 +117,22 @@ def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tup
     if state.anomaly:
         _anomaly.on_record(node, out)
     return t
+
+
+def kernel(fn: Any) -> Any:
+    """``replay`` for ops whose output is ``fn(*raw_inputs)`` with nothing else needed."""
+    return staticmethod(lambda meta, shape: fn)
+
+
+class NoGrad(Node):
+    """Marks a result computed from tensors without a gradient (comparison, sign, argmax, ...)."""
+    __slots__ = ()
+
+
+def derived(out: torch.Tensor) -> Any:
+    """Wrap a non-differentiable result: no node is recorded, but a replay trace sees it, so it
+    is never mistaken for a constant."""
+    return record(NoGrad, out, ())
 
 
 def _version(s: Any) -> int:

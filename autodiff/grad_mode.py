@@ -19,6 +19,8 @@ class _State(threading.local):
     scope: Any = None
     # detect_anomaly() (autodiff/anomaly.py): scan outputs and gradients for NaN/Inf.
     anomaly: bool = False
+    # A list while autodiff.replay traces a step: every op appends what it computed.
+    trace: Any = None
 
 
 state = _State()

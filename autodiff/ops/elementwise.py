@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..engine import Node, record
+from ..engine import Node, derived, kernel, record
 from ..tensor import Tensor
 from ._common import SCALARS, as_tensor, check_float_pair, explain, raw, sum_to
 
@@ -46,6 +46,7 @@ def _compute(op: str, fn: Any, a: Any, b: Any) -> torch.Tensor:
 class Add(Node):
     """z = a + b;  da = g,  db = g"""
     __slots__ = ()
+    replay = kernel(torch.add)
 
     def vjp(self, g):
         sa, sb = self.meta
@@ -55,6 +56,7 @@ class Add(Node):
 class AddScalar(Node):
     """z = a + c;  da = g"""
     __slots__ = ()
+    replay = staticmethod(lambda c, shape: lambda a: a + c)
 
     def vjp(self, g):
         return (g,)
@@ -63,6 +65,7 @@ class AddScalar(Node):
 class Sub(Node):
     """z = a - b;  da = g,  db = -g"""
     __slots__ = ()
+    replay = kernel(torch.sub)
 
     def vjp(self, g):
         sa, sb = self.meta
@@ -72,11 +75,13 @@ class Sub(Node):
 class SubScalar(AddScalar):
     """z = a - c;  da = g"""
     __slots__ = ()
+    replay = staticmethod(lambda c, shape: lambda a: a - c)
 
 
 class RSubScalar(Node):
     """z = c - a;  da = -g"""
     __slots__ = ()
+    replay = staticmethod(lambda c, shape: lambda a: c - a)
 
     def vjp(self, g):
         return (-g,)
@@ -87,9 +92,9 @@ def add(a: Any, b: Any) -> Tensor:
     a, b = _operands("add", a, b)
     out = _compute("add", _py_add, a, b)
     if a.__class__ in SCALARS:
-        return record(AddScalar, out, (b,))
+        return record(AddScalar, out, (b,), meta=a)
     if b.__class__ in SCALARS:
-        return record(AddScalar, out, (a,))
+        return record(AddScalar, out, (a,), meta=b)
     return record(Add, out, (a, b), meta=(a.data.shape, b.data.shape))
 
 
@@ -98,9 +103,9 @@ def sub(a: Any, b: Any) -> Tensor:
     a, b = _operands("sub", a, b)
     out = _compute("sub", _py_sub, a, b)
     if a.__class__ in SCALARS:
-        return record(RSubScalar, out, (b,))
+        return record(RSubScalar, out, (b,), meta=a)
     if b.__class__ in SCALARS:
-        return record(SubScalar, out, (a,))
+        return record(SubScalar, out, (a,), meta=b)
     return record(Sub, out, (a, b), meta=(a.data.shape, b.data.shape))
 
 
@@ -128,6 +133,7 @@ def _py_pow(x: Any, y: Any) -> Any:
 class Mul(Node):
     """z = a * b;  da = g * b,  db = g * a"""
     __slots__ = ()
+    replay = kernel(torch.mul)
 
     def vjp(self, g, a, b):
         p = self.parents
@@ -138,6 +144,7 @@ class Mul(Node):
 class MulScalar(Node):
     """z = a * c;  da = g * c"""
     __slots__ = ()
+    replay = staticmethod(lambda c, shape: lambda a: a * c)
 
     def vjp(self, g):
         return (g * self.meta,)
@@ -146,6 +153,7 @@ class MulScalar(Node):
 class Div(Node):
     """z = a / b;  da = g / b,  db = -g * a / b²"""
     __slots__ = ()
+    replay = kernel(torch.div)
 
     def vjp(self, g, a, b):
         p = self.parents
@@ -156,6 +164,7 @@ class Div(Node):
 class DivScalar(Node):
     """z = a / c;  da = g / c"""
     __slots__ = ()
+    replay = staticmethod(lambda c, shape: lambda a: a / c)
 
     def vjp(self, g):
         return (g / self.meta,)
@@ -164,6 +173,7 @@ class DivScalar(Node):
 class RDivScalar(Node):
     """z = c / b;  db = -g * c / b²"""
     __slots__ = ()
+    replay = staticmethod(lambda c, shape: lambda b: c / b)
 
     def vjp(self, g, b):
         return (-g * self.meta / (b * b),)
@@ -195,6 +205,7 @@ def div(a: Any, b: Any) -> Tensor:
 class Pow(Node):
     """z = a ** b;  da = g * b * a^(b-1),  db = g * z * log(a)  (0 where a = 0 and b >= 0)"""
     __slots__ = ()
+    replay = kernel(torch.pow)
 
     def vjp(self, g, a, b, y):
         p = self.parents
@@ -211,6 +222,7 @@ class Pow(Node):
 class PowScalar(Node):
     """z = a ** c;  da = g * c * a^(c-1)"""
     __slots__ = ()
+    replay = staticmethod(lambda c, shape: lambda a: a ** c)
 
     def vjp(self, g, a):
         c = self.meta
@@ -224,6 +236,7 @@ class PowScalar(Node):
 class RPowScalar(Node):
     """z = c ** b;  db = g * z * log(c)"""
     __slots__ = ()
+    replay = staticmethod(lambda c, shape: lambda b: c ** b)
 
     def vjp(self, g, b, y):
         c = self.meta
@@ -246,6 +259,7 @@ def pow(a: Any, b: Any) -> Tensor:
 class Neg(Node):
     """z = -a;  da = -g"""
     __slots__ = ()
+    replay = kernel(torch.neg)
 
     def vjp(self, g):
         return (-g,)
@@ -260,6 +274,7 @@ def neg(a: Any) -> Tensor:
 class Exp(Node):
     """y = exp(x);  dx = g * y"""
     __slots__ = ()
+    replay = kernel(torch.exp)
 
     def vjp(self, g, y):
         return (g * y,)
@@ -268,6 +283,7 @@ class Exp(Node):
 class Log(Node):
     """y = log(x);  dx = g / x"""
     __slots__ = ()
+    replay = kernel(torch.log)
 
     def vjp(self, g, x):
         return (g / x,)
@@ -276,6 +292,7 @@ class Log(Node):
 class Log1p(Node):
     """y = log(1 + x);  dx = g / (1 + x)"""
     __slots__ = ()
+    replay = kernel(torch.log1p)
 
     def vjp(self, g, x):
         return (g / (x + 1),)
@@ -284,6 +301,7 @@ class Log1p(Node):
 class Sqrt(Node):
     """y = sqrt(x);  dx = g / (2y)"""
     __slots__ = ()
+    replay = kernel(torch.sqrt)
 
     def vjp(self, g, y):
         return (g / (y * 2),)
@@ -292,6 +310,7 @@ class Sqrt(Node):
 class Abs(Node):
     """y = |x|;  dx = g * sign(x)"""
     __slots__ = ()
+    replay = kernel(torch.abs)
 
     def vjp(self, g, x):
         return (g * raw(x).sign(),)
@@ -300,6 +319,7 @@ class Abs(Node):
 class Sin(Node):
     """y = sin(x);  dx = g * cos(x)"""
     __slots__ = ()
+    replay = kernel(torch.sin)
 
     def vjp(self, g, x):
         return (g * x.cos(),)
@@ -308,6 +328,7 @@ class Sin(Node):
 class Cos(Node):
     """y = cos(x);  dx = -g * sin(x)"""
     __slots__ = ()
+    replay = kernel(torch.cos)
 
     def vjp(self, g, x):
         return (-(g * x.sin()),)
@@ -316,6 +337,7 @@ class Cos(Node):
 class Tanh(Node):
     """y = tanh(x);  dx = g * (1 - y²)"""
     __slots__ = ()
+    replay = kernel(torch.tanh)
 
     def vjp(self, g, y):
         if g.__class__ is _RAW:
@@ -326,6 +348,7 @@ class Tanh(Node):
 class Sigmoid(Node):
     """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)"""
     __slots__ = ()
+    replay = kernel(torch.sigmoid)
 
     def vjp(self, g, y):
         if g.__class__ is _RAW:
@@ -336,6 +359,7 @@ class Sigmoid(Node):
 class Relu(Node):
     """y = max(x, 0);  dx = g where y > 0, else 0"""
     __slots__ = ()
+    replay = kernel(torch.relu)
 
     def vjp(self, g, y):
         if g.__class__ is _RAW:
@@ -346,6 +370,7 @@ class Relu(Node):
 class LeakyRelu(Node):
     """y = x if x > 0 else s * x;  dx = g if x > 0 else s * g"""
     __slots__ = ()
+    replay = staticmethod(lambda slope, shape: lambda x: torch.nn.functional.leaky_relu(x, slope))
 
     def vjp(self, g, x):
         if g.__class__ is _RAW:
@@ -356,6 +381,7 @@ class LeakyRelu(Node):
 class Clamp(Node):
     """y = min(max(x, lo), hi);  dx = g where lo <= x <= hi, else 0"""
     __slots__ = ()
+    replay = staticmethod(lambda m, shape: lambda x: torch.clamp(x, *m))
 
     def vjp(self, g, x):
         lo, hi = self.meta
@@ -411,6 +437,7 @@ def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:
 class Maximum(Node):
     """z = max(a, b);  da = g where a > b (g/2 on ties), db likewise"""
     __slots__ = ()
+    replay = kernel(torch.maximum)
 
     def vjp(self, g, a, b):
         ra, rb = raw(a), raw(b)
@@ -421,6 +448,7 @@ class Maximum(Node):
 class Minimum(Node):
     """z = min(a, b);  da = g where a < b (g/2 on ties), db likewise"""
     __slots__ = ()
+    replay = kernel(torch.minimum)
 
     def vjp(self, g, a, b):
         ra, rb = raw(a), raw(b)
@@ -495,7 +523,7 @@ def _nograd_binary(name: str, fn: Any):
     def op(a: Any, b: Any) -> Tensor:
         if not isinstance(b, (Tensor, torch.Tensor)) and b.__class__ not in SCALARS:
             return NotImplemented
-        return Tensor._make(_compute(name, fn, a, b))
+        return derived(_compute(name, fn, a, b))
     op.__name__ = name
     return op
 
@@ -513,8 +541,8 @@ logical_xor = _nograd_binary("logical_xor", lambda x, y: x ^ y)
 
 def sign(x: Any) -> Tensor:
     """-1, 0 or 1 by sign (piecewise constant: no gradient flows)."""
-    return Tensor._make(torch.sign(raw(x)))
+    return derived(torch.sign(raw(x)))
 
 
 def logical_not(x: Any) -> Tensor:
-    return Tensor._make(~raw(x))
+    return derived(~raw(x))

@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from ..engine import Node, record
+from ..engine import Node, kernel, record
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ._common import as_tensor, check_float_pair, explain, shape_str, sum_to
@@ -14,6 +14,7 @@ from ._common import as_tensor, check_float_pair, explain, shape_str, sum_to
 class MatMul(Node):
     """y = a @ b;  da = g @ bᵀ,  db = aᵀ @ g  (1-D operands are promoted, batch dims summed)"""
     __slots__ = ()
+    replay = kernel(torch.matmul)
 
     def vjp(self, g, a, b):
         p = self.parents
@@ -65,6 +66,7 @@ _RAW = torch.Tensor
 class Linear(Node):
     """y = x @ Wᵀ + b;  dx = g @ W,  dW = gᵀ @ x,  db = Σ_batch g"""
     __slots__ = ()
+    replay = kernel(_linear)
 
     def vjp(self, g, x, w):
         p = self.parents

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..engine import Node, record
+from ..engine import Node, derived, kernel, record
 from ..tensor import Tensor
 from ._common import as_tensor, keep_shape, norm_dims, raw
 
@@ -24,6 +24,7 @@ def _reduce_meta(op: str, x: Tensor, dim: Any) -> tuple:
 class Sum(Node):
     """y = Σ_dims x;  dx = g broadcast back over dims"""
     __slots__ = ()
+    replay = staticmethod(lambda m, shape: _reducer("sum", m[0], m[1], shape))
 
     def vjp(self, g):
         shape, kshape = self.meta
@@ -35,12 +36,22 @@ class Sum(Node):
 class Mean(Node):
     """y = Σ_dims x / n;  dx = g / n broadcast back over dims"""
     __slots__ = ()
+    replay = staticmethod(lambda m, shape: _reducer("mean", m[0], m[1], shape))
 
     def vjp(self, g):
         shape, kshape, n = self.meta
         if g.ndim:
             g = g.reshape(kshape)
         return ((g / n).expand(shape),)
+
+
+def _reducer(name: str, in_shape: torch.Size, kshape: tuple, out_shape: torch.Size) -> Any:
+    """The raw reduction that maps ``in_shape`` to ``out_shape`` (for replay)."""
+    dims = tuple(i for i, (a, k) in enumerate(zip(in_shape, kshape)) if k == 1 and a != 1)
+    keep = len(out_shape) == len(in_shape) and len(in_shape) > 0
+    if not dims:
+        return lambda x: x.reshape(out_shape).clone()
+    return lambda x: getattr(x, name)(dims, keepdim=keep)
 
 
 def _count(shape: torch.Size, dims: tuple[int, ...]) -> int:
@@ -138,7 +149,7 @@ def _select_reduce(op: str, cls: type[Node], full: Any, x: Any, dim: Any, keepdi
     values, idx = getattr(torch, op)(x.data, d, keepdim=keepdim)
     kshape = keep_shape(x.data.shape, (d,))
     v = record(cls, values, (x,), meta=(x.data.shape, kshape, d, idx.reshape(kshape)))
-    return MaxResult(v, Tensor._make(idx))
+    return MaxResult(v, derived(idx))
 
 
 def max(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
@@ -158,11 +169,11 @@ def min(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
 
 
 def argmax(x: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    return Tensor._make(torch.argmax(raw(x), dim=dim, keepdim=keepdim))
+    return derived(torch.argmax(raw(x), dim=dim, keepdim=keepdim))
 
 
 def argmin(x: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    return Tensor._make(torch.argmin(raw(x), dim=dim, keepdim=keepdim))
+    return derived(torch.argmin(raw(x), dim=dim, keepdim=keepdim))
 
 
 class Var(Node):
@@ -214,6 +225,7 @@ def logsumexp(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
 class Softmax(Node):
     """y = exp(x) / Σ exp(x);  dx = y * (g - Σ g * y)"""
     __slots__ = ()
+    replay = staticmethod(lambda d, shape: lambda x: torch.softmax(x, d))
 
     def vjp(self, g, y):
         return (y * (g - (g * y).sum(self.meta, keepdim=True)),)
@@ -222,6 +234,7 @@ class Softmax(Node):
 class LogSoftmax(Node):
     """y = x - logsumexp(x);  dx = g - exp(y) * Σ g"""
     __slots__ = ()
+    replay = staticmethod(lambda d, shape: lambda x: torch.log_softmax(x, d))
 
     def vjp(self, g, y):
         return (g - y.exp() * g.sum(self.meta, keepdim=True),)

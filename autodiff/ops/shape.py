@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..engine import Node, record
+from ..engine import Node, kernel, record
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ._common import as_tensor, check_float_pair, explain, norm_dims, raw, shape_str, sum_to
@@ -25,6 +25,7 @@ def _sizes(args: tuple) -> tuple:
 class Reshape(Node):
     """y = x viewed as another shape;  dx = g reshaped back"""
     __slots__ = ()
+    replay = staticmethod(lambda m, shape: lambda x: x.reshape(shape))
 
     def vjp(self, g):
         return (g.reshape(self.meta),)
@@ -91,6 +92,7 @@ def unsqueeze(x: Any, dim: int) -> Tensor:
 class Transpose(Node):
     """y = x with dims d0, d1 swapped;  dx = g with them swapped back"""
     __slots__ = ()
+    replay = staticmethod(lambda m, shape: lambda x: x.transpose(*m))
 
     def vjp(self, g):
         d0, d1 = self.meta
@@ -107,9 +109,17 @@ def transpose(x: Any, dim0: int, dim1: int) -> Tensor:
     return record(Transpose, out, (x,), meta=(dim0, dim1))
 
 
+def _inverse(perm: tuple) -> tuple:
+    inv = [0] * len(perm)
+    for i, d in enumerate(perm):
+        inv[d] = i
+    return tuple(inv)
+
+
 class Permute(Node):
     """y = x with dims reordered by p;  dx = g reordered by p⁻¹"""
     __slots__ = ()
+    replay = staticmethod(lambda inv, shape: lambda x: x.permute(_inverse(inv)))
 
     def vjp(self, g):
         return (g.permute(self.meta),)
@@ -146,6 +156,7 @@ def mT(x: Tensor) -> Tensor:
 class Expand(Node):
     """y = x broadcast to a larger shape;  dx = g summed over the broadcast dims"""
     __slots__ = ()
+    replay = staticmethod(lambda m, shape: lambda x: x.expand(shape))
 
     def vjp(self, g):
         return (sum_to(g, self.meta),)
@@ -188,6 +199,7 @@ def sum_to_size(x: Any, *shape: Any) -> Tensor:
 class Cat(Node):
     """y = [x₁, x₂, ...] joined along dim;  dxᵢ = the slice of g that xᵢ filled"""
     __slots__ = ()
+    replay = staticmethod(lambda m, shape: lambda *xs: torch.cat(xs, m[0]))
 
     def vjp(self, g):
         dim, sizes = self.meta
@@ -202,6 +214,7 @@ class Cat(Node):
 class Stack(Node):
     """y = [x₁, x₂, ...] stacked on a new dim;  dxᵢ = g[..., i, ...]"""
     __slots__ = ()
+    replay = staticmethod(lambda d, shape: lambda *xs: torch.stack(xs, d))
 
     def vjp(self, g):
         lead = (slice(None),) * self.meta
@@ -249,6 +262,7 @@ def stack(tensors: Sequence[Any], dim: int = 0) -> Tensor:
 class Clone(Node):
     """y = copy of x;  dx = g"""
     __slots__ = ()
+    replay = kernel(torch.clone)
 
     def vjp(self, g):
         return (g,)

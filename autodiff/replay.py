@@ -1,0 +1,225 @@
+"""Record a training step's tape once, then replay it as a flat list of kernels.
+
+    step = autodiff.replay(lambda x, y: loss_fn(model(x), y))
+    for x, y in batches:
+        loss = step(x, y)        # = loss_fn(model(x), y) and loss.backward(), without the tape
+        optimizer.step(); optimizer.zero_grad()
+
+The first call with a given input signature (shapes, dtypes, devices) runs the step eagerly,
+recording every op, and turns the recorded graph into a plan: the forward as a list of raw kernel
+calls over numbered slots, the backward as the recorded nodes' VJPs in topological order. Later
+calls run the plan on the new inputs and the parameters' current values, building no Tensor or
+Node objects and walking no graph, then accumulate gradients into the parameters' ``.grad``
+exactly like ``backward()``.
+
+What is replayed is what was recorded: Python control flow and Python numbers are fixed at the
+first call (as in any tracer). Tensors the step reads but did not compute are replayed as
+constants, except the step's inputs and the leaves that require grad (read afresh each call).
+Steps that use ops without a raw kernel (``where`` on data, indexing by a data tensor,
+comparisons feeding the loss, custom Functions, ...) are refused with an error naming the op.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from . import engine
+from .errors import GraphError
+from .grad_mode import state
+from .tensor import Tensor
+
+
+class _Plan:
+    """A recorded step compiled to straight-line Python: one statement per kernel or VJP.
+
+    Generated code (locals, no dicts, no per-op objects) is the cheapest way for Python to issue
+    a fixed sequence of torch calls: what is left per op is the call itself.
+    """
+
+    __slots__ = ("inputs", "params", "consts", "forward", "backward", "root", "n_slots", "_fn")
+
+    def compile(self) -> None:
+        lines = ["def _step(inputs, params, consts, K, V, _ones, _acc):"]
+        for i, slot in enumerate(self.inputs):
+            lines.append(f"    s{slot} = inputs[{i}]")
+        for i, (slot, _) in enumerate(self.params):
+            lines.append(f"    s{slot} = params[{i}].data")
+        for i, (slot, _) in enumerate(self.consts):
+            lines.append(f"    s{slot} = consts[{i}]")
+        for k, (out, _, args) in enumerate(self.forward):
+            lines.append(f"    s{out} = K[{k}]({', '.join(f's{a}' for a in args)})")
+        grads = sorted({g for g, _, _, _ in self.backward} |
+                       {p for _, _, _, ps in self.backward for p in ps if p is not None})
+        if grads:
+            lines.append("    " + " = ".join(f"g{g}" for g in grads) + " = None")
+        lines.append(f"    g{self.root} = _ones(s{self.root})")
+        for k, (gslot, _, saved, parents) in enumerate(self.backward):
+            call = ", ".join([f"g{gslot}"] + [f"s{a}" for a in saved])
+            lines.append(f"    if g{gslot} is not None:")
+            lines.append(f"        r = V[{k}]({call})")
+            lines.append(f"        g{gslot} = None")
+            for i, p in enumerate(parents):
+                if p is not None:
+                    lines.append(f"        g{p} = _acc(g{p}, r[{i}])")
+        lines.append(f"    return s{self.root}, ({', '.join(f'g{s}' for s, _ in self.params)},)")
+        namespace: dict = {}
+        exec(compile("\n".join(lines), "<autodiff.replay>", "exec"), namespace)
+        kernels = tuple(fn for _, fn, _ in self.forward)
+        vjps = tuple(vjp for _, vjp, _, _ in self.backward)
+        params = [p for _, p in self.params]
+        consts = [c for _, c in self.consts]
+        step = namespace["_step"]
+        self._fn = lambda inputs: step(inputs, params, consts, kernels, vjps, torch.ones_like, _acc)
+
+    def run(self, raw_inputs: list) -> torch.Tensor:
+        root, grads = self._fn(raw_inputs)
+        stolen: set = set()
+        for (_, p), g in zip(self.params, grads):
+            if g is not None:
+                engine._accumulate(p, g, stolen, False)
+        return root
+
+
+def _acc(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def _signature(raw_inputs: list) -> tuple:
+    return tuple((tuple(x.shape), x.dtype, x.device) if isinstance(x, torch.Tensor) else
+                 (type(x), x) for x in raw_inputs)
+
+
+class Replay:
+    """A step function recorded once per input signature and replayed afterwards."""
+
+    def __init__(self, fn: Callable[..., Tensor]) -> None:
+        self.fn = fn
+        self._plans: dict = {}
+
+    def __call__(self, *inputs: Any) -> Tensor:
+        raw_inputs = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        key = _signature(raw_inputs)
+        plan = self._plans.get(key)
+        if plan is None:
+            loss, plan = self._trace(inputs, raw_inputs)
+            self._plans[key] = plan
+            return loss
+        return Tensor._make(plan.run(raw_inputs))
+
+    def _trace(self, inputs: tuple, raw_inputs: list) -> tuple[Tensor, _Plan]:
+        log: list = []
+        prev = state.trace
+        state.trace = log
+        try:
+            loss = self.fn(*inputs)
+        finally:
+            state.trace = prev
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            raise TypeError("replay: the step function must return a one-element Tensor (the loss)")
+        engine.check_differentiable(loss, "replay")
+        plan = _build(log, loss, raw_inputs)
+        loss.backward()  # the first call's gradients come from the ordinary engine
+        return loss.detach(), plan
+
+
+def replay(fn: Callable[..., Tensor]) -> Replay:
+    """Wrap a step ``fn(*inputs) -> loss`` so that each call computes the loss and accumulates
+    the gradients (like ``loss.backward()``) by replaying the tape recorded on the first call."""
+    return Replay(fn)
+
+
+def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
+    slot_of: dict = {}   # id(raw tensor) -> slot
+    keep: list = []      # raw tensors whose ids are keys above (so ids stay unique while building)
+    plan = _Plan()
+    plan.inputs, plan.params, plan.consts, plan.forward, plan.backward = [], [], [], [], []
+
+    def new_slot(raw: Any) -> int:
+        slot_of[id(raw)] = len(keep)
+        keep.append(raw)
+        return len(keep) - 1
+
+    for x in raw_inputs:
+        if isinstance(x, torch.Tensor):
+            plan.inputs.append(new_slot(x))
+        else:
+            plan.inputs.append(len(keep))
+            keep.append(x)
+
+    def slot_for(t: Any, op: str) -> int:
+        raw = t.data if isinstance(t, Tensor) else t
+        s = slot_of.get(id(raw))
+        if s is not None:
+            return s
+        s = new_slot(raw)
+        if isinstance(t, Tensor) and t.grad_fn is None and t.requires_grad:
+            if t._hooks:
+                raise GraphError("replay: a leaf read by the step has gradient hooks, which a "
+                                 "replay would skip; run this step eagerly instead")
+            plan.params.append((s, t))
+        elif isinstance(t, Tensor) and t.grad_fn is not None:
+            raise GraphError(f"replay: {op} reads a tensor computed before the step began; "
+                             "compute everything inside the step function")
+        else:
+            plan.consts.append((s, raw))
+        return s
+
+    node_slot: dict = {}
+    for cls, out, ins, meta in log:
+        make = cls.replay
+        fn = make(meta, out.data.shape) if make is not None else None
+        if fn is None:
+            raise GraphError(f"replay: the step uses {cls.__name__}, which cannot be replayed "
+                             "(its result depends on data in a way a kernel list cannot "
+                             "capture); run this step eagerly instead")
+        args = tuple(slot_for(t, cls.__name__) for t in ins)
+        s = new_slot(out.data)
+        plan.forward.append((s, fn, args))
+        if out.grad_fn is not None:
+            node_slot[out.grad_fn] = s
+
+    root_node = loss.grad_fn
+    plan.root = slot_of[id(loss.data)]
+    for n in _topological(root_node):
+        if n not in node_slot:
+            raise GraphError(f"replay: {n.name} was recorded outside the step function")
+        if n.hooks:
+            raise GraphError(f"replay: a tensor made by {n.name} has gradient hooks, which a "
+                             "replay would skip; run this step eagerly instead")
+        saved = [slot_for(x, n.name) for x in n.saved]
+        if n.out is not None:
+            saved.append(node_slot[n])
+        parents = tuple(node_slot.get(p) if isinstance(p, engine.Node) else
+                        (slot_for(p, n.name) if p is not None else None) for p in n.parents)
+        plan.backward.append((node_slot[n], n.vjp, tuple(saved), parents))
+    plan.n_slots = len(keep)
+    plan.compile()
+    return plan
+
+
+def _topological(root: engine.Node) -> list:
+    """Nodes reachable from ``root``, each after every node that feeds it a gradient."""
+    deps: dict = {root: 0}
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        for p in n.parents:
+            if isinstance(p, engine.Node):
+                if p in deps:
+                    deps[p] += 1
+                else:
+                    deps[p] = 1
+                    stack.append(p)
+    order, ready = [], [root]
+    while ready:
+        n = ready.pop()
+        order.append(n)
+        for p in n.parents:
+            if isinstance(p, engine.Node):
+                deps[p] -= 1
+                if deps[p] == 0:
+                    ready.append(p)
+    return order
