@@ -1,0 +1,58 @@
+"""Fuzzed gradients: random op programs (rel_programs.py) run by autodiff and by torch.autograd.
+
+Default: a modest number of examples. Long run on demand:
+``TAPEGRAD_FUZZ_EXAMPLES=5000 python -m pytest tests/reliability/test_fuzz.py`` or ``-m slow``.
+``TAPEGRAD_FUZZ_STATS=path`` appends the ops of every program run to ``path`` (one per line).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+
+from rel_programs import CATALOGUE, Program, programs, run, single_op_programs
+
+EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_EXAMPLES", "120"))
+STATS = os.environ.get("TAPEGRAD_FUZZ_STATS")
+QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+
+
+def check(prog: Program) -> None:
+    if STATS:
+        with open(STATS, "a") as f:
+            f.write(" ".join(prog.ops()) + "\n")
+    ours_out, ours_g = run(prog, "ad")
+    ref_out, ref_g = run(prog, "torch")
+    for o, r in zip(ours_out, ref_out):
+        assert o.shape == r.shape
+        torch.testing.assert_close(o, r, rtol=1e-10, atol=1e-12)
+    for i, (g, r) in enumerate(zip(ours_g, ref_g)):
+        if g is None or r is None:  # unused input: None on one side, zeros at most on the other
+            assert (g if g is not None else r if r is not None else torch.zeros(())).abs().max() == 0, i
+            continue
+        torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9, msg=lambda m: f"input {i}: {m}")
+
+
+@settings(max_examples=EXAMPLES, suppress_health_check=QUIET)
+@given(programs())
+def test_random_programs_match_torch(prog):
+    check(prog)
+
+
+@pytest.mark.parametrize("op", CATALOGUE)
+def test_every_catalogue_op_alone_matches_torch(op):
+    @settings(max_examples=3, suppress_health_check=QUIET)
+    @given(single_op_programs(op))
+    def inner(prog):
+        assert op in prog.ops()
+        check(prog)
+    inner()
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, suppress_health_check=QUIET)
+@given(programs(max_steps=14, max_inputs=4))
+def test_random_programs_match_torch_long(prog):
+    check(prog)
