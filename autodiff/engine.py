@@ -37,6 +37,9 @@ class Node:
     """
 
     replay: Any = None
+    # What the op's recording function saves (read by shared recording helpers).
+    save_inputs = False
+    save_out = False
 
     __slots__ = ("parents", "saved", "meta", "out", "shape", "scope", "hooks", "versions",
                  "__weakref__")

@@ -6,6 +6,7 @@ Binary VJPs sum the gradient back to each input's shape with ``sum_to`` (undoing
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import torch
@@ -87,52 +88,20 @@ class RSubScalar(Node):
         return (-g,)
 
 
-def add(a: Any, b: Any) -> Tensor:
-    """a + b, broadcasting."""
-    a, b = _operands("add", a, b)
-    out = _compute("add", _py_add, a, b)
-    if a.__class__ in SCALARS:
-        return record(AddScalar, out, (b,), meta=a)
-    if b.__class__ in SCALARS:
-        return record(AddScalar, out, (a,), meta=b)
-    return record(Add, out, (a, b), meta=(a.data.shape, b.data.shape))
 
 
-def sub(a: Any, b: Any) -> Tensor:
-    """a - b, broadcasting."""
-    a, b = _operands("sub", a, b)
-    out = _compute("sub", _py_sub, a, b)
-    if a.__class__ in SCALARS:
-        return record(RSubScalar, out, (b,), meta=a)
-    if b.__class__ in SCALARS:
-        return record(SubScalar, out, (a,), meta=b)
-    return record(Sub, out, (a, b), meta=(a.data.shape, b.data.shape))
 
 
-def _py_add(x: Any, y: Any) -> Any:
-    return x + y
 
 
-def _py_sub(x: Any, y: Any) -> Any:
-    return x - y
 
-
-def _py_mul(x: Any, y: Any) -> Any:
-    return x * y
-
-
-def _py_div(x: Any, y: Any) -> Any:
-    return x / y
-
-
-def _py_pow(x: Any, y: Any) -> Any:
-    return x ** y
 
 
 # ---- multiplication and division --------------------------------------------------------------
 class Mul(Node):
     """z = a * b;  da = g * b,  db = g * a"""
     __slots__ = ()
+    save_inputs = True
     replay = kernel(torch.mul)
 
     def vjp(self, g, a, b):
@@ -153,6 +122,7 @@ class MulScalar(Node):
 class Div(Node):
     """z = a / b;  da = g / b,  db = -g * a / b²"""
     __slots__ = ()
+    save_inputs = True
     replay = kernel(torch.div)
 
     def vjp(self, g, a, b):
@@ -173,38 +143,22 @@ class DivScalar(Node):
 class RDivScalar(Node):
     """z = c / b;  db = -g * c / b²"""
     __slots__ = ()
+    save_inputs = True
     replay = staticmethod(lambda c, shape: lambda b: c / b)
 
     def vjp(self, g, b):
         return (-g * self.meta / (b * b),)
 
 
-def mul(a: Any, b: Any) -> Tensor:
-    """a * b, broadcasting."""
-    a, b = _operands("mul", a, b)
-    out = _compute("mul", _py_mul, a, b)
-    if a.__class__ in SCALARS:
-        return record(MulScalar, out, (b,), meta=a)
-    if b.__class__ in SCALARS:
-        return record(MulScalar, out, (a,), meta=b)
-    return record(Mul, out, (a, b), (a, b))
 
 
-def div(a: Any, b: Any) -> Tensor:
-    """a / b (true division), broadcasting."""
-    a, b = _operands("div", a, b)
-    out = _compute("div", _py_div, a, b)
-    if a.__class__ in SCALARS:
-        return record(RDivScalar, out, (b,), (b,), meta=a)
-    if b.__class__ in SCALARS:
-        return record(DivScalar, out, (a,), meta=b)
-    return record(Div, out, (a, b), (a, b))
 
 
 # ---- powers -----------------------------------------------------------------------------------
 class Pow(Node):
     """z = a ** b;  da = g * b * a^(b-1),  db = g * z * log(a)  (0 where a = 0 and b >= 0)"""
     __slots__ = ()
+    save_inputs = save_out = True
     replay = kernel(torch.pow)
 
     def vjp(self, g, a, b, y):
@@ -222,6 +176,7 @@ class Pow(Node):
 class PowScalar(Node):
     """z = a ** c;  da = g * c * a^(c-1)"""
     __slots__ = ()
+    save_inputs = True
     replay = staticmethod(lambda c, shape: lambda a: a ** c)
 
     def vjp(self, g, a):
@@ -236,6 +191,7 @@ class PowScalar(Node):
 class RPowScalar(Node):
     """z = c ** b;  db = g * z * log(c)"""
     __slots__ = ()
+    save_inputs = save_out = True
     replay = staticmethod(lambda c, shape: lambda b: c ** b)
 
     def vjp(self, g, b, y):
@@ -245,15 +201,37 @@ class RPowScalar(Node):
         return (g * y * math.log(c),)
 
 
-def pow(a: Any, b: Any) -> Tensor:
-    """a ** b, broadcasting; either side may be a Python number."""
-    a, b = _operands("pow", a, b)
-    out = _compute("pow", _py_pow, a, b)
-    if a.__class__ in SCALARS:
-        return record(RPowScalar, out, (b,), (b,), meta=a, save_out=True)
-    if b.__class__ in SCALARS:
-        return record(PowScalar, out, (a,), (a,), meta=b)
-    return record(Pow, out, (a, b), (a, b), save_out=True)
+
+
+def _binary(name: str, fn: Any, both: type[Node], scalar_left: type[Node],
+            scalar_right: type[Node]) -> Any:
+    """The op ``a ∘ b`` from its three node kinds: tensor ∘ tensor, number ∘ tensor, tensor ∘ number.
+
+    A Python number stays a number (no tensor is built for ``x * 2``) and goes into ``meta``.
+    Nodes that do not save their inputs get the input shapes in ``meta`` to undo broadcasting.
+    """
+    def op(a: Any, b: Any) -> Tensor:
+        a, b = _operands(name, a, b)
+        out = _compute(name, fn, a, b)
+        if a.__class__ in SCALARS:
+            cls, t, c = scalar_left, b, a
+        elif b.__class__ in SCALARS:
+            cls, t, c = scalar_right, a, b
+        elif both.save_inputs:
+            return record(both, out, (a, b), (a, b), save_out=both.save_out)
+        else:
+            return record(both, out, (a, b), meta=(a.data.shape, b.data.shape))
+        return record(cls, out, (t,), (t,) if cls.save_inputs else (), meta=c, save_out=cls.save_out)
+    op.__name__ = name
+    op.__doc__ = f"{name}(a, b) elementwise, broadcasting; either side may be a Python number."
+    return op
+
+
+add = _binary("add", operator.add, Add, AddScalar, AddScalar)
+sub = _binary("sub", operator.sub, Sub, RSubScalar, SubScalar)
+mul = _binary("mul", operator.mul, Mul, MulScalar, MulScalar)
+div = _binary("div", operator.truediv, Div, RDivScalar, DivScalar)
+pow = _binary("pow", operator.pow, Pow, RPowScalar, PowScalar)
 
 
 class Neg(Node):
