@@ -116,7 +116,11 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     cdim = 1 if rx.dim() >= 2 else 0
     n_classes = rx.shape[cdim]
     reduced = reduction != "none"
+    want = rx.shape[:cdim] + rx.shape[cdim + 1:]
     if rt.is_floating_point():
+        if rt.shape == want and rt.shape != rx.shape:
+            raise DTypeError(f"{op}: class-index targets (shape {tuple(want)}) must be integers, "
+                             f"got dtype {rt.dtype}; use target.long()")
         if rt.shape != rx.shape:
             raise ShapeError(f"{op}: probability targets must have the input's shape "
                              f"{tuple(rx.shape)}, got {tuple(rt.shape)}")
@@ -127,7 +131,6 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Tensor:
                       meta=(cdim, _scale(reduction, n), reduced))
     if rt.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise DTypeError(f"{op}: class-index targets must be integers, got dtype {rt.dtype}")
-    want = rx.shape[:cdim] + rx.shape[cdim + 1:]
     if rt.shape != want:
         raise ShapeError(f"{op}: input of shape {tuple(rx.shape)} needs class-index targets of "
                          f"shape {tuple(want)}, got {tuple(rt.shape)}")

@@ -22,6 +22,11 @@ class MSELoss(Node):
                 -d if self.parents[1] is not None else None)
 
 
+# torch guards the division at x = 0 or 1 with 1e-12 rounded to float32; the same value here
+# gives the same (huge but finite) gradients there.
+_BCE_EPS = float(torch.tensor(1e-12, dtype=torch.float32))
+
+
 class BCELoss(Node):
     """l = -(t log x + (1 - t) log(1 - x));  dx = s g (x - t) / (x (1 - x)),  dt = s g log((1 - x) / x)"""
     __slots__ = ()
@@ -30,7 +35,7 @@ class BCELoss(Node):
         gs = g * self.meta
         gx = gt = None
         if self.parents[0] is not None:
-            gx = gs * (x - t) / (x * (1 - x)).clamp(min=1e-12)  # torch's guard at 0 and 1
+            gx = gs * (x - t) / (x * (1 - x)).clamp(min=_BCE_EPS)
         if self.parents[1] is not None:
             gt = gs * ((-x).log1p().clamp(min=-100.0) - x.log().clamp(min=-100.0))
         return gx, gt

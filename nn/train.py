@@ -32,7 +32,7 @@ def error_rate(output: Any, target: Any, threshold: float = 0.5) -> float:
     else:
         pred = out.reshape(-1) > threshold
         true = tgt.reshape(-1) > threshold
-    return (pred != true).float().mean().item() * 100.0
+    return int((pred != true).sum()) * 100.0 / pred.numel()
 
 
 def default_threshold(loss: Any, target: Any) -> float:
