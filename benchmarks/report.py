@@ -1,0 +1,152 @@
+"""Markdown tables and the JSON file of a benchmark run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+IMPLS = ("tapegrad", "torch_eager", "lower_bound")
+LABELS = {"tapegrad": "tapegrad", "torch_eager": "torch eager", "lower_bound": "lower bound"}
+
+
+def fmt_time(s: float | None) -> str:
+    if s is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(s) >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def fmt_bytes(b: float | None) -> str:
+    if b is None:
+        return "-"
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if abs(b) >= scale:
+            return f"{b / scale:.3g} {unit}"
+    return f"{b:.0f} B"
+
+
+def fmt_ratio(r: float | None) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def ratios(values: dict) -> dict:
+    """tapegrad / torch eager and tapegrad / lower bound, where both are measured and non-zero."""
+    out = {}
+    tg = values.get("tapegrad")
+    for other in ("torch_eager", "lower_bound"):
+        v = values.get(other)
+        out[f"tapegrad/{other}"] = tg / v if tg is not None and v else None
+    return out
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
+    align = ["---" if i < right_from else "---:" for i in range(len(header))]
+    return [_row(header), _row(align), *(_row(r) for r in rows)]
+
+
+def timing_table(rows: list[dict]) -> list[str]:
+    header = ["workload", "device", "threads", "tapegrad", "torch eager", "lower bound",
+              "tapegrad/eager", "tapegrad/lower"]
+    body = []
+    for r in rows:
+        med = {k: v["median"] for k, v in r["results"].items()}
+        rat = r["ratios"]
+        body.append([r["label"], r["device"], str(r["threads"]),
+                     *(fmt_time(med.get(k)) for k in IMPLS),
+                     fmt_ratio(rat.get("tapegrad/torch_eager")),
+                     fmt_ratio(rat.get("tapegrad/lower_bound"))])
+    return _table(header, body, right_from=3)
+
+
+def chain_table(rows: list[dict]) -> list[str]:
+    header = ["ops", "device", "threads", "tapegrad record/op", "tapegrad backward/op",
+              "tapegrad free/op", "tapegrad total/op", "eager total/op", "lower total/op",
+              "tapegrad per-op vs shortest chain"]
+    body = []
+    first: dict = {}
+    for r in rows:
+        key = (r["device"], r["threads"])
+        tg = r["phases"].get("tapegrad", {})
+        total = tg.get("total")
+        first.setdefault(key, total)
+        body.append([f"{r['n']:,}", r["device"], str(r["threads"]),
+                     *(fmt_time(tg.get(p)) for p in ("forward", "backward", "free", "total")),
+                     fmt_time(r["phases"].get("torch_eager", {}).get("total")),
+                     fmt_time(r["phases"].get("lower_bound", {}).get("total")),
+                     fmt_ratio(total / first[key] if total and first[key] else None)])
+    return _table(header, body, right_from=3)
+
+
+def memory_table(rows: list[dict]) -> list[str]:
+    header = ["training step", "device", "measure", "tapegrad", "torch eager", "lower bound",
+              "tapegrad/eager", "tapegrad/lower"]
+    body = []
+    for r in rows:
+        for what in ("step_bytes", "total_bytes"):
+            vals = {k: v[what] for k, v in r["results"].items()}
+            rat = ratios(vals)
+            body.append([r["label"], r["device"],
+                         "peak in step" if what == "step_bytes" else "peak over baseline",
+                         *(fmt_bytes(vals.get(k)) for k in IMPLS),
+                         fmt_ratio(rat["tapegrad/torch_eager"]),
+                         fmt_ratio(rat["tapegrad/lower_bound"])])
+    return _table(header, body, right_from=3)
+
+
+def chain_memory_table(rows: list[dict]) -> list[str]:
+    header = ["graph", "implementation", "built", "after backward", "after delete",
+              "graph-held tensor bytes (built -> after backward)"]
+    body = []
+    for r in rows:
+        saved = "-"
+        if "saved_bytes_built" in r:
+            saved = (f"{fmt_bytes(r['saved_bytes_built'])} -> "
+                     f"{fmt_bytes(r['saved_bytes_after_backward'])} ({r['graph_nodes']:,} nodes)")
+        body.append([f"{r['n']:,} ops, {r['device']}", LABELS[r["impl"]],
+                     fmt_bytes(r["built_bytes"]), fmt_bytes(r["after_backward_bytes"]),
+                     fmt_bytes(r["after_delete_bytes"]), saved])
+    return _table(header, body, right_from=2)
+
+
+def machine_line(m: dict) -> str:
+    return (f"{m['cpu']} ({m['cpus']} CPUs visible), {m.get('gpu') or 'no GPU'}, "
+            f"torch {m['torch']}, Python {m['python']}, {m['platform']}; "
+            f"load average {m['loadavg_start']} at start, {m.get('loadavg_end', '?')} at end; "
+            f"commit {m['commit']}")
+
+
+def markdown(res: dict) -> str:
+    lines = [f"# tapegrad benchmark ({'quick' if res['config']['quick'] else 'full'} run, "
+             f"{res['machine']['date']})", "", f"Machine: {machine_line(res['machine'])}.", ""]
+    lines.append(f"tapegrad built with: `{res['config']['tapegrad_mode']}`. Times are medians "
+                 f"over rounds that alternate the implementations; ratios below 1 mean tapegrad "
+                 "is faster (or smaller).")
+    lines.append("")
+    for dev, s in res.get("sanity", {}).items():
+        lines.append(f"Sanity ({dev}): {s['summary']}")
+    if res.get("timing"):
+        lines += ["", "## Time (training step, whole run, per op)", "", *timing_table(res["timing"])]
+    if res.get("chains"):
+        lines += ["", "## Deep chains (tanh and neg alternating, then sum; time per op)", "",
+                  *chain_table(res["chains"])]
+    if res.get("memory"):
+        lines += ["", "## Peak memory of a training step (fresh process per implementation)", "",
+                  *memory_table(res["memory"])]
+    if res.get("chain_memory"):
+        lines += ["", "## Memory of a deep graph relative to before it was built", "",
+                  *chain_memory_table(res["chain_memory"])]
+    return "\n".join(lines) + "\n"
+
+
+def write(res: dict, json_path: str | None, md_path: str | None) -> str:
+    md = markdown(res)
+    for path, text in ((json_path, json.dumps(res, indent=1) + "\n"), (md_path, md)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text)
+    return md

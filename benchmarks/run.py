@@ -1,0 +1,380 @@
+"""The benchmark: tapegrad vs PyTorch eager vs the hand-written lower bound, in one process run.
+
+    python -m benchmarks.run                     # everything (several minutes)
+    python -m benchmarks.run --quick             # a smoke run (seconds)
+    python -m benchmarks.run --workloads course,chain --threads 1 --device cpu
+
+Writes benchmarks/results/latest.json and latest.md (``--json`` / ``--md`` to change, ``-`` to
+skip) and prints the Markdown tables.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python benchmarks/run.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"
+
+import torch
+
+from . import lower_bound, memory, report, tapegrad_impl, timing, torch_eager
+from . import workloads as W
+
+IMPLS = {"tapegrad": tapegrad_impl, "torch_eager": torch_eager, "lower_bound": lower_bound}
+WORKLOADS = ("course", "epochs", "wide", "chain", "memory")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Config:
+    quick: bool
+    rounds: int           # alternating rounds per per-step measurement
+    warmup_s: float
+    block_s: float        # length of one timed block of steps
+    epochs: int
+    epoch_rounds: int
+    wide: W.MLPSpec
+    wide_spec: str        # its name in memory.SPECS
+    wide_batch: int
+    wide_rounds: int
+    chains: tuple
+    chain_rounds: int
+    course_batches: tuple = W.COURSE_BATCHES
+
+    @classmethod
+    def make(cls, quick: bool) -> "Config":
+        if quick:
+            return cls(True, rounds=3, warmup_s=0.01, block_s=0.005, epochs=1, epoch_rounds=1,
+                       wide=W.WIDE_QUICK, wide_spec="wide_quick", wide_batch=128, wide_rounds=2,
+                       chains=(100, 1000), chain_rounds=2)
+        return cls(False, rounds=15, warmup_s=0.3, block_s=0.05, epochs=W.EPOCHS, epoch_rounds=3,
+                   wide=W.WIDE, wide_spec="wide", wide_batch=W.WIDE_BATCH, wide_rounds=7,
+                   chains=W.CHAIN_LENGTHS, chain_rounds=5)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---- machine -------------------------------------------------------------------------------------
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def _commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (rev + ("+uncommitted changes" if dirty else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine_info() -> dict:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": _cpu_model(), "cpus": cpus, "cpu_count": os.cpu_count(), "gpu": gpu,
+            "torch": torch.__version__, "torch_default_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "commit": _commit(), "loadavg_start": _loadavg(),
+            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+# ---- sanity: the three compute the same thing -----------------------------------------------------
+def sanity_check(device: str, steps: int = 5) -> dict:
+    """Same init and data: losses over a few steps, parameters after them, chain gradients."""
+    x, y = W.disc_data()
+    x, y = x[:16].to(device), y[:16].to(device)
+    losses, params, grads = {}, {}, {}
+    raw = W.chain_input().to(device)
+    for name, mod in IMPLS.items():
+        tr = mod.Trainer(W.COURSE, W.init_weights(W.COURSE), device)
+        b = tr.batch(x, y)
+        losses[name] = [mod.loss_value(tr.step(b)) for _ in range(steps)]
+        params[name] = [p.detach().cpu().clone() for p in tr.params()]
+        leaf = mod.chain_leaf(raw)
+        mod.chain_backward(mod.chain_forward(leaf, 101), leaf)
+        grads[name] = mod.chain_grad(leaf).cpu().clone()
+    ref = "torch_eager"
+    out: dict = {"losses": losses, "max_loss_diff": {}, "max_param_diff": {}, "max_chain_grad_rel_diff": {}}
+    for name in IMPLS:
+        if name == ref:
+            continue
+        out["max_loss_diff"][name] = max(abs(a - b) for a, b in zip(losses[name], losses[ref]))
+        out["max_param_diff"][name] = max(float((a - b).abs().max())
+                                          for a, b in zip(params[name], params[ref]))
+        g, gr = grads[name], grads[ref]
+        out["max_chain_grad_rel_diff"][name] = float(((g - gr).abs() / gr.abs()).max())
+    worst = max(max(out["max_loss_diff"].values()), max(out["max_param_diff"].values()))
+    out["ok"] = bool(worst < 1e-4 and max(out["max_chain_grad_rel_diff"].values()) < 1e-3)
+    out["summary"] = (("OK" if out["ok"] else "MISMATCH") + f": {steps} course steps at batch 16 "
+                      "from the same init; vs torch eager: " + "; ".join(
+                          f"{n} max |loss diff| {out['max_loss_diff'][n]:.1e}, max |param diff| "
+                          f"{out['max_param_diff'][n]:.1e}, chain grad rel diff "
+                          f"{out['max_chain_grad_rel_diff'][n]:.1e}" for n in out["max_loss_diff"]))
+    return out
+
+
+# ---- workloads -------------------------------------------------------------------------------------
+def _timing_row(label: str, workload: str, device: str, threads: object, samples: dict,
+                phase: str = "step", **extra) -> dict:
+    res = {k: timing.summarise(v[phase]) for k, v in samples.items()}
+    row = {"label": label, "workload": workload, "device": device, "threads": threads,
+           "unit": "s", "results": res, **extra}
+    row["ratios"] = report.ratios({k: v["median"] for k, v in res.items()})
+    return row
+
+
+def step_rows(cfg: Config, spec: W.MLPSpec, batches: list, device: str, threads: object,
+              rounds: int, workload: str) -> list[dict]:
+    sync = timing.syncer(device)
+    rows = []
+    for batch, x, y in batches:
+        measures = {}
+        for name, mod in IMPLS.items():
+            tr = mod.Trainer(spec, W.init_weights(spec), device)
+            b = tr.batch(x.to(device), y.to(device))
+            fn = (lambda tr=tr, b=b: tr.step(b))
+            inner = timing.calibrate(fn, sync, cfg.warmup_s, cfg.block_s)
+            measures[name] = timing.block_timer(fn, inner, sync)
+        samples = timing.alternate(measures, rounds)
+        label = f"{workload} {'-'.join(map(str, spec.sizes))}, batch {batch}, per step"
+        rows.append(_timing_row(label, workload, device, threads, samples, batch=batch))
+        log_row(rows[-1])
+    return rows
+
+
+def course_rows(cfg: Config, device: str, threads: object) -> list[dict]:
+    X, Y = W.disc_data()
+    batches = [(b, X[:b], Y[:b]) for b in cfg.course_batches]
+    return step_rows(cfg, W.COURSE, batches, device, threads, cfg.rounds, "course")
+
+
+def wide_rows(cfg: Config, device: str, threads: object) -> list[dict]:
+    x, y = W.random_batch(cfg.wide_batch, cfg.wide.sizes[0])
+    return step_rows(cfg, cfg.wide, [(cfg.wide_batch, x, y)], device, threads, cfg.wide_rounds,
+                     "wide")
+
+
+def epoch_rows(cfg: Config, device: str, threads: object) -> list[dict]:
+    """A whole run: fresh model, ``epochs`` shuffled epochs at batch 16 over the 1000 points."""
+    sync = timing.syncer(device)
+    X, Y = (t.to(device) for t in W.disc_data())
+    final: dict = {}
+
+    def run(name: str, mod, epochs: int) -> float:
+        tr = mod.Trainer(W.COURSE, W.init_weights(W.COURSE), device)
+        loss = None
+        for idx in W.epoch_batches(len(X), W.EPOCH_BATCH, epochs):
+            idx = idx.to(device)
+            loss = tr.step(tr.batch(X[idx], Y[idx]))
+        return mod.loss_value(loss)
+
+    def measure(name: str, mod):
+        def m() -> dict:
+            sync()
+            t0 = time.perf_counter()
+            final[name] = run(name, mod, cfg.epochs)
+            return {"step": time.perf_counter() - t0}
+        return m
+
+    for name, mod in IMPLS.items():
+        run(name, mod, 1)  # warm-up
+    samples = timing.alternate({n: measure(n, m) for n, m in IMPLS.items()}, cfg.epoch_rounds)
+    label = f"course, {cfg.epochs} epochs at batch {W.EPOCH_BATCH} on {W.N_POINTS} points, whole run"
+    row = _timing_row(label, "epochs", device, threads, samples, epochs=cfg.epochs,
+                      final_loss=final)
+    log_row(row)
+    log(f"  final losses after the run: " + ", ".join(f"{k} {v:.6g}" for k, v in final.items()))
+    return [row]
+
+
+def chain_rows(cfg: Config, device: str, threads: object) -> list[dict]:
+    sync = timing.syncer(device)
+    raw = W.chain_input().to(device)
+    rows = []
+
+    def measure(mod, n: int):
+        def m() -> dict:
+            leaf = mod.chain_leaf(raw)
+            sync()
+            t0 = time.perf_counter()
+            out = mod.chain_forward(leaf, n)
+            sync()
+            t1 = time.perf_counter()
+            mod.chain_backward(out, leaf)
+            sync()
+            t2 = time.perf_counter()
+            del out, leaf
+            sync()
+            t3 = time.perf_counter()
+            return {"forward": (t1 - t0) / n, "backward": (t2 - t1) / n, "free": (t3 - t2) / n,
+                    "total": (t3 - t0) / n}
+        return m
+
+    for n in cfg.chains:
+        measures = {name: measure(mod, n) for name, mod in IMPLS.items()}
+        for m in measures.values():
+            m()  # warm-up
+        samples = timing.alternate(measures, cfg.chain_rounds)
+        row = _timing_row(f"chain of {n:,} elementwise ops, record + backward + free, per op",
+                          "chain", device, threads, samples, phase="total", n=n)
+        row["phases"] = {k: {p: timing.summarise(v[p])["median"] for p in v}
+                         for k, v in samples.items()}
+        log_row(row)
+        rows.append(row)
+    return rows
+
+
+def memory_rows(cfg: Config, device: str, inprocess: bool) -> tuple[list, list]:
+    def get(args: list) -> dict:
+        if inprocess:
+            fn = memory.step_peak if args[0] == "step" else memory.chain_memory
+            conv = [args[1], args[2], int(args[3]), args[4]] if args[0] == "step" else \
+                [args[1], int(args[2]), args[3]]
+            return fn(*conv)
+        return memory.in_subprocess(args)
+
+    steps = []
+    for spec_name, spec, batch in (("course", W.COURSE, 1000), (cfg.wide_spec, cfg.wide, cfg.wide_batch)):
+        res = {name: get(["step", name, spec_name, batch, device]) for name in IMPLS}
+        label = f"{'-'.join(map(str, spec.sizes))}, batch {batch}"
+        steps.append({"label": label, "device": device, "results": res,
+                      "method": res["tapegrad"]["method"]})
+        log(f"memory {label} ({device}): " + ", ".join(
+            f"{k} step {report.fmt_bytes(v['step_bytes'])} total {report.fmt_bytes(v['total_bytes'])}"
+            for k, v in res.items()))
+    n = max(cfg.chains)
+    chains = [get(["chain", name, n, device]) for name in IMPLS]
+    for r in chains:
+        log(f"memory chain {n} {r['impl']} ({device}): built {report.fmt_bytes(r['built_bytes'])}, "
+            f"after backward {report.fmt_bytes(r['after_backward_bytes'])}, after delete "
+            f"{report.fmt_bytes(r['after_delete_bytes'])}")
+    return steps, chains
+
+
+def log_row(r: dict) -> None:
+    med = {k: report.fmt_time(v["median"]) for k, v in r["results"].items()}
+    rat = r["ratios"]
+    log(f"{r['label']} [{r['device']}, threads {r['threads']}]: " +
+        ", ".join(f"{k} {v}" for k, v in med.items()) +
+        f"; tapegrad/eager {report.fmt_ratio(rat['tapegrad/torch_eager'])}, "
+        f"tapegrad/lower {report.fmt_ratio(rat['tapegrad/lower_bound'])}")
+
+
+# ---- command line ----------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="short smoke run (few rounds, small sizes)")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda, or auto (cpu, and cuda when available); comma-separated list ok")
+    p.add_argument("--threads", default=None,
+                   help="CPU thread counts to run, e.g. '1', 'default', '1,4' (default: "
+                        "'1,default'; '1' with --quick)")
+    p.add_argument("--workloads", default=",".join(WORKLOADS),
+                   help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    p.add_argument("--json", default=str(RESULTS / "latest.json"), help="JSON output ('-': none)")
+    p.add_argument("--md", default=str(RESULTS / "latest.md"), help="Markdown output ('-': none)")
+    p.add_argument("--rounds", type=int, default=None, help="override alternating rounds per step workload")
+    p.add_argument("--memory-inprocess", action="store_true",
+                   help="measure memory in this process (fast, less fair; for tests)")
+    a = p.parse_args(argv)
+    if a.threads is None:
+        a.threads = "1" if a.quick else "1,default"
+    a.workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]
+    bad = [w for w in a.workloads if w not in WORKLOADS]
+    if bad:
+        p.error(f"unknown workloads {bad}; choose from {','.join(WORKLOADS)}")
+    if a.device == "auto":
+        a.devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    else:
+        a.devices = [d.strip() for d in a.device.split(",")]
+        if any(d.startswith("cuda") for d in a.devices) and not torch.cuda.is_available():
+            p.error("--device cuda: no CUDA device is available")
+    return a
+
+
+def thread_settings(spec: str, default: int) -> list:
+    out = []
+    for t in spec.split(","):
+        t = t.strip()
+        out.append(("default", default) if t == "default" else (int(t), int(t)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = parse_args(argv)
+    cfg = Config.make(a.quick)
+    if a.rounds:
+        cfg.rounds = a.rounds
+    default_threads = torch.get_num_threads()
+    res: dict = {"machine": machine_info(),
+                 "config": {"quick": cfg.quick, "workloads": a.workloads, "devices": a.devices,
+                            "threads": a.threads, "rounds": cfg.rounds,
+                            "tapegrad_mode": tapegrad_impl.MODE},
+                 "sanity": {}, "timing": [], "chains": [], "memory": [], "chain_memory": []}
+    log(f"machine: {report.machine_line(res['machine'])}")
+    try:
+        for device in a.devices:
+            res["sanity"][device] = s = sanity_check(device)
+            log(f"sanity ({device}): {s['summary']}")
+            # Everything alive now (torch, with what its first uses imported) stays alive: keep it
+            # out of the collections between measurements (a full one takes ~0.1 s otherwise).
+            gc.freeze()
+            settings = thread_settings(a.threads, default_threads) if device == "cpu" else \
+                [("default", default_threads)]
+            for label, n in settings:
+                torch.set_num_threads(n)
+                threads = n if label != "default" else f"default ({n})"
+                if "course" in a.workloads:
+                    res["timing"] += course_rows(cfg, device, threads)
+                if "epochs" in a.workloads:
+                    res["timing"] += epoch_rows(cfg, device, threads)
+                if "wide" in a.workloads:
+                    res["timing"] += wide_rows(cfg, device, threads)
+                if "chain" in a.workloads:
+                    rows = chain_rows(cfg, device, threads)
+                    res["timing"] += rows
+                    res["chains"] += rows
+            torch.set_num_threads(default_threads)
+            if "memory" in a.workloads:
+                steps, chains = memory_rows(cfg, device, a.memory_inprocess)
+                res["memory"] += steps
+                res["chain_memory"] += chains
+    finally:
+        torch.set_num_threads(default_threads)
+        gc.unfreeze()
+    res["machine"]["loadavg_end"] = _loadavg()
+    md = report.write(res, None if a.json == "-" else a.json, None if a.md == "-" else a.md)
+    print(md)
+    return res
+
+
+if __name__ == "__main__":
+    main()
