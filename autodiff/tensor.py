@@ -25,6 +25,12 @@ def _refuse_dtype(dtype: torch.dtype) -> None:
         "Convert first, e.g. x.float() or autodiff.tensor(..., dtype=torch.float32).")
 
 
+def _refuse_flag(flag: Any) -> None:
+    # torch refuses these too: a truthy string or a 0/1 is a mistake, not a flag.
+    raise TypeError(f"requires_grad must be a bool (True or False), got {type(flag).__name__} "
+                    f"{flag!r}")
+
+
 class Tensor:
     """A recorded tensor. ``data`` is the underlying ``torch.Tensor`` (never requiring torch grad).
 
@@ -47,6 +53,8 @@ class Tensor:
                 data = data.to(dtype=dtype, device=device)
         else:
             data = torch.as_tensor(data, dtype=dtype, device=device)
+        if requires_grad.__class__ is not bool:
+            _refuse_flag(requires_grad)
         if requires_grad and not _differentiable_dtype(data.dtype):
             _refuse_dtype(data.dtype)
         self.data = data
@@ -83,9 +91,11 @@ class Tensor:
                     "you can only change requires_grad of leaf tensors; this one was produced by "
                     f"{self.grad_fn.name}. Use .detach() to get a tensor that does not require grad.")
             return
+        if flag.__class__ is not bool:
+            _refuse_flag(flag)
         if flag and not _differentiable_dtype(self.data.dtype):
             _refuse_dtype(self.data.dtype)
-        self._requires_grad = bool(flag)
+        self._requires_grad = flag
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         self.requires_grad = requires_grad
