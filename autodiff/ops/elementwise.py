@@ -156,7 +156,7 @@ class RDivScalar(Node):
 
 # ---- powers -----------------------------------------------------------------------------------
 class Pow(Node):
-    """z = a ** b;  da = g * b * a^(b-1),  db = g * z * log(a)  (0 where a = 0 and b >= 0)"""
+    """z = a ** b;  da = g b a^(b-1) (0 where b = 0),  db = g z log(a) (0 where a = 0, b >= 0)"""
     __slots__ = ()
     save_inputs = save_out = True
     replay = kernel(torch.pow)
@@ -165,7 +165,9 @@ class Pow(Node):
         p = self.parents
         ga = gb = None
         if p[0] is not None:
-            ga = sum_to(g * b * a ** (b - 1), a.shape)
+            # b = 0 makes the power constant: its slope is 0 even at a = 0, where the formula
+            # gives 0 * 0^-1 = nan (torch masks it the same way)
+            ga = sum_to((g * b * a ** (b - 1)).where(raw(b) != 0, 0.0), a.shape)
         if p[1] is not None:
             ra, rb = raw(a), raw(b)
             keep = ~((ra == 0) & (rb >= 0))
@@ -198,7 +200,8 @@ class RPowScalar(Node):
         c = self.meta
         if c == 0:
             return ((g * 0.0).where(raw(b) >= 0, g * y * -math.inf),)
-        return (g * y * math.log(c),)
+        # log of a negative base is nan, as in torch (math.log would raise in backward)
+        return (g * y * (math.log(c) if c > 0 else math.nan),)
 
 
 
