@@ -68,8 +68,11 @@ def sum(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: torch.dtype | 
     if dim is None and not keepdim and dtype is None:  # the common full reduction, kept lean
         d = x.data
         return record(Sum, d.sum(), (x,), meta=(d.shape, (1,) * d.dim()))
+    if dtype is not None and dtype != x.data.dtype:
+        # cast first (a recorded cast): the gradient then returns in the input's dtype
+        x = x.to(dtype)
     dims, shape, kshape = _reduce_meta("sum", x, dim)
-    out = x.data.sum(dims, keepdim=keepdim, dtype=dtype) if dims else x.data.clone()
+    out = x.data.sum(dims, keepdim=keepdim) if dims else x.data.clone()
     return record(Sum, out, (x,), meta=(shape, kshape))
 
 
@@ -183,7 +186,9 @@ class Var(Node):
     def vjp(self, g, x):
         shape, kshape, dims, denom = self.meta
         centred = x - x.mean(dims, keepdim=True)
-        return (g.reshape(kshape) * centred * (2.0 / denom),)
+        # divide last: with no degrees of freedom left (denom 0) this gives nan, as in torch,
+        # instead of a ZeroDivisionError in the middle of backward()
+        return (g.reshape(kshape) * centred * 2.0 / denom,)
 
 
 def var(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
@@ -198,11 +203,28 @@ def var(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: b
     return record(Var, out, (x,), (x,), meta=(shape, kshape, dims, denom))
 
 
+class Std(Node):
+    """y = sqrt(var(x));  dx = g * (x - mean) / ((n - correction) * y)  (0 where y = 0)"""
+    __slots__ = ()
+
+    def vjp(self, g, x, y):
+        shape, kshape, dims, denom = self.meta
+        # A constant slice has y = 0: its gradient is 0 (as in torch), not sqrt's 0 * inf = nan.
+        nonzero = raw(y).reshape(kshape) != 0
+        scale = (g.reshape(kshape) / (y.reshape(kshape) * denom)).where(nonzero, 0.0)
+        return (scale * (x - x.mean(dims, keepdim=True)),)
+
+
 def std(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
         keepdim: bool = False) -> Tensor:
-    """Standard deviation: sqrt(var)."""
-    from .elementwise import sqrt
-    return sqrt(var(x, dim, correction=correction, unbiased=unbiased, keepdim=keepdim))
+    """Standard deviation: sqrt(var), one node (so a constant input gets a 0 gradient)."""
+    x = as_tensor(x)
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    dims, shape, kshape = _reduce_meta("std", x, dim)
+    out = torch.std(x.data, dims, correction=correction, keepdim=keepdim)
+    denom = _count(shape, dims) - correction
+    return record(Std, out, (x,), (x,), meta=(shape, kshape, dims, denom), save_out=True)
 
 
 class LogSumExp(Node):
