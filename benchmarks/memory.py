@@ -25,7 +25,7 @@ import torch
 from . import workloads as W
 
 IMPLS = {"tapegrad": "benchmarks.tapegrad_impl", "torch_eager": "benchmarks.torch_eager",
-         "lower_bound": "benchmarks.lower_bound"}
+         "lower_bound": "benchmarks.lower_bound", "tapegrad_replay": "benchmarks.tapegrad_replay"}
 SPECS = {"course": W.COURSE, "wide": W.WIDE, "wide_quick": W.WIDE_QUICK}
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 try:

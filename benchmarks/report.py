@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-IMPLS = ("tapegrad", "torch_eager", "lower_bound")
-LABELS = {"tapegrad": "tapegrad", "torch_eager": "torch eager", "lower_bound": "lower bound"}
+IMPLS = ("tapegrad", "tapegrad_replay", "torch_eager", "lower_bound")  # column order
+LABELS = {"tapegrad": "tapegrad", "tapegrad_replay": "tapegrad replay",
+          "torch_eager": "torch eager", "lower_bound": "lower bound"}
+SHORT = {"tapegrad": "tapegrad", "tapegrad_replay": "replay", "torch_eager": "eager",
+         "lower_bound": "lower"}
 
 
 def fmt_time(s: float | None) -> str:
@@ -31,13 +34,30 @@ def fmt_ratio(r: float | None) -> str:
 
 
 def ratios(values: dict) -> dict:
-    """tapegrad / torch eager and tapegrad / lower bound, where both are measured and non-zero."""
+    """tapegrad (and tapegrad replay, when measured) over torch eager and over the lower bound."""
     out = {}
-    tg = values.get("tapegrad")
-    for other in ("torch_eager", "lower_bound"):
-        v = values.get(other)
-        out[f"tapegrad/{other}"] = tg / v if tg is not None and v else None
+    for mine in ("tapegrad", "tapegrad_replay"):
+        if mine not in values:
+            continue
+        tg = values[mine]
+        for other in ("torch_eager", "lower_bound"):
+            v = values.get(other)
+            out[f"{mine}/{other}"] = tg / v if tg is not None and v else None
     return out
+
+
+def _columns(rows: list[dict], key: str = "results") -> tuple[list[str], list[str]]:
+    """The implementations present and the ratio keys present, in table order."""
+    present = {k for r in rows for k in r[key]}
+    impls = [k for k in IMPLS if k in present]
+    rats = [f"{a}/{b}" for a in ("tapegrad", "tapegrad_replay") if a in present
+            for b in ("torch_eager", "lower_bound")]
+    return impls, rats
+
+
+def _ratio_label(key: str) -> str:
+    a, b = key.split("/")
+    return f"{SHORT[a]}/{SHORT[b]}"
 
 
 def _row(cells: list[str]) -> str:
@@ -50,16 +70,15 @@ def _table(header: list[str], rows: list[list[str]], right_from: int = 1) -> lis
 
 
 def timing_table(rows: list[dict]) -> list[str]:
-    header = ["workload", "device", "threads", "tapegrad", "torch eager", "lower bound",
-              "tapegrad/eager", "tapegrad/lower"]
+    impls, rats = _columns(rows)
+    header = ["workload", "device", "threads", *(LABELS[k] for k in impls),
+              *(_ratio_label(k) for k in rats)]
     body = []
     for r in rows:
         med = {k: v["median"] for k, v in r["results"].items()}
-        rat = r["ratios"]
         body.append([r["label"], r["device"], str(r["threads"]),
-                     *(fmt_time(med.get(k)) for k in IMPLS),
-                     fmt_ratio(rat.get("tapegrad/torch_eager")),
-                     fmt_ratio(rat.get("tapegrad/lower_bound"))])
+                     *(fmt_time(med.get(k)) for k in impls),
+                     *(fmt_ratio(r["ratios"].get(k)) for k in rats)])
     return _table(header, body, right_from=3)
 
 
@@ -83,8 +102,9 @@ def chain_table(rows: list[dict]) -> list[str]:
 
 
 def memory_table(rows: list[dict]) -> list[str]:
-    header = ["training step", "device", "measure", "tapegrad", "torch eager", "lower bound",
-              "tapegrad/eager", "tapegrad/lower"]
+    impls, rats = _columns(rows)
+    header = ["training step", "device", "measure", *(LABELS[k] for k in impls),
+              *(_ratio_label(k) for k in rats)]
     body = []
     for r in rows:
         for what in ("step_bytes", "total_bytes"):
@@ -92,9 +112,8 @@ def memory_table(rows: list[dict]) -> list[str]:
             rat = ratios(vals)
             body.append([r["label"], r["device"],
                          "peak in step" if what == "step_bytes" else "peak over baseline",
-                         *(fmt_bytes(vals.get(k)) for k in IMPLS),
-                         fmt_ratio(rat["tapegrad/torch_eager"]),
-                         fmt_ratio(rat["tapegrad/lower_bound"])])
+                         *(fmt_bytes(vals.get(k)) for k in impls),
+                         *(fmt_ratio(rat.get(k)) for k in rats)])
     return _table(header, body, right_from=3)
 
 
@@ -127,6 +146,8 @@ def markdown(res: dict) -> str:
                  f"over rounds that alternate the implementations; ratios below 1 mean tapegrad "
                  "is faster (or smaller).")
     lines.append("")
+    for name, why in res["config"].get("left_out", {}).items():
+        lines.append(f"Left out: {LABELS.get(name, name)} ({why}).")
     for dev, s in res.get("sanity", {}).items():
         lines.append(f"Sanity ({dev}): {s['summary']}")
     if res.get("timing"):

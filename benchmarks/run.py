@@ -26,10 +26,11 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`: make the package im
 
 import torch
 
-from . import lower_bound, memory, report, tapegrad_impl, timing, torch_eager
+from . import lower_bound, memory, report, tapegrad_impl, tapegrad_replay, timing, torch_eager
 from . import workloads as W
 
 IMPLS = {"tapegrad": tapegrad_impl, "torch_eager": torch_eager, "lower_bound": lower_bound}
+REPLAY = {"tapegrad_replay": tapegrad_replay}  # added when autodiff.replay exists (--no-replay: not)
 WORKLOADS = ("course", "epochs", "wide", "chain", "memory")
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -49,6 +50,7 @@ class Config:
     chains: tuple
     chain_rounds: int
     course_batches: tuple = W.COURSE_BATCHES
+    impls: dict = None  # name -> implementation module, in table order
 
     @classmethod
     def make(cls, quick: bool) -> "Config":
@@ -107,38 +109,57 @@ def machine_info() -> dict:
 
 
 # ---- sanity: the three compute the same thing -----------------------------------------------------
-def sanity_check(device: str, steps: int = 5) -> dict:
+def sanity_check(impls: dict, device: str, steps: int = 5) -> dict:
     """Same init and data: losses over a few steps, parameters after them, chain gradients."""
     x, y = W.disc_data()
     x, y = x[:16].to(device), y[:16].to(device)
     losses, params, grads = {}, {}, {}
     raw = W.chain_input().to(device)
-    for name, mod in IMPLS.items():
+    for name, mod in impls.items():
         tr = mod.Trainer(W.COURSE, W.init_weights(W.COURSE), device)
         b = tr.batch(x, y)
         losses[name] = [mod.loss_value(tr.step(b)) for _ in range(steps)]
         params[name] = [p.detach().cpu().clone() for p in tr.params()]
+        if not hasattr(mod, "chain_forward"):
+            continue
         leaf = mod.chain_leaf(raw)
         mod.chain_backward(mod.chain_forward(leaf, 101), leaf)
         grads[name] = mod.chain_grad(leaf).cpu().clone()
     ref = "torch_eager"
     out: dict = {"losses": losses, "max_loss_diff": {}, "max_param_diff": {}, "max_chain_grad_rel_diff": {}}
-    for name in IMPLS:
+    for name in impls:
         if name == ref:
             continue
         out["max_loss_diff"][name] = max(abs(a - b) for a, b in zip(losses[name], losses[ref]))
         out["max_param_diff"][name] = max(float((a - b).abs().max())
                                           for a, b in zip(params[name], params[ref]))
-        g, gr = grads[name], grads[ref]
-        out["max_chain_grad_rel_diff"][name] = float(((g - gr).abs() / gr.abs()).max())
+        if name in grads:
+            g, gr = grads[name], grads[ref]
+            out["max_chain_grad_rel_diff"][name] = float(((g - gr).abs() / gr.abs()).max())
     worst = max(max(out["max_loss_diff"].values()), max(out["max_param_diff"].values()))
     out["ok"] = bool(worst < 1e-4 and max(out["max_chain_grad_rel_diff"].values()) < 1e-3)
     out["summary"] = (("OK" if out["ok"] else "MISMATCH") + f": {steps} course steps at batch 16 "
                       "from the same init; vs torch eager: " + "; ".join(
                           f"{n} max |loss diff| {out['max_loss_diff'][n]:.1e}, max |param diff| "
-                          f"{out['max_param_diff'][n]:.1e}, chain grad rel diff "
-                          f"{out['max_chain_grad_rel_diff'][n]:.1e}" for n in out["max_loss_diff"]))
+                          f"{out['max_param_diff'][n]:.1e}" + (
+                              f", chain grad rel diff {out['max_chain_grad_rel_diff'][n]:.1e}"
+                              if n in out["max_chain_grad_rel_diff"] else "")
+                          for n in out["max_loss_diff"]))
     return out
+
+
+def _probe(mod) -> str | None:
+    """Why an optional implementation cannot run the course step (None: it can)."""
+    if not getattr(mod, "AVAILABLE", True):
+        return "not available in this version of tapegrad"
+    try:
+        tr = mod.Trainer(W.COURSE, W.init_weights(W.COURSE), "cpu")
+        b = tr.batch(*W.random_batch(4, 2))
+        for _ in range(2):
+            mod.loss_value(tr.step(b))
+    except Exception as e:  # report it and carry on with the others
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
 # ---- workloads -------------------------------------------------------------------------------------
@@ -157,7 +178,7 @@ def step_rows(cfg: Config, spec: W.MLPSpec, batches: list, device: str, threads:
     rows = []
     for batch, x, y in batches:
         measures = {}
-        for name, mod in IMPLS.items():
+        for name, mod in cfg.impls.items():
             tr = mod.Trainer(spec, W.init_weights(spec), device)
             b = tr.batch(x.to(device), y.to(device))
             fn = (lambda tr=tr, b=b: tr.step(b))
@@ -204,9 +225,9 @@ def epoch_rows(cfg: Config, device: str, threads: object) -> list[dict]:
             return {"step": time.perf_counter() - t0}
         return m
 
-    for name, mod in IMPLS.items():
+    for name, mod in cfg.impls.items():
         run(name, mod, 1)  # warm-up
-    samples = timing.alternate({n: measure(n, m) for n, m in IMPLS.items()}, cfg.epoch_rounds)
+    samples = timing.alternate({n: measure(n, m) for n, m in cfg.impls.items()}, cfg.epoch_rounds)
     label = f"course, {cfg.epochs} epochs at batch {W.EPOCH_BATCH} on {W.N_POINTS} points, whole run"
     row = _timing_row(label, "epochs", device, threads, samples, epochs=cfg.epochs,
                       final_loss=final)
@@ -239,7 +260,8 @@ def chain_rows(cfg: Config, device: str, threads: object) -> list[dict]:
         return m
 
     for n in cfg.chains:
-        measures = {name: measure(mod, n) for name, mod in IMPLS.items()}
+        measures = {name: measure(mod, n) for name, mod in cfg.impls.items()
+                    if hasattr(mod, "chain_forward")}
         for m in measures.values():
             m()  # warm-up
         samples = timing.alternate(measures, cfg.chain_rounds)
@@ -263,7 +285,7 @@ def memory_rows(cfg: Config, device: str, inprocess: bool) -> tuple[list, list]:
 
     steps = []
     for spec_name, spec, batch in (("course", W.COURSE, 1000), (cfg.wide_spec, cfg.wide, cfg.wide_batch)):
-        res = {name: get(["step", name, spec_name, batch, device]) for name in IMPLS}
+        res = {name: get(["step", name, spec_name, batch, device]) for name in cfg.impls}
         label = f"{'-'.join(map(str, spec.sizes))}, batch {batch}"
         steps.append({"label": label, "device": device, "results": res,
                       "method": res["tapegrad"]["method"]})
@@ -271,7 +293,8 @@ def memory_rows(cfg: Config, device: str, inprocess: bool) -> tuple[list, list]:
             f"{k} step {report.fmt_bytes(v['step_bytes'])} total {report.fmt_bytes(v['total_bytes'])}"
             for k, v in res.items()))
     n = max(cfg.chains)
-    chains = [get(["chain", name, n, device]) for name in IMPLS]
+    chains = [get(["chain", name, n, device]) for name, mod in cfg.impls.items()
+              if hasattr(mod, "chain_forward")]
     for r in chains:
         log(f"memory chain {n} {r['impl']} ({device}): built {report.fmt_bytes(r['built_bytes'])}, "
             f"after backward {report.fmt_bytes(r['after_backward_bytes'])}, after delete "
@@ -283,9 +306,8 @@ def log_row(r: dict) -> None:
     med = {k: report.fmt_time(v["median"]) for k, v in r["results"].items()}
     rat = r["ratios"]
     log(f"{r['label']} [{r['device']}, threads {r['threads']}]: " +
-        ", ".join(f"{k} {v}" for k, v in med.items()) +
-        f"; tapegrad/eager {report.fmt_ratio(rat['tapegrad/torch_eager'])}, "
-        f"tapegrad/lower {report.fmt_ratio(rat['tapegrad/lower_bound'])}")
+        ", ".join(f"{k} {v}" for k, v in med.items()) + "; " +
+        ", ".join(f"{k} {report.fmt_ratio(v)}" for k, v in rat.items()))
 
 
 # ---- command line ----------------------------------------------------------------------------------
@@ -302,6 +324,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", default=str(RESULTS / "latest.json"), help="JSON output ('-': none)")
     p.add_argument("--md", default=str(RESULTS / "latest.md"), help="Markdown output ('-': none)")
     p.add_argument("--rounds", type=int, default=None, help="override alternating rounds per step workload")
+    p.add_argument("--no-replay", action="store_true",
+                   help="leave out the tapegrad replay column (autodiff.replay)")
     p.add_argument("--memory-inprocess", action="store_true",
                    help="measure memory in this process (fast, less fair; for tests)")
     a = p.parse_args(argv)
@@ -333,16 +357,27 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = Config.make(a.quick)
     if a.rounds:
         cfg.rounds = a.rounds
+    cfg.impls = dict(IMPLS)
+    left_out = {}
+    if not a.no_replay:
+        why = _probe(tapegrad_replay)
+        if why is None:
+            cfg.impls = {"tapegrad": tapegrad_impl, **REPLAY, "torch_eager": torch_eager,
+                         "lower_bound": lower_bound}
+        else:
+            left_out["tapegrad_replay"] = why
+            log(f"tapegrad replay left out: {why}")
     default_threads = torch.get_num_threads()
     res: dict = {"machine": machine_info(),
                  "config": {"quick": cfg.quick, "workloads": a.workloads, "devices": a.devices,
                             "threads": a.threads, "rounds": cfg.rounds,
-                            "tapegrad_mode": tapegrad_impl.MODE},
+                            "tapegrad_mode": tapegrad_impl.MODE, "implementations": list(cfg.impls),
+                            "left_out": left_out},
                  "sanity": {}, "timing": [], "chains": [], "memory": [], "chain_memory": []}
     log(f"machine: {report.machine_line(res['machine'])}")
     try:
         for device in a.devices:
-            res["sanity"][device] = s = sanity_check(device)
+            res["sanity"][device] = s = sanity_check(cfg.impls, device)
             log(f"sanity ({device}): {s['summary']}")
             # Everything alive now (torch, with what its first uses imported) stays alive: keep it
             # out of the collections between measurements (a full one takes ~0.1 s otherwise).

@@ -1,8 +1,9 @@
 """tapegrad: the network built with ``nn`` and trained with ``nn.optim``, as a user writes it.
 
-``MODE = "ops"`` (or ``nn`` missing) builds the same network from raw autodiff ops instead
-(``ad.linear``, ``ad.tanh``, a hand-written momentum update): the difference between the two
-is the cost of the module and optimizer layers.
+Other modes of the same Trainer: ``"replay"`` runs the step through ``autodiff.replay`` (tape
+recorded once, replayed as straight-line kernels; see tapegrad_replay.py); ``"ops"`` (also the
+fallback when ``nn`` is missing) builds the network from raw autodiff ops (``ad.linear``,
+``ad.tanh``, a hand-written momentum update), which isolates the cost of the nn layers.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ MODE = "nn" if nn is not None else "ops"
 class Trainer:
     def __init__(self, spec: MLPSpec, weights: list, device: str, mode: str | None = None) -> None:
         self.mode = mode or MODE
-        if self.mode == "nn":
+        if self.mode in ("nn", "replay"):
             layers = []
             for i, (w, b) in enumerate(weights):
                 lin = nn.Linear(w.shape[1], w.shape[0], device=device)
@@ -37,6 +38,9 @@ class Trainer:
             self.loss_fn = nn.MSELoss()
             self.opt = nn.optim.SGD(self.model.parameters(), lr=spec.lr, momentum=spec.momentum)
             self.step = self._step_nn
+            if self.mode == "replay":
+                self._replayed = ad.replay(lambda x, y: self.loss_fn(self.model(x), y))
+                self.step = self._step_replay
         else:
             self.layers = [(ad.Tensor(w.to(device, copy=True), requires_grad=True),
                             ad.Tensor(b.to(device, copy=True), requires_grad=True))
@@ -47,7 +51,7 @@ class Trainer:
             self.step = self._step_ops
 
     def params(self) -> list[torch.Tensor]:
-        if self.mode == "nn":
+        if self.mode != "ops":
             return [p.data for p in self.model.parameters()]
         return [t.data for pair in self.layers for t in pair]
 
@@ -59,6 +63,13 @@ class Trainer:
         self.opt.zero_grad()
         loss = self.loss_fn(self.model(x), y)
         loss.backward()
+        self.opt.step()
+        return loss
+
+    def _step_replay(self, batch: tuple) -> ad.Tensor:
+        x, y = batch
+        self.opt.zero_grad()
+        loss = self._replayed(x, y)  # forward + backward from the tape recorded at the first call
         self.opt.step()
         return loss
 

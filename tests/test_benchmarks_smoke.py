@@ -26,9 +26,13 @@ def test_quick_run_emits_tables_and_json(tmp_path, capsys):
     assert data["sanity"]["cpu"]["ok"], data["sanity"]["cpu"]["summary"]
     assert {r["workload"] for r in data["timing"]} == {"course", "epochs", "wide", "chain"}
     assert sorted(r["batch"] for r in data["timing"] if r["workload"] == "course") == [1, 16, 128, 1000]
+    replay = "tapegrad_replay" in data["config"]["implementations"]  # optional column
+    ratio_keys = {"tapegrad/torch_eager", "tapegrad/lower_bound"}
     for r in data["timing"]:
-        assert set(r["results"]) == IMPLS
-        assert set(r["ratios"]) == {"tapegrad/torch_eager", "tapegrad/lower_bound"}
+        extra = {"tapegrad_replay"} if replay and r["workload"] != "chain" else set()
+        assert set(r["results"]) == IMPLS | extra
+        assert set(r["ratios"]) == ratio_keys | {f"tapegrad_replay/{k.split('/')[1]}"
+                                                 for k in ratio_keys if extra}
         assert all(v["median"] > 0 for v in r["results"].values())
     for r in data["chains"]:
         assert set(r["phases"]["tapegrad"]) == {"forward", "backward", "free", "total"}
