@@ -1,0 +1,198 @@
+"""Module calls behind the recorded nodes: clusters, names, and collapsing with ``depth=``.
+
+``node.scope`` is ``(module, parent_scope)`` for the innermost module call that was running when
+the node was recorded (set by ``nn.Module.__call__``), or whatever object a user gave
+``autodiff.scope(obj)``. One scope tuple is one call, so a module called twice gives two calls.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .graph_walk import CONST, LEAF, OP, PARAM, Graph
+
+
+class Call:
+    """One module call: a cluster in the picture, or one box when collapsed by ``depth=``."""
+
+    __slots__ = ("module", "parent", "level", "index", "chain", "name", "desc", "repeat")
+
+    def __init__(self, module: Any, parent: "Call | None", index: int) -> None:
+        self.module = module
+        self.parent = parent
+        self.level = 0 if parent is None else parent.level + 1
+        self.chain: tuple = (self,) if parent is None else (*parent.chain, self)
+        self.index = index
+        self.name = ""      # dotted name in the model, '' when unknown (or the model itself)
+        self.desc = describe(module)
+        self.repeat = 0     # 1, 2, ... when the same module is called more than once
+
+    def title(self) -> str:
+        head = f"{self.name}: {self.desc}" if self.name else self.desc
+        return f"{head} (call {self.repeat})" if self.repeat else head
+
+
+def describe(module: Any) -> str:
+    """``Linear(2→25)``, ``LeakyReLU(negative_slope=0.1)``, ``Sequential``, or the scope's text."""
+    if isinstance(module, (str, int, float)):
+        return str(module)
+    cls = type(module).__name__
+    fin, fout = getattr(module, "in_features", None), getattr(module, "out_features", None)
+    if isinstance(fin, int) and isinstance(fout, int):
+        return f"{cls}({fin}→{fout})"
+    extra = getattr(module, "extra_repr", None)
+    if callable(extra) and not getattr(module, "_modules", None):
+        try:
+            e = str(extra())
+        except Exception:  # a broken extra_repr must not stop a picture
+            e = ""
+        if e and len(e) <= 32 and "\n" not in e:
+            return f"{cls}({e})"
+    return cls
+
+
+def _split(scope: Any) -> tuple[Any, Any]:
+    if scope.__class__ is tuple and len(scope) == 2:
+        return scope[0], scope[1]
+    return scope, None
+
+
+def find_calls(g: Graph) -> tuple[list[Call], list]:
+    """All module calls, numbered outermost first in walk order, and each item's innermost call."""
+    calls: list[Call] = []
+    known: dict = {}  # id(scope object) -> Call; the nodes keep the scopes alive meanwhile
+    of_item: list = [None] * len(g.items)
+    for it in g.items:
+        if it.kind != OP or it.obj.scope is None:
+            continue
+        s = it.obj.scope
+        pending = []
+        while s is not None and id(s) not in known:
+            pending.append(s)
+            s = _split(s)[1]
+        parent = known.get(id(s)) if s is not None else None
+        for s in reversed(pending):
+            c = Call(_split(s)[0], parent, len(calls))
+            calls.append(c)
+            known[id(s)] = c
+            parent = c
+        of_item[it.index] = known[id(it.obj.scope)]
+    counts: dict = {}
+    for c in calls:
+        counts[id(c.module)] = counts.get(id(c.module), 0) + 1
+    seen: dict = {}
+    for c in calls:
+        if counts[id(c.module)] > 1:
+            seen[id(c.module)] = c.repeat = seen.get(id(c.module), 0) + 1
+    return calls, of_item
+
+
+def _named(model: Any, what: str) -> list:
+    fn = getattr(model, what, None)
+    if not callable(fn):
+        return []
+    try:
+        return list(fn())
+    except Exception:  # a model object we cannot traverse: fall back to class names
+        return []
+
+
+def name_things(calls: list[Call], model: Any) -> tuple[dict, dict]:
+    """Set ``call.name``; return ``{id(param): dotted name}`` and ``{id(param): owner module}``.
+
+    Names come from ``model.named_modules()`` / ``named_parameters()``; without a model, from
+    the outermost module that has parameters (when there is exactly one), else from the
+    attribute names of the parameters in their owner modules.
+    """
+    owners: dict = {}
+    attr: dict = {}
+    for c in calls:
+        params = getattr(c.module, "_parameters", None)
+        if isinstance(params, dict):
+            for n, p in params.items():
+                if p is not None:
+                    owners.setdefault(id(p), c.module)
+                    attr.setdefault(id(p), n)
+    if model is None:
+        tops = []
+        for c in calls:
+            if (c.parent is None and all(m is not c.module for m in tops)
+                    and _named(c.module, "named_parameters")):
+                tops.append(c.module)
+        model = tops[0] if len(tops) == 1 else None
+    pnames = dict(attr)
+    if model is not None:
+        mnames = {id(m): n for n, m in _named(model, "named_modules")}
+        for c in calls:
+            c.name = mnames.get(id(c.module), "")
+        for n, p in _named(model, "named_parameters"):
+            pnames[id(p)] = n
+    return pnames, owners
+
+
+class Placement:
+    """Where each item goes: a visible unit in a cluster, or inside a collapsed module box.
+
+    ``unit_of[i]`` is the unit drawing item ``i``; units are numbered in order of first use
+    (walk order), which makes DOT ids deterministic. A unit is ``("item", i)`` or
+    ``("box", call)``; ``cluster_of[u]`` is the Call whose cluster holds unit ``u`` (or None).
+    """
+
+    def __init__(self, g: Graph, calls: list[Call], of_item: list, owners: dict,
+                 depth: int | None) -> None:
+        self.units: list[tuple] = []
+        self.cluster_of: list = []
+        self.unit_of: list[int] = [0] * len(g.items)
+        self.box_items: dict = {}  # unit -> item indices inside the box
+        box_unit: dict = {}       # id(call) -> unit
+
+        def box(call: Call) -> int:
+            u = box_unit.get(id(call))
+            if u is None:
+                u = box_unit[id(call)] = len(self.units)
+                self.units.append(("box", call))
+                self.cluster_of.append(call.parent)
+                self.box_items[u] = []
+            return u
+
+        for it in g.items:
+            home = None
+            if it.kind == OP:
+                home = of_item[it.index]
+            elif it.kind == PARAM:
+                home = self._param_home(g, it, of_item, owners)
+            if home is not None and depth is not None and home.level >= depth:
+                u = box(home.chain[depth])
+                self.box_items[u].append(it.index)
+            else:
+                u = len(self.units)
+                self.units.append(("item", it.index))
+                self.cluster_of.append(home)
+            self.unit_of[it.index] = u
+
+    @staticmethod
+    def _param_home(g: Graph, it: Any, of_item: list, owners: dict) -> Call | None:
+        owner = owners.get(id(it.obj))
+        if owner is None:
+            return None
+        home = None
+        for k in it.consumers:
+            c = of_item[k]
+            while c is not None and c.module is not owner:
+                c = c.parent
+            if c is None or (home is not None and c is not home):
+                return None  # used outside its module, or by several calls of it
+            home = c
+        return home
+
+
+def exit_item(g: Graph, items: list[int]) -> int:
+    """The item whose output leaves a collapsed box (the first such in walk order)."""
+    inside = set(items)
+    for i in items:
+        it = g.items[i]
+        if it.kind == OP and (it.is_root or any(k not in inside for k in it.consumers)):
+            return i
+    return items[0]
+
+
+KINDS = (OP, PARAM, LEAF, CONST)

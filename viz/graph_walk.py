@@ -1,0 +1,150 @@
+"""Read a recorded graph into a flat list of items and edges (iterative: any depth).
+
+Items are numbered in breadth-first order from the roots, so the same graph always gives the
+same numbering (and the same DOT text); nothing is keyed by ``id()`` in the output.
+Nothing here changes the graph.
+"""
+from __future__ import annotations
+
+import weakref
+from collections import deque
+from typing import Any, Iterable
+
+from autodiff import Tensor
+from autodiff.engine import Node
+
+OP, PARAM, LEAF, CONST = "op", "param", "leaf", "const"
+
+# node -> {input index: constant Tensor}: remembered while a node still holds its saved tensors
+# (watch_grads and draw_graph fill it) so a picture drawn after backward() freed them can still
+# name and shape the constant inputs.
+_CONSTANTS: "weakref.WeakKeyDictionary[Node, dict]" = weakref.WeakKeyDictionary()
+
+
+class Item:
+    """One box: a recorded op (``obj`` is its Node), a leaf Tensor, or a constant input."""
+
+    __slots__ = ("kind", "obj", "index", "parents", "consumers", "is_root")
+
+    def __init__(self, kind: str, obj: Any, index: int) -> None:
+        self.kind = kind
+        self.obj = obj          # Node, leaf Tensor, constant Tensor, or None (unknown constant)
+        self.index = index
+        self.parents: list[int] = []    # item indices of the inputs, in input order (ops only)
+        self.consumers: list[int] = []  # item indices of the ops using this item
+        self.is_root = False
+
+    @property
+    def shape(self) -> tuple | None:
+        if self.kind == OP:
+            return tuple(self.obj.shape)
+        return None if self.obj is None else tuple(self.obj.shape)
+
+
+class Graph:
+    """Items (``items[i].index == i``) and edges ``(src, dst)`` in walk order."""
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+        self.edges: list[tuple[int, int]] = []
+        self.roots: list[int] = []
+        self.root_tensors: list[Tensor] = []
+
+    def add(self, kind: str, obj: Any) -> Item:
+        it = Item(kind, obj, len(self.items))
+        self.items.append(it)
+        return it
+
+
+def is_parameter(t: Any) -> bool:
+    """nn.Parameter (recognised by class name, so autodiff-only graphs need no nn import)."""
+    return any(c.__name__ == "Parameter" for c in type(t).__mro__)
+
+
+def constant_inputs(node: Node) -> dict:
+    """``{i: Tensor}`` for inputs ``i`` that need no grad and that ``node`` saved.
+
+    Ops save their inputs first, in input order, when their VJP needs them (Linear saves
+    ``(x, W)``, Mul ``(a, b)``). That alignment is trusted only when every differentiable input
+    in the saved prefix is where it should be; otherwise nothing is claimed.
+    """
+    known = _CONSTANTS.get(node)
+    saved = node.saved
+    if saved is None or not saved:
+        return known or {}
+    found = {}
+    for i, (p, s) in enumerate(zip(node.parents, saved)):
+        if not isinstance(s, Tensor):
+            if p is not None:
+                return known or {}
+            continue
+        if p is None:
+            if s.grad_fn is None and not s._requires_grad:
+                found[i] = s
+        elif not (p is s or s.grad_fn is p):
+            return known or {}
+    if found:
+        _CONSTANTS[node] = found
+    return found
+
+
+def _root_key(t: Any) -> Any:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"draw_graph: expected an autodiff Tensor (or a list of them), got "
+                        f"{type(t).__name__}")
+    if t.grad_fn is not None:
+        return t.grad_fn
+    if t._requires_grad:
+        return t
+    raise ValueError(
+        f"draw_graph: the tensor of shape {tuple(t.shape)} has no recorded graph: it does not "
+        "require grad and has no grad_fn (was it computed under no_grad(), detached, or from "
+        "inputs without requires_grad=True?)")
+
+
+def walk(roots: Iterable[Tensor]) -> Graph:
+    """Breadth-first from the roots' nodes to the leaves; one edge per recorded input."""
+    g = Graph()
+    index: dict = {}  # Node or Tensor -> item index (dict lookup, never printed)
+    queue: deque = deque()
+
+    def visit(obj: Any) -> int:
+        i = index.get(obj)
+        if i is None:
+            if isinstance(obj, Node):
+                it = g.add(OP, obj)
+                queue.append(it)
+            else:
+                it = g.add(PARAM if is_parameter(obj) else LEAF, obj)
+            i = index[obj] = it.index
+        return i
+
+    for t in roots:
+        i = visit(_root_key(t))
+        if i not in g.roots:
+            g.roots.append(i)
+            g.root_tensors.append(t)
+            g.items[i].is_root = True
+
+    items, edges = g.items, g.edges
+    while queue:
+        it = queue.popleft()
+        node = it.obj
+        consts = None
+        for k, p in enumerate(node.parents):
+            if p is None:
+                if consts is None:
+                    consts = constant_inputs(node)
+                c = consts.get(k)
+                if c is None:
+                    j = g.add(CONST, None).index  # unknown constant: one box per use
+                else:
+                    j = index.get(c)
+                    if j is None:
+                        j = index[c] = g.add(CONST, c).index
+            else:
+                j = visit(p)
+            it.parents.append(j)
+            items[j].consumers.append(it.index)
+            edges.append((j, it.index))
+    return g
