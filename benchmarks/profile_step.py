@@ -88,6 +88,70 @@ def _torch_calls(mod, batch: int, steps: int) -> tuple[int, list]:
     return sum(n for _, n in names), sorted(names, key=lambda r: -r[1])
 
 
+def _per_call(fn, n: int = 2000, repeat: int = 15) -> float:
+    for _ in range(n // 10):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        times.append((time.perf_counter() - t0) / n)
+    return statistics.median(times)
+
+
+def _op_costs(batch: int) -> list[tuple[str, float, float, float, float]]:
+    """(op, raw torch, autodiff without recording, autodiff recording, nn module call) seconds."""
+    import autodiff as ad
+    nn = tapegrad_impl.nn
+    x = torch.rand(batch, 25)
+    w, b = torch.rand(25, 25), torch.rand(25)
+    xa = ad.Tensor(x, requires_grad=True)
+    wa, ba = ad.Tensor(w, requires_grad=True), ad.Tensor(b, requires_grad=True)
+    xc, wc, bc = ad.Tensor(x), ad.Tensor(w), ad.Tensor(b)
+    lin = nn.Linear(25, 25) if nn else None
+    tanh = nn.Tanh() if nn else None
+    rows = [("linear (addmm)", _per_call(lambda: torch.nn.functional.linear(x, w, b)),
+             _per_call(lambda: ad.linear(xc, wc, bc)), _per_call(lambda: ad.linear(xa, wa, ba)),
+             _per_call(lambda: lin(xa)) if lin else float("nan")),
+            ("tanh", _per_call(lambda: torch.tanh(x)), _per_call(lambda: ad.tanh(xc)),
+             _per_call(lambda: ad.tanh(xa)), _per_call(lambda: tanh(xa)) if tanh else float("nan"))]
+    return rows
+
+
+def _backward_costs(batch: int) -> list[tuple[str, float, float]]:
+    """(graph, backward() of that graph, the same VJP kernels called directly) seconds."""
+    import autodiff as ad
+    x = torch.rand(batch, 25)
+    w, b = torch.rand(25, 25), torch.rand(25)
+    tb = torch.ops.aten.tanh_backward.default
+    out = []
+    xa, wa, ba = (ad.Tensor(t, requires_grad=True) for t in (x, w, b))
+
+    def tape_tanh():
+        ad.tanh(xa).sum().backward()
+        xa.grad = None
+
+    def raw_tanh():
+        y = torch.tanh(x)
+        y.sum()
+        tb(torch.ones_like(y), y)
+
+    def tape_linear():
+        ad.linear(xa, wa, ba).sum().backward()
+        xa.grad = wa.grad = ba.grad = None
+
+    def raw_linear():
+        y = torch.addmm(b, x, w.t())
+        y.sum()
+        g = torch.ones_like(y)
+        g.mm(w), g.t().mm(x), g.sum(0)
+
+    out.append(("tanh then sum: record + backward", _per_call(tape_tanh), _per_call(raw_tanh)))
+    out.append(("linear then sum: record + backward", _per_call(tape_linear), _per_call(raw_linear)))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile_step", description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=16)
@@ -108,6 +172,16 @@ def main(argv: list[str] | None = None) -> None:
     for k in res["tapegrad"]:
         t, e = res["tapegrad"][k], res["torch eager"][k]
         print(f"| {k} | {t * 1e6:.1f} µs | {e * 1e6:.1f} µs | {t / e:.2f}x |")
+
+    print(f"\n## One op, batch {a.batch} x 25 (median per call)\n")
+    print("| op | raw torch | autodiff, nothing requires grad | autodiff, recording | nn module "
+          "call, recording |\n| --- | ---: | ---: | ---: | ---: |")
+    for name, *ts in _op_costs(a.batch):
+        print(f"| {name} | " + " | ".join(f"{t * 1e6:.2f} µs" for t in ts) + " |")
+    print("\n| graph | tapegrad (forward, record, backward, leaf grads) | raw torch, same kernels "
+          "| overhead |\n| --- | ---: | ---: | ---: |")
+    for name, t, r in _backward_costs(a.batch):
+        print(f"| {name} | {t * 1e6:.1f} µs | {r * 1e6:.1f} µs | {(t - r) * 1e6:.1f} µs |")
 
     tr, b = _trainer(tapegrad_impl, a.batch)
     for _ in range(200):

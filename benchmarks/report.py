@@ -146,6 +146,8 @@ def markdown(res: dict) -> str:
                  f"over rounds that alternate the implementations; ratios below 1 mean tapegrad "
                  "is faster (or smaller).")
     lines.append("")
+    for note in res.get("notes", []):
+        lines.append(f"Note: {note}.")
     for name, why in res["config"].get("left_out", {}).items():
         lines.append(f"Left out: {LABELS.get(name, name)} ({why}).")
     for dev, s in res.get("sanity", {}).items():

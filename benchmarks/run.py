@@ -17,7 +17,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python benchmarks/run.py`: make the package importable
@@ -49,15 +49,17 @@ class Config:
     wide_rounds: int
     chains: tuple
     chain_rounds: int
+    budget_s: float = 60.0  # per measurement: fewer rounds (not fewer steps) beyond it
     course_batches: tuple = W.COURSE_BATCHES
     impls: dict = None  # name -> implementation module, in table order
+    notes: list = field(default_factory=list)  # what was skipped or cut short, and why
 
     @classmethod
     def make(cls, quick: bool) -> "Config":
         if quick:
             return cls(True, rounds=3, warmup_s=0.01, block_s=0.005, epochs=1, epoch_rounds=1,
                        wide=W.WIDE_QUICK, wide_spec="wide_quick", wide_batch=128, wide_rounds=2,
-                       chains=(100, 1000), chain_rounds=2)
+                       chains=(100, 1000), chain_rounds=2, budget_s=5.0)
         return cls(False, rounds=15, warmup_s=0.3, block_s=0.05, epochs=W.EPOCHS, epoch_rounds=3,
                    wide=W.WIDE, wide_spec="wide", wide_batch=W.WIDE_BATCH, wide_rounds=7,
                    chains=W.CHAIN_LENGTHS, chain_rounds=5)
@@ -177,14 +179,16 @@ def step_rows(cfg: Config, spec: W.MLPSpec, batches: list, device: str, threads:
     sync = timing.syncer(device)
     rows = []
     for batch, x, y in batches:
-        measures = {}
+        measures, round_s = {}, 0.0
         for name, mod in cfg.impls.items():
             tr = mod.Trainer(spec, W.init_weights(spec), device)
             b = tr.batch(x.to(device), y.to(device))
             fn = (lambda tr=tr, b=b: tr.step(b))
-            inner = timing.calibrate(fn, sync, cfg.warmup_s, cfg.block_s)
+            inner, per_call = timing.calibrate(fn, sync, cfg.warmup_s, cfg.block_s)
             measures[name] = timing.block_timer(fn, inner, sync)
-        samples = timing.alternate(measures, rounds)
+            round_s += inner * per_call
+        samples = timing.alternate(measures, timing.fit_rounds(rounds, round_s, cfg.budget_s,
+                                                               min(3, rounds)))
         label = f"{workload} {'-'.join(map(str, spec.sizes))}, batch {batch}, per step"
         rows.append(_timing_row(label, workload, device, threads, samples, batch=batch))
         log_row(rows[-1])
@@ -225,9 +229,19 @@ def epoch_rows(cfg: Config, device: str, threads: object) -> list[dict]:
             return {"step": time.perf_counter() - t0}
         return m
 
+    round_s = 0.0
     for name, mod in cfg.impls.items():
+        t0 = time.perf_counter()
         run(name, mod, 1)  # warm-up
-    samples = timing.alternate({n: measure(n, m) for n, m in cfg.impls.items()}, cfg.epoch_rounds)
+        round_s += (time.perf_counter() - t0) * cfg.epochs
+    if round_s > 10 * cfg.budget_s:
+        note = (f"{cfg.epochs}-epoch run on {device} with {threads} threads skipped: one round "
+                f"of the three would take about {round_s:.0f} s (busy machine?)")
+        cfg.notes.append(note)
+        log(note)
+        return []
+    rounds = timing.fit_rounds(cfg.epoch_rounds, round_s, 2 * cfg.budget_s, 1)
+    samples = timing.alternate({n: measure(n, m) for n, m in cfg.impls.items()}, rounds)
     label = f"course, {cfg.epochs} epochs at batch {W.EPOCH_BATCH} on {W.N_POINTS} points, whole run"
     row = _timing_row(label, "epochs", device, threads, samples, epochs=cfg.epochs,
                       final_loss=final)
@@ -262,9 +276,9 @@ def chain_rows(cfg: Config, device: str, threads: object) -> list[dict]:
     for n in cfg.chains:
         measures = {name: measure(mod, n) for name, mod in cfg.impls.items()
                     if hasattr(mod, "chain_forward")}
-        for m in measures.values():
-            m()  # warm-up
-        samples = timing.alternate(measures, cfg.chain_rounds)
+        round_s = sum(m()["total"] * n for m in measures.values())  # warm-up
+        samples = timing.alternate(measures, timing.fit_rounds(cfg.chain_rounds, round_s,
+                                                               cfg.budget_s, 2))
         row = _timing_row(f"chain of {n:,} elementwise ops, record + backward + free, per op",
                           "chain", device, threads, samples, phase="total", n=n)
         row["phases"] = {k: {p: timing.summarise(v[p])["median"] for p in v}
@@ -406,6 +420,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(default_threads)
         gc.unfreeze()
     res["machine"]["loadavg_end"] = _loadavg()
+    res["notes"] = cfg.notes
     md = report.write(res, None if a.json == "-" else a.json, None if a.md == "-" else a.md)
     print(md)
     return res

@@ -35,8 +35,9 @@ def block_timer(fn: Callable[[], object], inner: int, sync: Callable[[], None]) 
 
 
 def calibrate(fn: Callable[[], object], sync: Callable[[], None], warmup_s: float,
-              block_s: float, min_warmup: int = 3, max_inner: int = 100_000) -> int:
-    """Warm ``fn`` up for about ``warmup_s`` and return how many calls fill ``block_s``."""
+              block_s: float, min_warmup: int = 3, max_inner: int = 100_000) -> tuple[int, float]:
+    """Warm ``fn`` up for about ``warmup_s``; return how many calls fill ``block_s``, and the
+    seconds per call seen meanwhile."""
     sync()
     t0 = time.perf_counter()
     calls = 0
@@ -47,7 +48,15 @@ def calibrate(fn: Callable[[], object], sync: Callable[[], None], warmup_s: floa
             break  # a very slow call: enough warm-up
     sync()
     per_call = (time.perf_counter() - t0) / calls
-    return max(1, min(max_inner, round(block_s / per_call)))
+    return max(1, min(max_inner, round(block_s / per_call))), per_call
+
+
+def fit_rounds(rounds: int, round_s: float, budget_s: float, at_least: int) -> int:
+    """``rounds``, or fewer (but ``at_least``) when a round takes ``round_s`` and all of them
+    would overrun ``budget_s`` (a loaded machine, or threads fighting over busy cores)."""
+    if round_s <= 0:
+        return rounds
+    return max(at_least, min(rounds, int(budget_s / round_s)))
 
 
 def alternate(measures: dict[str, Measure], rounds: int) -> dict[str, dict[str, list[float]]]:
