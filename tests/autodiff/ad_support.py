@@ -147,7 +147,8 @@ def assert_close(actual: Any, expected: torch.Tensor, what: str, rtol: float = 1
     assert isinstance(a, torch.Tensor), f"{what}: expected a tensor, got {type(a).__name__}"
     assert a.shape == expected.shape, f"{what}: shape {tuple(a.shape)} != {tuple(expected.shape)}"
     assert a.dtype == expected.dtype, f"{what}: dtype {a.dtype} != {expected.dtype}"
-    torch.testing.assert_close(a, expected.detach(), rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
+    torch.testing.assert_close(a, expected.detach(), rtol=rtol, atol=atol,
+                               msg=lambda m: f"{what}: {m}")
 
 
 def check_against_torch(fn: Callable, xs: Sequence[torch.Tensor], gen: torch.Generator,

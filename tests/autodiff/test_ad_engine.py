@@ -342,7 +342,7 @@ def test_100k_op_chain_backpropagates_without_recursion():
     torch.testing.assert_close(x.grad.data, torch.full((2,), 1.00001 ** 50_000, dtype=F64))
 
 
-# ---- the library never uses torch.autograd ---------------------------------------------------------
+# ---- the library never uses torch.autograd ------------------------------------------------------
 def test_no_torch_tensor_ever_requires_grad():
     x = ad.Tensor(torch.randn(5, 3, dtype=F64), requires_grad=True)
     w = ad.Tensor(torch.randn(4, 3, dtype=F64), requires_grad=True)
