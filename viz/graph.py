@@ -173,7 +173,7 @@ class _Drawing:
             ind = "\t" * (lvl + 1)
             fill = st.CLUSTER_FILLS[min(c.level, len(st.CLUSTER_FILLS) - 1)]
             body.append("\t" * lvl + f"subgraph cluster_{c.index} {{")
-            body.append(f"{ind}label={st.html_label(st.esc(c.title()), bold=True)} "
+            body.append(f"{ind}label={st.cluster_label(c.title())} "
                         f'labeljust=l style="rounded,filled" fillcolor="{fill}" '
                         f'color="{st.CLUSTER_BORDER}" fontsize=10 margin=10')
             open_levels.append(lvl)
@@ -200,7 +200,9 @@ class _Drawing:
                        "penwidth": "1.2"},
             edge_attr={"color": st.EDGE, "arrowsize": "0.6", "penwidth": "1.1"})
         if self.title:
-            dot.attr(label=st.html_label(st.esc(self.title, 200)), labelloc="t", fontsize="13")
+            head, *rest = self.title.split("\n")
+            dot.attr(label=st.html_label(st.esc(head, 200), [st.esc(r, 200) for r in rest],
+                                         size=11), labelloc="t", fontsize="13")
         dot.body.extend(line if line.endswith("\n") else line + "\n" for line in body)
         return dot
 

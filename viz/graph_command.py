@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return 2
     out = Path(args.out)
-    shape = "2 → 25 → 25 → 25 → 1"
-    what = f"{shape} · {args.activation} · {args.loss} loss · batch of {args.batch_size}"
+    what = (f"2 → 25 → 25 → 25 → 1 · {args.activation} · {args.loss} loss · "
+            f"batch of {args.batch_size}")
     fwd_depth = 1 if args.depth is None else args.depth
     grad_depth = None if args.depth is None else args.depth
     common = dict(model=model, names=names, rankdir=args.direction)
@@ -87,12 +87,12 @@ def run(args: argparse.Namespace) -> int:
             missing = e
             written.append(out / f"{name}.dot")
 
-    draw("graph_forward", depth=fwd_depth, title=f"forward graph: {what}")
+    draw("graph_forward", depth=fwd_depth, title=f"forward graph of one training step\n{what}")
     watch = watch_grads(loss)
     loss.backward()
     watch.remove()
     draw("graph_grad", depth=grad_depth, show_grad=True,
-         title=f"gradients after backward(): {what}")
+         title=f"gradient norms after backward()\n{what}")
     for p in written:
         print(p)
     if missing is not None:

@@ -67,6 +67,16 @@ def html_label(title: str, lines: Sequence[str] = (), *, bold: bool = True, size
     return f"<{head}{rest}>"
 
 
+def cluster_label(title: str) -> str:
+    """A cluster's title, top left, followed by blank space as wide as itself: the cluster is
+    then at least twice as wide as the title, so an edge entering a chain of boxes at the
+    middle of the cluster never runs through the title."""
+    text = esc(title)
+    spacer = int(len(title) * 6.5) + 16
+    return (f'<<TABLE BORDER="0" CELLPADDING="0" CELLSPACING="0"><TR><TD ALIGN="LEFT">'
+            f'<B>{text}</B></TD><TD WIDTH="{spacer}"> </TD></TR></TABLE>>')
+
+
 def attrs(**kw: Any) -> str:
     """``[k=v, ...]`` for a node/edge line; HTML labels (``<...>``) are kept as they are."""
     parts = []

@@ -116,7 +116,7 @@ def parse(source: str) -> Dot:
             stack.pop()
             continue
         if stack and s.startswith("label=") and not stack[-1].label:
-            stack[-1].label = text_of(s)
+            stack[-1].label = text_of(s).strip()
             continue
         m = _EDGE.match(s)
         if m:
