@@ -262,6 +262,27 @@ def test_grad_with_several_outputs_and_inputs_matches_torch():
         torch.testing.assert_close(g.data, w)
 
 
+def test_grad_inputs_repeated_mixed_and_freeing_like_torch():
+    x = leaf(2)
+    tx = x.data.clone().requires_grad_()
+    got, want = [], []
+    for ns, a in ((ad, x), (torch.autograd, tx)):
+        y = a * 3
+        z = (y * y).sum()
+        grads = ns.grad(z, [y, a, a], retain_graph=True)
+        (gy,) = ns.grad([z, y], [y], [None, torch.ones(2, dtype=F64)], retain_graph=True)
+        (gself,) = ns.grad(y, y, torch.ones(2, dtype=F64))
+        got.append([*grads, gy, gself])
+    for a, w in zip(*got):
+        torch.testing.assert_close(a.data, w)
+    b = x.exp()
+    c = b * 2
+    d = (c * b).sum()
+    ad.grad(d, [c])                  # frees the nodes between d and c ...
+    with pytest.raises(ad.GraphError, match="retain_graph=True"):
+        ad.grad(d, [x])              # ... so going through them again is refused
+
+
 def test_backward_inputs_only_fills_those():
     a, b = leaf(3), leaf(3, seed=1)
     (a * b).sum().backward(inputs=[a])
