@@ -432,6 +432,8 @@ def _cli_rows(tmp: str) -> list[Row]:
 
 
 # ---- the test ----------------------------------------------------------------------------------
+pytestmark = pytest.mark.filterwarnings("ignore:Using a non-tuple sequence:UserWarning")
+
 _TMP = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tapegrad-bad-inputs-{os.getpid()}")
 
 
