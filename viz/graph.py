@@ -61,7 +61,13 @@ def draw_graph(tensors: Tensor | Sequence[Tensor], model: Any = None, *,
         raise ValueError(f"draw_graph: depth must be None or an int >= 0, got {depth!r}")
     if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
         raise ValueError(f"draw_graph: max_nodes must be None or an int >= 1, got {max_nodes!r}")
-    roots = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if isinstance(tensors, Tensor):
+        roots = [tensors]
+    elif isinstance(tensors, (list, tuple)):
+        roots = list(tensors)
+    else:
+        raise TypeError(f"draw_graph: expected an autodiff Tensor or a list of them, got "
+                        f"{type(tensors).__name__}")
     if not roots:
         raise ValueError("draw_graph: no tensors given")
     g = walk(roots)
@@ -87,7 +93,13 @@ def render(tensors: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     if fmt not in FORMATS:
         raise ValueError(f"render: cannot tell the format of {str(path)!r}; use a file name "
                          f"ending in .png, .svg, .pdf or .dot")
-    dot = tensors if isinstance(tensors, graphviz.Digraph) else draw_graph(tensors, **kwargs)
+    if isinstance(tensors, graphviz.Digraph):
+        if kwargs:
+            raise TypeError(f"render: options {sorted(kwargs)} are for draw_graph; they cannot "
+                            "change an already drawn Digraph")
+        dot = tensors
+    else:
+        dot = draw_graph(tensors, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "dot":
         path.write_text(dot.source, encoding="utf-8")

@@ -112,7 +112,13 @@ def watch_grads(tensors: Any) -> GradWatch:
         loss.backward()
         viz.render(loss, "grads.png", show_grad=True)
     """
-    roots = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if isinstance(tensors, Tensor):
+        roots = [tensors]
+    elif isinstance(tensors, (list, tuple)):
+        roots = list(tensors)
+    else:
+        raise TypeError(f"watch_grads: expected an autodiff Tensor or a list of them, got "
+                        f"{type(tensors).__name__}")
     g = walk(roots)
     hooks = []
     for it in g.items:

@@ -90,6 +90,12 @@ def test_a_leaf_root_and_bad_roots():
         viz.draw_graph(ad.randn(2))
     with pytest.raises(TypeError, match="autodiff Tensor"):
         viz.draw_graph(torch.randn(2))
+    with pytest.raises(TypeError, match="draw_graph: .*got float"):
+        viz.draw_graph(3.0)
+    with pytest.raises(TypeError, match="watch_grads: .*got float"):
+        viz.watch_grads(3.0)
+    with pytest.raises(ValueError, match="no tensors"):
+        viz.draw_graph([])
     with pytest.raises(ValueError, match="rankdir"):
         viz.draw_graph(x, rankdir="XY")
     with pytest.raises(ValueError, match="depth"):

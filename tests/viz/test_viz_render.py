@@ -46,6 +46,8 @@ def test_dot_files_need_no_graphviz(monkeypatch, tmp_path):
         assert p.read_text(encoding="utf-8").startswith("digraph {")
     with pytest.raises(ValueError, match=r"\.png, \.svg, \.pdf or \.dot"):
         viz.render(loss, tmp_path / "g.jpeg")
+    with pytest.raises(TypeError, match="depth"):
+        viz.render(viz.draw_graph(loss), tmp_path / "g.dot", depth=1)
 
 
 @needs_dot
