@@ -17,6 +17,19 @@ from typing import Any, Callable, Sequence
 PROG = "tapegrad"
 
 
+# ---- shared -------------------------------------------------------------------------------------
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the matrices are tiny, and extra threads "
+                        "only add synchronisation, badly so on a busy machine)")
+
+
+def _set_threads(n: int) -> None:
+    import torch
+    if n >= 1:
+        torch.set_num_threads(n)
+
+
 # ---- train ------------------------------------------------------------------------------------
 def _add_train(sub: Any) -> None:
     from nn.presets import ACTIVATIONS, LOSSES, OPTIMIZERS, PRESETS, SCHEDULES
@@ -46,6 +59,7 @@ def _add_train(sub: Any) -> None:
                    help="print every N-th epoch (default: about 25 rows in all)")
     p.add_argument("--no-graph", action="store_true", help="do not draw the graph picture")
     p.add_argument("--quiet", action="store_true", help="print only the final errors")
+    _add_threads(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -104,6 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"{PROG} train: error: {e}", file=sys.stderr)
         return 2
+    _set_threads(args.threads)
     out = Path(args.out)
     write = print
     progress: bool | None = None
@@ -157,6 +172,7 @@ def _add_experiments(sub: Any) -> None:
     p.add_argument("--preset", default="default", help="base configuration (default: default)")
     p.add_argument("--epochs", type=int, help="override the base configuration's epochs")
     p.add_argument("--out", help="also write the Markdown to this file")
+    _add_threads(p)
     p.set_defaults(func=cmd_experiments)
 
 
@@ -179,6 +195,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"{PROG} experiments: error: {e}", file=sys.stderr)
         return 2
+    _set_threads(args.threads)
     chunks: list[str] = []
 
     def emit(text: str) -> None:
