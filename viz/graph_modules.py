@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .graph_walk import CONST, LEAF, OP, PARAM, Graph
+from .graph_walk import OP, PARAM, Graph
 
 
 class Call:
@@ -195,4 +195,53 @@ def exit_item(g: Graph, items: list[int]) -> int:
     return items[0]
 
 
-KINDS = (OP, PARAM, LEAF, CONST)
+def visible_clusters(g: Graph, calls: list[Call], place: Placement,
+                     keep: int) -> tuple[list, dict, dict]:
+    """Effective cluster of every kept unit, after dropping clusters that would hold a single
+    op and nothing else (a ReLU module around its relu): that op is labelled with the module.
+
+    Returns ``(home, annotate, children)``: the drawn cluster (Call or None) of each unit, the
+    Call to name on each op whose cluster was dropped, and the drawn child clusters of each
+    drawn cluster (key None: the top level), listed input side first.
+    """
+    home = list(place.cluster_of[:keep])
+    content: dict = {}
+    for u in range(keep):
+        if home[u] is not None:
+            content.setdefault(id(home[u]), []).append(u)
+    drawn = {id(c) for c in calls if id(c) in content}
+    for c in calls:  # clusters holding only clusters are drawn too
+        if id(c) in drawn:
+            p = c.parent
+            while p is not None and id(p) not in drawn:
+                drawn.add(id(p))
+                p = p.parent
+    n_child: dict = {}
+    for c in calls:
+        if id(c) in drawn and c.parent is not None:
+            n_child[id(c.parent)] = n_child.get(id(c.parent), 0) + 1
+    annotate: dict = {}
+    for c in sorted(calls, key=lambda c: -c.level):
+        if id(c) not in drawn:
+            continue
+        units = content.get(id(c), [])
+        if (not n_child.get(id(c)) and len(units) == 1 and place.units[units[0]][0] == "item"
+                and g.items[place.units[units[0]][1]].kind == OP):
+            u = units[0]
+            drawn.discard(id(c))
+            annotate.setdefault(u, c)
+            home[u] = c.parent
+            if c.parent is not None:
+                content.setdefault(id(c.parent), []).append(u)
+                n_child[id(c.parent)] -= 1
+    children: dict = {}
+    for c in reversed(calls):
+        if id(c) in drawn:
+            children.setdefault(c.parent, []).append(c)
+    # Units of an elided cluster moved up: map back to the nearest drawn ancestor.
+    for u in range(keep):
+        c = home[u]
+        while c is not None and id(c) not in drawn:
+            c = c.parent
+        home[u] = c
+    return home, annotate, children

@@ -148,3 +148,46 @@ def walk(roots: Iterable[Tensor]) -> Graph:
             items[j].consumers.append(it.index)
             edges.append((j, it.index))
     return g
+
+
+def tensor_facts(g: Graph) -> list:
+    """(dtype, device) of every item's tensor where it can be told, else None.
+
+    Exact for leaves, roots, ops that saved their output, and ops whose output a consumer
+    saved; otherwise taken from the op's first input (ops keep their inputs' dtype, except
+    casts, which stay unannotated).
+    """
+    items = g.items
+    facts: list = [None] * len(items)
+    where = {id(it.obj): it.index for it in items if it.kind == OP}
+    for it in items:
+        if it.kind != OP:
+            if it.obj is not None:
+                facts[it.index] = (it.obj.dtype, it.obj.device)
+            continue
+        node = it.obj
+        if node.out is not None:
+            facts[it.index] = (node.out.dtype, node.out.device)
+        for s in node.saved or ():
+            if isinstance(s, Tensor) and s.grad_fn is not None:
+                j = where.get(id(s.grad_fn))
+                if j is not None:
+                    facts[j] = (s.data.dtype, s.data.device)
+    for i, t in zip(g.roots, g.root_tensors):
+        facts[i] = (t.dtype, t.device)
+    # Kahn's order (inputs before the ops using them) to pass facts down, without recursion.
+    waiting = [len(it.parents) for it in items]
+    ready = deque(i for i, w in enumerate(waiting) if w == 0)
+    while ready:
+        i = ready.popleft()
+        it = items[i]
+        if facts[i] is None and it.kind == OP and it.obj.name != "Cast":
+            for p in it.parents:
+                if facts[p] is not None:
+                    facts[i] = facts[p]
+                    break
+        for k in it.consumers:
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                ready.append(k)
+    return facts

@@ -9,7 +9,7 @@ import pytest
 import autodiff as ad
 import viz
 from viz import graph_command
-from viz_support import HAS_DOT, course_loss, course_net, needs_dot, parse, recorded_counts
+from viz_support import course_loss, course_net, needs_dot, parse, recorded_counts
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
