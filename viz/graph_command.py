@@ -67,6 +67,8 @@ def course_step(activation: str = "relu", loss: str = "mse", batch_size: int = 1
 def run(args: argparse.Namespace) -> int:
     """Write the two pictures; 0 on success, 1 when Graphviz is missing (DOT files written)."""
     try:
+        if args.depth is not None and args.depth < 0:
+            raise ValueError(f"tapegrad graph: --depth must be >= 0, got {args.depth}")
         model, loss, names = course_step(args.activation, args.loss, args.batch_size, args.seed)
     except ValueError as e:
         print(e, file=sys.stderr)

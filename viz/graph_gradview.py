@@ -33,8 +33,8 @@ class GradView:
             # a layer is judged by its parameters' gradient when it has parameters
             self.stats[u] = params if params is not None else out
         self.scale = st.LogScale([s.norm for s in self.stats if s is not None])
-        self.any_op = any(s is not None for u, s in enumerate(self.stats)
-                          if place.units[u][0] == "item" and items[place.units[u][1]].kind == OP)
+        # were op gradients watched at all? (boxes hide ops, so look at every op)
+        self.any_op = any(op_stat(it.obj) is not None for it in items if it.kind == OP)
 
     def lines(self, u: int) -> list[str]:
         """Label lines (HTML fragments) for unit ``u``."""

@@ -88,6 +88,9 @@ def test_dead_layer_is_marked_at_depth_1():
     assert sorted(dead) == ["0: Linear(2→25)", "1: ReLU", "2: Linear(25→25)"]
     assert "|∇ params| = 0 (all zeros)" in text_of(by["2: Linear(25→25)"])
     assert "|∇ out| = " in text_of(by["4: Linear(25→25)"])
+    assert "watch_grads" not in text_of(dot.nodes["legend"])
+    d0 = parse(viz.draw_graph(loss, model=model, depth=0, show_grad=True).source)
+    assert "watch_grads" not in text_of(d0.nodes["legend"])
 
 
 def test_colours_follow_a_log_scale():

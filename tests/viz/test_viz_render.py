@@ -139,5 +139,7 @@ def test_graph_command_pngs(tmp_path):
 def test_graph_command_rejects_bad_options(tmp_path, capsys):
     assert graph_command.run(_args(tmp_path, "--activation", "nope")) == 2
     assert "unknown activation" in capsys.readouterr().err
+    assert graph_command.run(_args(tmp_path, "--depth", "-1")) == 2
+    assert "--depth must be >= 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _args(tmp_path, "--direction", "XY")
