@@ -351,3 +351,13 @@ def test_rendered_layout_keeps_one_box_per_node():
     assert out.returncode == 0
     laid = [l for l in out.stdout.decode().splitlines() if l.startswith("node ")]
     assert len(laid) == len(parse(src).nodes)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_is_written_when_not_cpu():
+    model = course_net().to("cuda")
+    x = ad.randn(4, 2).to("cuda")
+    lab = labels(parse(_source(model(x).sum(), model=model)))
+    assert "Linear | (4, 25) cuda:0" in set(lab.values())
+    assert "0.weight | (25, 2) cuda:0" in set(lab.values())
