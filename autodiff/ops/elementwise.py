@@ -375,6 +375,37 @@ class Clamp(Node):
         return (g.where(inside, 0.0),)
 
 
+class ClampTensor(Node):
+    """y = min(max(x, lo), hi) with tensor bounds;  dx = g where lo <= x <= hi,
+    dlo = g where x < lo,  dhi = g where x > hi  (each summed to its shape)"""
+    __slots__ = ()
+
+    def vjp(self, g, x, *bounds):
+        has_lo, has_hi = self.meta
+        rx = raw(x)
+        lo = bounds[0] if has_lo else None
+        hi = bounds[-1] if has_hi else None
+        inside = True
+        grads = []
+        if lo is not None:
+            below = rx < raw(lo)
+            inside = ~below
+            grads.append(sum_to(g.where(below, 0.0), lo.shape))
+        if hi is not None:
+            above = rx > raw(hi)
+            inside = ~above if inside is True else inside & ~above
+            grads.append(sum_to(g.where(above, 0.0), hi.shape))
+        return (g.where(inside, 0.0), *grads)
+
+
+def _bound(op: str, x: Tensor, b: Any) -> Tensor:
+    if b.__class__ in SCALARS:
+        return Tensor._make(torch.tensor(b, dtype=x.dtype, device=x.device))
+    b = as_tensor(b)
+    check_float_pair(op, x.data, b.data)
+    return b
+
+
 def _unary(cls: type[Node], fn: Any, save_x: bool = False, save_out: bool = False):
     def op(x: Any) -> Tensor:
         x = as_tensor(x)
@@ -407,10 +438,17 @@ def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:
     """Limit values to [min, max] (either bound may be None; tensor bounds broadcast)."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
-    if isinstance(min, (Tensor, torch.Tensor)) or isinstance(max, (Tensor, torch.Tensor)):
-        y = x if min is None else maximum(x, min)
-        return y if max is None else minimum(y, max)
     x = as_tensor(x)
+    if isinstance(min, (Tensor, torch.Tensor)) or isinstance(max, (Tensor, torch.Tensor)):
+        lo = None if min is None else _bound("clamp", x, min)
+        hi = None if max is None else _bound("clamp", x, max)
+        bounds = [b for b in (lo, hi) if b is not None]
+        try:
+            out = torch.clamp(x.data, None if lo is None else lo.data, None if hi is None else hi.data)
+        except RuntimeError as e:
+            raise explain("clamp", e, x, *bounds) from None
+        return record(ClampTensor, out, (x, *bounds), (x, *bounds),
+                      meta=(min is not None, max is not None))
     return record(Clamp, torch.clamp(x.data, min, max), (x,), (x,), meta=(min, max))
 
 
