@@ -238,7 +238,7 @@ class _Planner:
             out += ["log", "sqrt", "pow", "log1p"]
         if _away(v, 0.0):
             out += ["abs", "relu", "rdiv_scalar"]
-        if _distinct(v):
+        if _distinct(v) and v.numel():  # empty inputs: see test_fuzz's known-gap test
             out += ["amax", "amin", "max_dim", "min_dim", "max_all"]
         if nd >= 1:
             out += ["transpose", "getitem"]
