@@ -83,7 +83,7 @@ PRESETS: dict[str, TrainConfig] = {
     # cosine-decaying learning rate.
     "default": TrainConfig(schedule="cosine"),
     # Smooth activation, Adam, full batch, linear warm-up then cosine decay, many epochs.
-    "best": TrainConfig(activation="tanh", optimizer="adam", lr=1e-2, batch_size=1000,
+    "best": TrainConfig(activation="silu", optimizer="adam", lr=1e-2, batch_size=1000,
                         epochs=1000, schedule="cosine", warmup=100),
 }
 
