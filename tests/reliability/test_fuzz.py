@@ -67,3 +67,14 @@ def test_known_gap_reducing_an_empty_tensor_along_a_non_empty_dim(op):
                     Step(op, (0,), {"dim": 1, "keepdim": False})], (1,),
                    (torch.zeros(0, dtype=torch.float64),), False)
     check(prog)
+
+
+@pytest.mark.xfail(reason="found by the fuzzer: clamp(x, lo, hi) with tensor bounds and lo > hi "
+                          "gives the gradient to lo; torch (whose result is hi there) gives it to "
+                          "hi", strict=False)
+def test_known_gap_clamp_with_crossed_tensor_bounds():
+    from rel_programs import Leaf, Step
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    prog = Program([Leaf(t(0.5734)), Leaf(t(1.3148)), Leaf(t(1.2903)),
+                    Step("clamp_tensor", (0, 1, 2), {})], (3,), (t(0.3586),), False)
+    check(prog)
