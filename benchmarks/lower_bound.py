@@ -51,7 +51,7 @@ class Trainer:
         g = out.sub_(y).mul_(2.0 / out.numel())  # d loss / d out
         grads = [None] * (2 * len(W))
         for i in range(last, -1, -1):
-            h = hs[i]
+            h = hs.pop()  # activations are freed as soon as the backward is past them
             grads[2 * i] = g.t().mm(h)
             grads[2 * i + 1] = g.sum(0)
             if i:

@@ -115,8 +115,45 @@ def step_peak(impl: str, spec_name: str, batch: int, device: str, steps: int = 3
         loss = trainer.step(b)
     mod.loss_value(loss)  # waits for the device
     peak = torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()
-    return {"impl": impl, "spec": spec_name, "batch": batch, "device": device, "method": method,
-            "step_bytes": peak - before, "total_bytes": peak - base, "peak_bytes": peak}
+    out = {"impl": impl, "spec": spec_name, "batch": batch, "device": device, "method": method,
+           "step_bytes": peak - before, "total_bytes": peak - base, "peak_bytes": peak}
+    del trainer, b, loss
+    if not cuda:  # RSS also counts the allocator's habits: count tensor bytes too
+        out.update(tensor_peak(mod, spec, batch, device, steps))
+    return out
+
+
+def tensor_peak(mod, spec: W.MLPSpec, batch: int, device: str, steps: int = 3) -> dict:
+    """Live tensor bytes from torch's profiler (allocations and frees of torch's CPU allocator)
+    while a model is built and trained: the peak over it all, and the most a step (after the
+    first) adds to what was live when it began."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+    x, y = W.random_batch(batch, spec.sizes[0])
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        trainer = mod.Trainer(spec, W.init_weights(spec), device)
+        b = trainer.batch(x.to(device), y.to(device))
+        for i in range(steps):
+            with record_function(f"benchmark_step_{i}"):
+                loss = trainer.step(b)
+            mod.loss_value(loss)
+        del trainer, b, loss
+    events = sorted(prof.profiler.kineto_results.events(), key=lambda e: e.start_ns())
+    spans = [(e.start_ns(), e.end_ns()) for e in events
+             if e.name().startswith("benchmark_step_") and not e.name().endswith("_0")]
+    live = peak = 0
+    step_peak, at_start, current = 0, 0, None
+    for e in events:
+        if e.name() != "[memory]":
+            continue
+        t = e.start_ns()
+        inside = next((i for i, (a, z) in enumerate(spans) if a <= t <= z), None)
+        if inside is not None and inside != current:
+            current, at_start = inside, live
+        live += e.nbytes()  # negative for a free
+        peak = max(peak, live)
+        if inside is not None:
+            step_peak = max(step_peak, live - at_start)
+    return {"tensor_total_bytes": peak, "tensor_step_bytes": step_peak}
 
 
 def chain_memory(impl: str, n: int, device: str) -> dict:

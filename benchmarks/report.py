@@ -101,17 +101,26 @@ def chain_table(rows: list[dict]) -> list[str]:
     return _table(header, body, right_from=3)
 
 
+MEMORY_MEASURES = (
+    ("step_bytes", "process memory: peak in a step over before it"),
+    ("total_bytes", "process memory: peak over before the model was built"),
+    ("tensor_step_bytes", "tensor bytes: peak in a step over before it"),
+    ("tensor_total_bytes", "tensor bytes: peak (model, data, optimizer state, step)"),
+)
+
+
 def memory_table(rows: list[dict]) -> list[str]:
     impls, rats = _columns(rows)
-    header = ["training step", "device", "measure", *(LABELS[k] for k in impls),
+    header = ["training step", "device", "memory", *(LABELS[k] for k in impls),
               *(_ratio_label(k) for k in rats)]
     body = []
     for r in rows:
-        for what in ("step_bytes", "total_bytes"):
+        for what, label in MEMORY_MEASURES:
+            if not all(what in v for v in r["results"].values()):
+                continue
             vals = {k: v[what] for k, v in r["results"].items()}
             rat = ratios(vals)
-            body.append([r["label"], r["device"],
-                         "peak in step" if what == "step_bytes" else "peak over baseline",
+            body.append([r["label"], r["device"], label,
                          *(fmt_bytes(vals.get(k)) for k in impls),
                          *(fmt_ratio(rat.get(k)) for k in rats)])
     return _table(header, body, right_from=3)
