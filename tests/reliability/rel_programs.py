@@ -387,7 +387,7 @@ class _Planner:
             tshape = v[idx].shape
             if d(st.booleans()):
                 return (a,), {"idx": idx, "value": float(d(st.sampled_from([0.0, -2.0, 3.5])))}
-            b = self.leaf(self._bshape(tshape)) if d(st.booleans()) or True else a
+            b = self.leaf(self._bshape(tshape))
             return (a, b), {"idx": idx}
         if op == "matmul":
             if nd == 0:
@@ -460,9 +460,9 @@ def _expands(small: tuple, big: tuple) -> bool:
     return lead >= 0 and all(s == 1 or s == b for s, b in zip(small, big[lead:]))
 
 
-def _setitem_ok(v: torch.Tensor, idx: Any, params: dict) -> bool:
-    # torch refuses a duplicated advanced index in a differentiable setitem nowhere, but the
-    # written value then depends on which duplicate lands last: avoid that ambiguity.
+def _setitem_ok(v: torch.Tensor, idx: Any) -> bool:
+    # With a repeated advanced index the written value depends on which duplicate lands last
+    # (unspecified in torch): avoid that ambiguity.
     if isinstance(idx, torch.Tensor) and idx.dtype != torch.bool:
         return len(set((idx % v.shape[0]).tolist())) == idx.numel()
     return True
@@ -473,7 +473,7 @@ def _try_step(p: _Planner, op: str, a: int) -> bool:
     n_before = len(p.code)
     try:
         args, params = p.plan(op, a)
-        if op == "setitem" and not _setitem_ok(p.vals[a], params["idx"], params):
+        if op == "setitem" and not _setitem_ok(p.vals[a], params["idx"]):
             raise _Skip
         with torch.no_grad():
             out = APPLY[op](TORCH_NS, *[p.vals[i] for i in args], **params)

@@ -7,7 +7,7 @@ import torch
 
 import autodiff as ad
 from autodiff.errors import DeviceError, DTypeError, GraphError, ShapeError
-from rel_support import AD, TORCH, assert_close_tree, run_both
+from rel_support import assert_close_tree, run_both
 
 X = [1.0, -2.0, 3.0]
 W = [0.5, -1.5, 2.0]
@@ -134,7 +134,7 @@ def test_rebased_in_place_gradients_match_torch(name):
 def test_zero_on_recorded_tensor_gives_zero_gradient():
     def program(L):
         x = L.tensor(X, True)
-        h = x.exp() if False else x * 3
+        h = x * 3
         h.zero_()
         (h + x).sum().backward()
         return x.grad, h
