@@ -11,6 +11,15 @@ from .functional import grad
 from .tensor import Tensor
 
 
+def _input_list(op: str, inputs: Any) -> list:
+    if isinstance(inputs, Tensor):
+        return [inputs]
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"{op}: inputs must be a Tensor or a list/tuple of Tensors, got "
+                        f"{type(inputs).__name__}")
+    return list(inputs)
+
+
 def _outputs(fn: Callable, inputs: Sequence[Tensor]) -> list[Tensor]:
     out = fn(*inputs)
     outs = [out] if isinstance(out, Tensor) else list(out)
@@ -46,7 +55,7 @@ def gradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor], eps: fl
     ``(fn(x + eps e_k) - fn(x - eps e_k)) / 2 eps`` from two forward passes. They must agree
     within ``atol + rtol * |numerical|``. Raises GradcheckError (or returns False) otherwise.
     """
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    inputs = _input_list("gradcheck", inputs)
     diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
     if not diff:
         raise ValueError("gradcheck: no input requires grad")
@@ -91,7 +100,7 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
                   grad_outputs: Sequence[Tensor] | None = None, eps: float = 1e-6,
                   atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True) -> bool:
     """Check second derivatives: gradcheck of ``x, v -> VJP(fn)(x; v)`` built with create_graph."""
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    inputs = _input_list("gradgradcheck", inputs)
     diff = [x for x in inputs if x.requires_grad]
     outs = _outputs(fn, inputs)
     if grad_outputs is None:

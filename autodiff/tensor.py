@@ -52,7 +52,11 @@ class Tensor:
             if dtype is not None or device is not None:
                 data = data.to(dtype=dtype, device=device)
         else:
-            data = torch.as_tensor(data, dtype=dtype, device=device)
+            try:
+                data = torch.as_tensor(data, dtype=dtype, device=device)
+            except (RuntimeError, TypeError, ValueError) as e:
+                raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} "
+                                f"{data!r:.60} ({e})") from None
         if requires_grad.__class__ is not bool:
             _refuse_flag(requires_grad)
         if requires_grad and not _differentiable_dtype(data.dtype):

@@ -17,8 +17,12 @@ def as_tensor(x: Any) -> Tensor:
         return x
     if isinstance(x, torch.Tensor):
         return Tensor._make(x.detach() if x.requires_grad else x)
-    return Tensor._make(torch.as_tensor(x, dtype=torch.get_default_dtype()
-                                        if isinstance(x, float) else None))
+    try:
+        return Tensor._make(torch.as_tensor(x, dtype=torch.get_default_dtype()
+                                            if isinstance(x, float) else None))
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise TypeError(f"expected a Tensor, a torch.Tensor, a number or a (nested) list of "
+                        f"numbers, got {type(x).__name__} {x!r:.60}: {e}") from None
 
 
 def raw(x: Any) -> Any:
@@ -88,11 +92,18 @@ def norm_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...]:
     """``dim`` (None, int or tuple) as a sorted tuple of non-negative dims; None means all."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if isinstance(dim, int):
+        dims: tuple = (dim,)
+    elif isinstance(dim, (tuple, list)):
+        dims = tuple(dim)
+    else:
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {type(dim).__name__} {dim!r}")
     out = []
     lim = max(ndim, 1)
     for d in dims:
-        if not isinstance(d, int) or not -lim <= d < lim:
+        if not isinstance(d, int) or isinstance(d, bool):
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {d!r} in {dim!r}")
+        if not -lim <= d < lim:
             raise IndexError(f"{op}: dim {d!r} is out of range for a tensor with {ndim} dims "
                              f"(expected an int in [{-lim}, {lim - 1}])")
         out.append(d % lim)

@@ -28,12 +28,22 @@ _RAW = torch.Tensor
 def _operands(op: str, a: Any, b: Any) -> tuple[Any, Any]:
     """Each operand as a Tensor, or kept as a Python scalar (no tensor is built for ``x * 2``)."""
     if not isinstance(a, Tensor) and a.__class__ not in SCALARS:
-        a = as_tensor(a)
+        a = _coerce(op, a, b)
     if not isinstance(b, Tensor) and b.__class__ not in SCALARS:
-        b = as_tensor(b)
+        b = _coerce(op, b, a)
     if a.__class__ not in SCALARS and b.__class__ not in SCALARS:
         check_float_pair(op, a.data, b.data)
     return a, b
+
+
+def _coerce(op: str, x: Any, other: Any) -> Tensor:
+    if isinstance(x, (torch.Tensor, list, tuple)) or hasattr(x, "__array__") or isinstance(x, complex):
+        try:
+            return as_tensor(x)
+        except TypeError:
+            pass
+    raise TypeError(f"{op}: unsupported operand types {type(other).__name__} and "
+                    f"{type(x).__name__} ({x!r:.40}); expected a Tensor or a number")
 
 
 def _compute(op: str, fn: Any, a: Any, b: Any) -> torch.Tensor:
@@ -385,17 +395,18 @@ class ClampTensor(Node):
         rx = raw(x)
         lo = bounds[0] if has_lo else None
         hi = bounds[-1] if has_hi else None
-        inside = True
-        grads = []
+        # Which of x, lo, hi the output equals (torch's rule): hi wins when lo > hi.
+        above = None if hi is None else (rx if lo is None else torch.maximum(rx, raw(lo))) > raw(hi)
+        below = None if lo is None else rx < raw(lo)
+        if below is not None and above is not None:
+            below = below & ~above
+        inside = ~below if above is None else (~above if below is None else ~(above | below))
+        grads = [g.where(inside, 0.0)]
         if lo is not None:
-            below = rx < raw(lo)
-            inside = ~below
             grads.append(sum_to(g.where(below, 0.0), lo.shape))
         if hi is not None:
-            above = rx > raw(hi)
-            inside = ~above if inside is True else inside & ~above
             grads.append(sum_to(g.where(above, 0.0), hi.shape))
-        return (g.where(inside, 0.0), *grads)
+        return tuple(grads)
 
 
 def _bound(op: str, x: Tensor, b: Any) -> Tensor:

@@ -6,7 +6,7 @@ from typing import Any
 import torch
 
 from ..engine import Node, kernel, record
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from ._common import as_tensor, check_float_pair, explain, shape_str, sum_to
 
@@ -104,6 +104,9 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
     except RuntimeError as e:
         if rx.device != rw.device:
             raise explain("linear", e, x, weight) from None
+        if rx.dtype != rw.dtype:
+            raise DTypeError(f"linear: input dtype {rx.dtype} does not match weight dtype "
+                             f"{rw.dtype}; convert the input, e.g. x.float()") from None
         bshape = "" if bias is None else f", bias {shape_str(bias.shape)}"
         raise ShapeError(f"linear: input {shape_str(rx.shape)} does not fit weight "
                          f"{shape_str(rw.shape)}{bshape}: the input's last dim must equal "

@@ -109,7 +109,7 @@ def amax(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
     """Max over ``dim`` (ties share the gradient evenly)."""
     x = as_tensor(x)
     dims, shape, kshape = _reduce_meta("amax", x, dim)
-    _check_nonempty("amax", x)
+    _check_nonempty("amax", x, dims)
     out = x.data.amax(dims, keepdim=keepdim) if dims else x.data.clone()
     return record(Amax, out, (x,), (x,), meta=(shape, kshape, dims), save_out=True)
 
@@ -118,14 +118,16 @@ def amin(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
     """Min over ``dim`` (ties share the gradient evenly)."""
     x = as_tensor(x)
     dims, shape, kshape = _reduce_meta("amin", x, dim)
-    _check_nonempty("amin", x)
+    _check_nonempty("amin", x, dims)
     out = x.data.amin(dims, keepdim=keepdim) if dims else x.data.clone()
     return record(Amin, out, (x,), (x,), meta=(shape, kshape, dims), save_out=True)
 
 
-def _check_nonempty(op: str, x: Tensor) -> None:
-    if x.data.numel() == 0:
-        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {tuple(x.shape)}")
+def _check_nonempty(op: str, x: Tensor, dims: tuple) -> None:
+    shape = x.data.shape
+    if x.data.numel() == 0 and (not dims or any(shape[d] == 0 for d in dims)):
+        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {tuple(shape)} over "
+                         f"dims {dims} (the max of nothing is undefined)")
 
 
 class MaxDim(Node):
@@ -148,7 +150,7 @@ def _select_reduce(op: str, cls: type[Node], full: Any, x: Any, dim: Any, keepdi
     if dim is None:
         return full(x)
     (d,) = norm_dims(op, dim, x.data.dim())
-    _check_nonempty(op, x)
+    _check_nonempty(op, x, (d,))
     values, idx = getattr(torch, op)(x.data, d, keepdim=keepdim)
     kshape = keep_shape(x.data.shape, (d,))
     v = record(cls, values, (x,), meta=(x.data.shape, kshape, d, idx.reshape(kshape)))

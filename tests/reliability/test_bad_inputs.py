@@ -49,9 +49,7 @@ ENGINE = [
     # construction and requires_grad
     Row("tensor_of_str", lambda: ad.tensor("abc"), TypeError, r"str"),
     Row("tensor_ragged", lambda: ad.tensor([[1.0, 2.0], [3.0]]), ValueError, r"length 2.*got 1"),
-    Row("tensor_of_object", lambda: ad.Tensor(object()), TypeError, r"Tensor.*object",
-        bug="autodiff.Tensor(object()) raises torch's RuntimeError 'Could not infer dtype of "
-            "object' (not a TypeError, does not name Tensor)"),
+    Row("tensor_of_object", lambda: ad.Tensor(object()), TypeError, r"Tensor.*object"),
     Row("int_requires_grad", lambda: ad.tensor([1, 2], requires_grad=True), DTypeError,
         r"floating point.*torch.int64"),
     Row("bool_requires_grad", lambda: ad.tensor([True], requires_grad=True), DTypeError,
@@ -94,20 +92,14 @@ ENGINE = [
         r"add.*torch.float32 and torch.float64"),
     Row("mean_of_int", lambda: ad.arange(6).mean(), TypeError, r"mean.*floating.*torch.int64"),
     Row("linear_int_input", lambda: ad.linear(ad.ones(4, 2, dtype=torch.int64), ad.randn(3, 2)),
-        DTypeError, r"linear.*torch.int64.*torch.float32",
-        bug="ad.linear with an int64 input reports a shape mismatch ('input (4, 2) does not fit "
-            "weight (3, 2)') although the shapes fit; the problem is the dtype"),
+        DTypeError, r"linear.*torch.int64.*torch.float32"),
     Row("where_float_condition", lambda: ad.where(ad.ones(2, 3), _x(), _x()), TypeError,
         r"where: condition must be a bool.*torch.float32"),
     Row("neg_of_bool", lambda: -ad.tensor([True]), RuntimeError, r"bool"),
     # wrong types
-    Row("add_str", lambda: _x() + "a", TypeError, r"add.*str",
-        bug="x + 'a' raises torch's bare \"new(): invalid data type 'str'\" (op not named)"),
-    Row("add_none", lambda: _x() + None, TypeError, r"add.*None",
-        bug="x + None raises RuntimeError 'Could not infer dtype of NoneType' (not a TypeError, "
-            "op not named)"),
-    Row("pow_str", lambda: _x() ** "a", TypeError, r"pow.*str",
-        bug="x ** 'a' raises torch's bare \"new(): invalid data type 'str'\" (op not named)"),
+    Row("add_str", lambda: _x() + "a", TypeError, r"add.*str"),
+    Row("add_none", lambda: _x() + None, TypeError, r"add.*None"),
+    Row("pow_str", lambda: _x() ** "a", TypeError, r"pow.*str"),
     Row("leaky_relu_str_slope", lambda: ad.leaky_relu(_x(), "a"), TypeError, r"negative_slope.*str"),
     Row("index_with_str", lambda: _x()["a"], TypeError, r"indexing.*\(2, 3\).*'a'"),
     Row("hook_not_callable", lambda: _x().register_hook(3), TypeError, r"callable.*int"),
@@ -115,8 +107,7 @@ ENGINE = [
         r"_BadFn.forward must return a torch.Tensor.*list"),
     # dims and indices
     Row("sum_dim_out_of_range", lambda: _x().sum(5), IndexError, r"sum: dim 5.*2 dims"),
-    Row("sum_dim_str", lambda: _x().sum("a"), TypeError, r"sum.*dim.*'a'",
-        bug="x.sum('a') raises IndexError 'dim 'a' is out of range' (a wrong type, not a range)"),
+    Row("sum_dim_str", lambda: _x().sum("a"), TypeError, r"sum.*dim.*'a'"),
     Row("var_dim_twice", lambda: _x().std(dim=(0, 0)), ValueError, r"dim \(0, 0\) names a dimension twice"),
     Row("softmax_dim", lambda: _x().softmax(3), IndexError, r"softmax: dim 3"),
     Row("max_dim", lambda: _x().max(5), IndexError, r"max: dim 5"),
@@ -153,8 +144,7 @@ ENGINE = [
     Row("gradcheck_int_inputs", lambda: ad.gradcheck(lambda a: a * 2, (ad.arange(3),)),
         ValueError, r"gradcheck: no input requires grad"),
     Row("gradcheck_not_a_sequence", lambda: ad.gradcheck(lambda a: a * 2, 3.0), TypeError,
-        r"gradcheck.*float",
-        bug="gradcheck(fn, 3.0) raises a bare \"'float' object is not iterable\" (gradcheck not named)"),
+        r"gradcheck.*float"),
     Row("gradcheck_wrong_vjp", lambda: ad.gradcheck(
         _wrong_double, (ad.randn(3, dtype=torch.float64, requires_grad=True),)),
         GradcheckError, r"Jacobian mismatch.*analytic 3.*numerical 2"),
@@ -219,8 +209,7 @@ def _nn_rows() -> list[Row]:
         Row("linear_wrong_dtype", lambda: lin(ad.randn(4, 2, dtype=torch.float64)), DTypeError,
             r"torch.float64.*torch.float32"),
         Row("linear_int_input_nn", lambda: lin(ad.ones(4, 2, dtype=torch.int64)), DTypeError,
-            r"torch.int64", bug="nn.Linear on an int64 input reports a shape mismatch (see "
-                                "linear_int_input)"),
+            r"torch.int64"),
         Row("linear_negative_size", lambda: nn.Linear(-1, 3), ValueError, r"in_features.*-1"),
         Row("linear_float_size", lambda: nn.Linear(2.5, 3), ValueError, r"in_features.*2.5"),
         Row("sequential_non_module", lambda: nn.Sequential(nn.Linear(2, 2), "relu"), TypeError,
