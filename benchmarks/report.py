@@ -69,17 +69,41 @@ def _table(header: list[str], rows: list[list[str]], right_from: int = 1) -> lis
     return [_row(header), _row(align), *(_row(r) for r in rows)]
 
 
+CONTENDED = 5.0  # every implementation this much slower with more threads than with one
+
+
+def contended(rows: list[dict]) -> set[int]:
+    """Indices of multi-thread rows where every implementation ran CONTENDED times slower than
+    with 1 thread: threads waiting for cores that other processes hold, not the code measured."""
+    one = {(r["label"], r["device"]): r for r in rows if r["threads"] == 1}
+    out = set()
+    for i, r in enumerate(rows):
+        base = one.get((r["label"], r["device"]))
+        if r["threads"] == 1 or base is None:
+            continue
+        if all(v["median"] > CONTENDED * base["results"][k]["median"]
+               for k, v in r["results"].items() if k in base["results"]):
+            out.add(i)
+    return out
+
+
 def timing_table(rows: list[dict]) -> list[str]:
     impls, rats = _columns(rows)
     header = ["workload", "device", "threads", *(LABELS[k] for k in impls),
               *(_ratio_label(k) for k in rats)]
     body = []
-    for r in rows:
+    bad = contended(rows)
+    for i, r in enumerate(rows):
         med = {k: v["median"] for k, v in r["results"].items()}
-        body.append([r["label"], r["device"], str(r["threads"]),
+        body.append([r["label"], r["device"], str(r["threads"]) + (" (!)" if i in bad else ""),
                      *(fmt_time(med.get(k)) for k in impls),
                      *(fmt_ratio(r["ratios"].get(k)) for k in rats)])
-    return _table(header, body, right_from=3)
+    lines = _table(header, body, right_from=3)
+    if bad:
+        lines += ["", f"(!) every implementation ran over {CONTENDED:g}x slower than with 1 thread: "
+                  "its threads waited for cores busy with other processes. These rows say nothing "
+                  "about the implementations; re-run on a quiet machine."]
+    return lines
 
 
 def chain_table(rows: list[dict]) -> list[str]:
@@ -182,3 +206,17 @@ def write(res: dict, json_path: str | None, md_path: str | None) -> str:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text)
     return md
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.report RESULTS.json [OUT.md]``: the tables again from a JSON file."""
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        raise SystemExit("usage: python -m benchmarks.report RESULTS.json [OUT.md]")
+    res = json.loads(Path(args[0]).read_text())
+    print(write(res, None, args[1] if len(args) > 1 else None), end="")
+
+
+if __name__ == "__main__":
+    main()
