@@ -172,7 +172,11 @@ def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
         make = cls.replay
         fn = make(meta, out.data.shape) if make is not None else None
         if fn is None:
-            raise GraphError(f"replay: the step uses {cls.__name__}, which cannot be replayed "
+            what = cls.__name__
+            if cls is engine.NoGrad:
+                what = ("NoGrad (a value computed from data without a gradient: a comparison, "
+                        "sign, argmax or a random mask such as Dropout's)")
+            raise GraphError(f"replay: the step uses {what}, which cannot be replayed "
                              "(its result depends on data in a way a kernel list cannot "
                              "capture); run this step eagerly instead")
         args = tuple(slot_for(t, cls.__name__) for t in ins)

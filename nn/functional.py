@@ -13,7 +13,7 @@ import torch.nn.functional as _K  # array kernels only (no autograd): values ide
 
 import autodiff as ad
 from autodiff import Tensor
-from autodiff.engine import record
+from autodiff.engine import derived, record
 from autodiff.errors import DTypeError, ShapeError
 from autodiff.ops._common import as_tensor, check_float_pair
 
@@ -52,7 +52,8 @@ def dropout(input: Any, p: float = 0.5, training: bool = True,
         return x
     keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= p
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    return ad.mul(x, keep.to(x.dtype) * scale)
+    # derived(): a fresh random mask per call; autodiff.replay must refuse it, not freeze it
+    return ad.mul(x, derived(keep.to(x.dtype) * scale))
 
 
 def _pair(op: str, input: Any, target: Any, reduction: str) -> tuple[Tensor, Tensor]:
@@ -77,7 +78,8 @@ def _scale(reduction: str, n: int) -> float:
 def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     """Mean (or sum, or elementwise) squared error."""
     x, t = _pair("mse_loss", input, target, reduction)
-    out = _K.mse_loss(x.data, t.data, reduction=reduction)
+    # torch's C kernel directly: F.mse_loss's Python wrapper costs more than the kernel here
+    out = torch._C._nn.mse_loss(x.data, t.data, nodes._REDUCTION_ENUM[reduction])
     return record(nodes.MSELoss, out, (x, t), (x, t), meta=_scale(reduction, x.data.numel()))
 
 

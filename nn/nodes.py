@@ -9,15 +9,36 @@ from __future__ import annotations
 
 import torch
 
-from autodiff.engine import Node
+from autodiff.engine import Node, kernel
+
+_K = torch.nn.functional
+_REDUCTION_ENUM = {"none": 0, "mean": 1, "sum": 2}  # torch's internal reduction codes
+_mse_backward = torch.ops.aten.mse_loss_backward.default
+
+
+def reduction_of(scale: float, shape: torch.Size) -> str:
+    """The reduction a loss node was recorded with, from its ``meta`` (the scale) and output shape
+    (for ``replay``; a mean over one element is the same as a sum)."""
+    if len(shape):
+        return "none"
+    return "mean" if scale != 1.0 else "sum"
+
+
+def _loss_replay(fn):
+    return staticmethod(lambda scale, shape: (
+        lambda x, t, _r=reduction_of(scale, shape): fn(x, t, reduction=_r)))
 
 
 class MSELoss(Node):
     """l = (x - t)²;  dx = 2 s g (x - t),  dt = -dx"""
     __slots__ = ()
+    replay = _loss_replay(_K.mse_loss)
 
     def vjp(self, g, x, t):
-        d = (x - t) * (g * (2.0 * self.meta))
+        if g.__class__ is torch.Tensor:  # first order: torch's one fused kernel
+            d = _mse_backward(g, x, t, _REDUCTION_ENUM[reduction_of(self.meta, self.shape)])
+        else:
+            d = (x - t) * (g * (2.0 * self.meta))
         return (d if self.parents[0] is not None else None,
                 -d if self.parents[1] is not None else None)
 
@@ -30,6 +51,7 @@ _BCE_EPS = float(torch.tensor(1e-12, dtype=torch.float32))
 class BCELoss(Node):
     """l = -(t log x + (1 - t) log(1 - x));  dx = s g (x - t) / (x (1 - x)),  dt = s g log((1 - x) / x)"""
     __slots__ = ()
+    replay = _loss_replay(_K.binary_cross_entropy)
 
     def vjp(self, g, x, t):
         gs = g * self.meta
@@ -44,6 +66,7 @@ class BCELoss(Node):
 class BCEWithLogitsLoss(Node):
     """l = max(x, 0) - x t + log(1 + exp(-|x|));  dx = s g (σ(x) - t),  dt = -s g x"""
     __slots__ = ()
+    replay = _loss_replay(_K.binary_cross_entropy_with_logits)
 
     def vjp(self, g, x, t):
         gs = g * self.meta
@@ -79,6 +102,7 @@ class SoftCrossEntropyLoss(Node):
 class SiLU(Node):
     """y = x σ(x);  dx = g σ(x) (1 + x (1 - σ(x)))"""
     __slots__ = ()
+    replay = kernel(_K.silu)
 
     def vjp(self, g, x):
         s = x.sigmoid()
@@ -88,6 +112,7 @@ class SiLU(Node):
 class Softplus(Node):
     """y = log(1 + exp(x));  dx = g σ(x)"""
     __slots__ = ()
+    replay = kernel(_K.softplus)
 
     def vjp(self, g, x):
         return (g * x.sigmoid(),)

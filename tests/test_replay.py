@@ -70,3 +70,41 @@ def test_replay_refuses_non_scalar_loss():
     step = ad.replay(lambda x: ad.linear(x, ps[0], ps[1]))
     with pytest.raises(TypeError, match="one-element"):
         step(torch.rand(3, 2))
+
+
+@pytest.mark.parametrize("loss_name", ["MSELoss", "BCEWithLogitsLoss"])
+@pytest.mark.parametrize("act", ["Tanh", "SiLU", "ReLU"])
+def test_replay_of_an_nn_model_matches_eager(loss_name, act):
+    import nn
+
+    def build():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(2, 6), getattr(nn, act)(), nn.Linear(6, 1))
+
+    eager, replayed = build(), build()
+    loss = getattr(nn, loss_name)()
+    opt_e = nn.optim.SGD(eager.parameters(), lr=0.1, momentum=0.9)
+    opt_r = nn.optim.SGD(replayed.parameters(), lr=0.1, momentum=0.9)
+    step = ad.replay(lambda x, y: loss(replayed(x), y))
+    data = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        x = torch.rand(8, 2, generator=data)
+        y = (torch.rand(8, 1, generator=data) > 0.5).float()
+        opt_e.zero_grad()
+        le = loss(eager(ad.Tensor(x)), ad.Tensor(y))
+        le.backward()
+        opt_e.step()
+        opt_r.zero_grad()
+        lr = step(x, y)
+        opt_r.step()
+        assert lr.item() == le.item()
+    for a, b in zip(eager.parameters(), replayed.parameters()):
+        assert torch.equal(a.data, b.data)
+
+
+def test_replay_refuses_dropout_instead_of_freezing_its_mask():
+    import nn
+    model = nn.Sequential(nn.Linear(2, 4), nn.Dropout(0.5), nn.Linear(4, 1))
+    step = ad.replay(lambda x, y: nn.MSELoss()(model(x), y))
+    with pytest.raises(GraphError, match="NoGrad"):
+        step(torch.rand(3, 2), torch.rand(3, 1))
