@@ -156,10 +156,10 @@ def prepare(cfg: TrainConfig) -> tuple:
 
 
 def run(cfg: TrainConfig, progress: bool | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> Run:
-    """Train one configuration and return the model and its history."""
+        on_epoch: Callable[[dict], None] | None = None, replay: bool = False) -> Run:
+    """Train one configuration and return the model and its history (``replay``: see ``fit``)."""
     train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
     history = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
                   seed=batch_seed, progress=progress, on_epoch=on_epoch,
-                  threshold=0.0 if cfg.loss == "bce" else 0.5)
+                  threshold=0.0 if cfg.loss == "bce" else 0.5, replay=replay)
     return Run(cfg, model, history, train, test, opt)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from typing import Any, Callable
 
 import torch
 
 import autodiff as ad
 from autodiff import Tensor
+from autodiff.errors import GraphError
 
 from .data import BatchLoader
 from .losses import BCEWithLogitsLoss
@@ -101,14 +103,17 @@ def _show_progress(progress: bool | None) -> bool:
 def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tuple | None = None,
         epochs: int = 100, batch_size: int = 32, *, scheduler: Any = None, seed: int | None = 0,
         shuffle: bool = True, drop_last: bool = False, threshold: float | None = None,
-        progress: bool | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> History:
+        progress: bool | None = None, on_epoch: Callable[[dict], None] | None = None,
+        replay: bool = False) -> History:
     """Train ``model`` on ``train = (x, y)`` for ``epochs`` passes of mini-batch updates.
 
     After each epoch: train and test error (%), the mean training loss, the time taken and the
     learning rate are appended to the returned ``History``; ``scheduler.step()`` is called and
     ``on_epoch(record)`` too. ``seed`` fixes the batch order. A tqdm progress bar is shown on a
     terminal (``progress=None``) or when ``progress=True``; never when ``progress=False``.
+    ``replay=True`` records the training step once per batch shape and replays it
+    (``autodiff.replay``: same numbers, less Python per step); a step that cannot be replayed
+    (Dropout, data-dependent ops) falls back to the recorded graph with a warning.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
@@ -122,15 +127,25 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
         from tqdm.auto import tqdm
         bar = tqdm(total=epochs, unit="epoch", leave=False)
     steps = history.step_losses
+    step = ad.replay(lambda xb, yb: loss_fn(model(xb), yb)) if replay else None
     try:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             model.train()
             total, count = 0.0, 0
             for xb, yb in loader:
-                loss = loss_fn(model(xb), yb)
-                optimizer.zero_grad()
-                loss.backward()
+                if step is not None:
+                    optimizer.zero_grad()
+                    try:
+                        loss = step(xb, yb)
+                    except GraphError as e:
+                        warnings.warn(f"fit: training without replay: {e}", stacklevel=2)
+                        step = None
+                        optimizer.zero_grad()
+                if step is None:
+                    loss = loss_fn(model(xb), yb)
+                    optimizer.zero_grad()
+                    loss.backward()
                 optimizer.step()
                 value = loss.item()
                 steps.append(value)

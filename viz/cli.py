@@ -58,6 +58,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--every", type=int, default=0,
                    help="print every N-th epoch (default: about 25 rows in all)")
     p.add_argument("--no-graph", action="store_true", help="do not draw the graph picture")
+    p.add_argument("--replay", action="store_true",
+                   help="record the training step once and replay it (same numbers, faster)")
     p.add_argument("--quiet", action="store_true", help="print only the final errors")
     _add_threads(p)
     p.set_defaults(func=cmd_train)
@@ -132,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         on_epoch = _table_printer(cfg.epochs, args.every, write)
     t0 = time.perf_counter()
     try:
-        run = run_config(cfg, progress=progress, on_epoch=on_epoch)
+        run = run_config(cfg, progress=progress, on_epoch=on_epoch, replay=args.replay)
     except (RuntimeError, ValueError) as e:
         print(f"{PROG} train: error: {e}", file=sys.stderr)
         return 1

@@ -104,3 +104,30 @@ def test_presets_are_reproducible_and_validated():
         run(cfg.replace(activation="swish"))
     with pytest.raises(ValueError, match="unknown preset"):
         preset("fastest")
+
+
+def test_fit_with_replay_gives_the_same_history_as_without():
+    import warnings as _w
+    from nn.presets import preset, run as run_config
+    cfg = preset("default").replace(epochs=3, n_train=100, n_test=50, batch_size=16)
+    plain = run_config(cfg, progress=False)
+    with _w.catch_warnings():
+        _w.simplefilter("error")  # the course network replays: no fallback warning
+        fast = run_config(cfg, progress=False, replay=True)
+    assert plain.history.step_losses == fast.history.step_losses
+    for a, b in zip(plain.model.parameters(), fast.model.parameters()):
+        assert torch.equal(a.data, b.data)
+
+
+def test_fit_with_replay_falls_back_when_the_step_cannot_be_replayed():
+    import pytest as _pytest
+    import nn
+    from nn.data import disc_dataset
+    from nn.train import fit
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 1))
+    opt = nn.optim.SGD(model.parameters(), lr=0.1)
+    with _pytest.warns(UserWarning, match="without replay.*NoGrad"):
+        h = fit(model, nn.BCEWithLogitsLoss(), opt, disc_dataset(64, seed=0), epochs=2,
+                batch_size=16, progress=False, replay=True)
+    assert len(h) == 2
