@@ -30,8 +30,8 @@ def disc_dataset(n: int, seed: int | None = None, labels: str = "binary", *,
     +1/-1 (``'sign'``), or of shape (n, 2) holding one-hot [outside, inside] (``'onehot'``).
     The same ``seed`` gives the same points.
     """
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"disc_dataset: n must be a non-negative int, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"disc_dataset: n must be a positive int (the number of points), got {n!r}")
     if labels not in _LABELS:
         raise ValueError(f"disc_dataset: labels must be one of {_LABELS}, got {labels!r}")
     if generator is None:

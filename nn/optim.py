@@ -19,7 +19,8 @@ _STATE_DTYPE_KEEP = ("step",)
 
 def _check(opt: str, name: str, value: Any, low: float = 0.0, high: float | None = None,
            high_open: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
+          and math.isfinite(value))
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:

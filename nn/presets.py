@@ -69,7 +69,7 @@ class TrainConfig:
             raise bad("dtype", self.dtype, "float32 or float64")
         for name in ("n_train", "n_test", "batch_size", "epochs"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < (0 if name in ("n_test", "epochs") else 1):
+            if not isinstance(v, int) or v < 1:
                 raise bad(name, v, "a positive int")
         if not 0 <= self.warmup < max(self.epochs, 1):
             raise bad("warmup", self.warmup, f"an int in [0, epochs={self.epochs})")

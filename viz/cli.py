@@ -120,8 +120,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"{PROG} train: error: {e}", file=sys.stderr)
         return 2
+    if args.every < 0:
+        print(f"{PROG} train: error: invalid every {args.every} (print every N-th epoch: N >= 0, "
+              "0 picks about 25 rows)", file=sys.stderr)
+        return 2
     _set_threads(args.threads)
     out = Path(args.out)
+    try:  # before training, so that a bad --out fails at once and not after the run
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"{PROG} train: error: cannot create the output folder {out}: {e}", file=sys.stderr)
+        return 2
     write = print
     progress: bool | None = None
     on_epoch = None

@@ -222,14 +222,11 @@ def _nn_rows() -> list[Row]:
             IndexError, r"target class.*\[0, 2\].*5"),
         Row("dropout_p", lambda: nn.Dropout(1.5), ValueError, r"Dropout.*1.5"),
         Row("leaky_relu_slope_str", lambda: nn.LeakyReLU("a"), (TypeError, ValueError),
-            r"LeakyReLU.*'a'", bug="nn.LeakyReLU('a') raises a bare \"could not convert string to "
-                                  "float: 'a'\" (LeakyReLU not named)"),
+            r"LeakyReLU.*'a'"),
         # optim
         Row("sgd_negative_lr", opt("SGD", lr=-0.1), ValueError, r"SGD.*learning rate -0.1"),
         Row("sgd_nan_lr", opt("SGD", lr=float("nan")), ValueError, r"SGD.*learning rate nan"),
-        Row("sgd_inf_lr", opt("SGD", lr=float("inf")), ValueError, r"SGD.*learning rate inf",
-            bug="SGD(lr=inf) is accepted (torch accepts it too); the first step makes every "
-                "parameter inf/nan"),
+        Row("sgd_inf_lr", opt("SGD", lr=float("inf")), ValueError, r"SGD.*learning rate inf"),
         Row("sgd_str_lr", opt("SGD", lr="0.1"), ValueError, r"SGD.*learning rate '0.1'"),
         Row("sgd_negative_momentum", opt("SGD", lr=0.1, momentum=-0.5), ValueError,
             r"SGD.*momentum -0.5"),
@@ -251,9 +248,7 @@ def _nn_rows() -> list[Row]:
         Row("optimizer_non_leaf", lambda: nn.optim.SGD([ad.ones(2, requires_grad=True) * 2], lr=0.1),
             ValueError, r"non-leaf"),
         # data
-        Row("data_n_zero", lambda: D.disc_dataset(0), ValueError, r"disc_dataset.*n.*0",
-            bug="disc_dataset(0) returns an empty data set; training on it gives NaN losses "
-                "instead of an error at the call"),
+        Row("data_n_zero", lambda: D.disc_dataset(0), ValueError, r"disc_dataset.*n.*0"),
         Row("data_n_negative", lambda: D.disc_dataset(-5), ValueError, r"disc_dataset.*-5"),
         Row("data_n_float", lambda: D.disc_dataset(10.5), ValueError, r"disc_dataset.*10.5"),
         Row("data_labels_kind", lambda: D.disc_dataset(10, labels="onehotx"), ValueError,
@@ -386,8 +381,7 @@ def _cli_rows(tmp: str) -> list[Row]:
         Row("cli_epochs_negative", _cli("train", "--epochs", "-3", *small), SystemExit,
             r"invalid epochs -3"),
         Row("cli_epochs_zero", _cli("train", "--epochs", "0", *small), SystemExit,
-            r"invalid epochs 0", bug="`tapegrad train --epochs 0` is accepted (exit 0, zero "
-                                     "epochs) while negative epochs are refused"),
+            r"invalid epochs 0"),
         Row("cli_batch_zero", _cli("train", "--batch-size", "0", *small), SystemExit,
             r"invalid batch_size 0"),
         Row("cli_n_train_zero", _cli("train", "--n-train", "0", *small[2:]), SystemExit,
@@ -401,12 +395,10 @@ def _cli_rows(tmp: str) -> list[Row]:
         Row("cli_momentum_negative", _cli("train", "--momentum", "-1", "--epochs", "1", *small),
             SystemExit, r"momentum -1"),
         Row("cli_every_negative", _cli("train", "--every", "-1", "--epochs", "1", *small), SystemExit,
-            r"every.*-1", bug="`tapegrad train --every -1` is accepted and trains"),
+            r"every.*-1"),
         Row("cli_unwritable_out", _cli("train", "--epochs", "1", "--n-train", "8", "--n-test", "8",
                                        "--quiet", "--no-graph", "--out", "/proc/no/such/dir"),
-            SystemExit, r"/proc/no/such/dir",
-            bug="`tapegrad train --out <unwritable>` trains, then dies with a FileNotFoundError "
-                "traceback when writing"),
+            SystemExit, r"/proc/no/such/dir"),
         Row("cli_experiments_seeds_zero", _cli("experiments", "--seeds", "0"), SystemExit,
             r"--seeds.*>= 1"),
         Row("cli_experiments_only", _cli("experiments", "--only", "xyz"), SystemExit,
