@@ -11,17 +11,16 @@ output is scanned and its creation site is remembered (in a weak map, freed with
 """
 from __future__ import annotations
 
-import functools
 import linecache
 import os
 import sys
 import weakref
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from . import engine
-from .grad_mode import state
+from .grad_mode import FlagMode, SetFlag, state
 
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _MAX_FRAMES = 6
@@ -37,42 +36,17 @@ def is_anomaly_enabled() -> bool:
     return state.anomaly
 
 
-class detect_anomaly:
+class detect_anomaly(FlagMode):
     """Context manager (and decorator) turning anomaly detection on for the current thread."""
 
-    def __init__(self, func: Callable | None = None) -> None:
-        self._prev: list[bool] = []
-        self._func = func
-        if func is not None:
-            functools.update_wrapper(self, func)
-
-    def __enter__(self) -> None:
-        self._prev.append(state.anomaly)
-        state.anomaly = True
-
-    def __exit__(self, *exc: object) -> None:
-        state.anomaly = self._prev.pop()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._func is None:  # used as @detect_anomaly()
-            (func,) = args
-            return type(self)(func)
-        with type(self)():
-            return self._func(*args, **kwargs)
+    flag = "anomaly"
+    value = True
 
 
-class set_detect_anomaly:
+class set_detect_anomaly(SetFlag):
     """Set anomaly detection to ``mode`` for the block (or for the thread, outside ``with``)."""
 
-    def __init__(self, mode: bool) -> None:
-        self._prev = state.anomaly
-        state.anomaly = bool(mode)
-
-    def __enter__(self) -> None:
-        pass
-
-    def __exit__(self, *exc: object) -> None:
-        state.anomaly = self._prev
+    flag = "anomaly"
 
 
 def _creation_site() -> tuple:

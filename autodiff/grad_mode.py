@@ -31,10 +31,12 @@ def is_grad_enabled() -> bool:
     return state.grad_enabled
 
 
-class _GradMode:
-    """Context manager and decorator that sets grad mode for the current thread."""
+class FlagMode:
+    """Context manager and decorator that sets one thread-local flag (``state.<flag>``) to
+    ``value`` for a block, restoring it after (grad mode, anomaly mode)."""
 
-    _enabled: bool
+    flag: str = "grad_enabled"
+    value: bool
 
     def __init__(self, func: Callable | None = None) -> None:
         self._prev: list[bool] = []
@@ -43,11 +45,11 @@ class _GradMode:
             functools.update_wrapper(self, func)
 
     def __enter__(self) -> None:
-        self._prev.append(state.grad_enabled)
-        state.grad_enabled = self._enabled
+        self._prev.append(getattr(state, self.flag))
+        setattr(state, self.flag, self.value)
 
     def __exit__(self, *exc: object) -> None:
-        state.grad_enabled = self._prev.pop()
+        setattr(state, self.flag, self._prev.pop())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._func is None:  # used as @no_grad()
@@ -57,30 +59,37 @@ class _GradMode:
             return self._func(*args, **kwargs)
 
 
-class no_grad(_GradMode):
-    """Record nothing inside the block: results do not require grad. Usable as a decorator."""
+class SetFlag:
+    """Set ``state.<flag>`` to ``mode`` for the block (or for the thread, when not used with
+    ``with``)."""
 
-    _enabled = False
-
-
-class enable_grad(_GradMode):
-    """Record operations inside the block, even within ``no_grad()``. Usable as a decorator."""
-
-    _enabled = True
-
-
-class set_grad_enabled:
-    """Set grad mode to ``mode`` for the block (or for the thread, when not used with ``with``)."""
+    flag: str = "grad_enabled"
 
     def __init__(self, mode: bool) -> None:
-        self._prev = state.grad_enabled
-        state.grad_enabled = bool(mode)
+        self._prev = getattr(state, self.flag)
+        setattr(state, self.flag, bool(mode))
 
     def __enter__(self) -> None:
         pass
 
     def __exit__(self, *exc: object) -> None:
-        state.grad_enabled = self._prev
+        setattr(state, self.flag, self._prev)
+
+
+class no_grad(FlagMode):
+    """Record nothing inside the block: results do not require grad. Usable as a decorator."""
+
+    value = False
+
+
+class enable_grad(FlagMode):
+    """Record operations inside the block, even within ``no_grad()``. Usable as a decorator."""
+
+    value = True
+
+
+class set_grad_enabled(SetFlag):
+    """Set grad mode to ``mode`` for the block (or for the thread, when not used with ``with``)."""
 
 
 class scope:

@@ -40,28 +40,37 @@ class _Plan:
     __slots__ = ("inputs", "params", "consts", "forward", "backward", "root", "n_slots", "_fn")
 
     def compile(self) -> None:
-        lines = ["def _step(inputs, params, consts, K, V, _ones, _acc):"]
+        # Each block: (source lines, slots it reads). A value slot is deleted right after the
+        # last block that reads it, so activations are freed as early as in the eager engine.
+        blocks: list = []
         for i, slot in enumerate(self.inputs):
-            lines.append(f"    s{slot} = inputs[{i}]")
+            blocks.append(([f"s{slot} = inputs[{i}]"], ()))
         for i, (slot, _) in enumerate(self.params):
-            lines.append(f"    s{slot} = params[{i}].data")
+            blocks.append(([f"s{slot} = params[{i}].data"], ()))
         for i, (slot, _) in enumerate(self.consts):
-            lines.append(f"    s{slot} = consts[{i}]")
+            blocks.append(([f"s{slot} = consts[{i}]"], ()))
         for k, (out, _, args) in enumerate(self.forward):
-            lines.append(f"    s{out} = K[{k}]({', '.join(f's{a}' for a in args)})")
+            blocks.append(([f"s{out} = K[{k}]({', '.join(f's{a}' for a in args)})"], args))
         grads = sorted({g for g, _, _, _ in self.backward} |
                        {p for _, _, _, ps in self.backward for p in ps if p is not None})
         if grads:
-            lines.append("    " + " = ".join(f"g{g}" for g in grads) + " = None")
-        lines.append(f"    g{self.root} = _ones(s{self.root})")
+            blocks.append(([" = ".join(f"g{g}" for g in grads) + " = None"], ()))
+        blocks.append(([f"g{self.root} = _ones(s{self.root})"], ()))
         for k, (gslot, _, saved, parents) in enumerate(self.backward):
             call = ", ".join([f"g{gslot}"] + [f"s{a}" for a in saved])
-            lines.append(f"    if g{gslot} is not None:")
-            lines.append(f"        r = V[{k}]({call})")
-            lines.append(f"        g{gslot} = None")
-            for i, p in enumerate(parents):
-                if p is not None:
-                    lines.append(f"        g{p} = _acc(g{p}, r[{i}])")
+            code = [f"if g{gslot} is not None:", f"    r = V[{k}]({call})", f"    g{gslot} = None"]
+            code += [f"    g{p} = _acc(g{p}, r[{i}])" for i, p in enumerate(parents) if p is not None]
+            blocks.append((code, saved))
+        last: dict = {}
+        for i, (_, reads) in enumerate(blocks):
+            for slot in reads:
+                last[slot] = i
+        lines = ["def _step(inputs, params, consts, K, V, _ones, _acc):"]
+        for i, (code, reads) in enumerate(blocks):
+            lines += ["    " + c for c in code]
+            done = sorted({s for s in reads if last[s] == i and s != self.root})
+            if done:
+                lines.append("    del " + ", ".join(f"s{s}" for s in done))
         lines.append(f"    return s{self.root}, ({', '.join(f'g{s}' for s, _ in self.params)},)")
         namespace: dict = {}
         exec(compile("\n".join(lines), "<autodiff.replay>", "exec"), namespace)

@@ -196,13 +196,19 @@ class Var(Node):
 def var(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
         keepdim: bool = False) -> Tensor:
     """Variance over ``dim``; ``correction=1`` (the default, like torch) is Bessel's correction."""
+    return _spread(Var, torch.var, x, dim, correction, unbiased, keepdim)
+
+
+def _spread(cls: type[Node], fn: Any, x: Any, dim: Any, correction: float | None,
+            unbiased: bool | None, keepdim: bool) -> Tensor:
+    """var and std: the same arguments, meta and saved input (std also saves its output)."""
     x = as_tensor(x)
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    dims, shape, kshape = _reduce_meta("var", x, dim)
-    out = torch.var(x.data, dims, correction=correction, keepdim=keepdim)
+    dims, shape, kshape = _reduce_meta(fn.__name__, x, dim)
+    out = fn(x.data, dims, correction=correction, keepdim=keepdim)
     denom = _count(shape, dims) - correction
-    return record(Var, out, (x,), (x,), meta=(shape, kshape, dims, denom))
+    return record(cls, out, (x,), (x,), meta=(shape, kshape, dims, denom), save_out=cls is Std)
 
 
 class Std(Node):
@@ -220,13 +226,7 @@ class Std(Node):
 def std(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
         keepdim: bool = False) -> Tensor:
     """Standard deviation: sqrt(var), one node (so a constant input gets a 0 gradient)."""
-    x = as_tensor(x)
-    if correction is None:
-        correction = 1 if unbiased is None or unbiased else 0
-    dims, shape, kshape = _reduce_meta("std", x, dim)
-    out = torch.std(x.data, dims, correction=correction, keepdim=keepdim)
-    denom = _count(shape, dims) - correction
-    return record(Std, out, (x,), (x,), meta=(shape, kshape, dims, denom), save_out=True)
+    return _spread(Std, torch.std, x, dim, correction, unbiased, keepdim)
 
 
 class LogSumExp(Node):

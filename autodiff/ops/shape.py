@@ -230,17 +230,21 @@ def _joinable(op: str, tensors: Sequence[Any]) -> list[Tensor]:
     return ts
 
 
+def _join(op: str, fn: Any, ts: list[Tensor], dim: int, rule: str) -> torch.Tensor:
+    try:
+        return fn([t.data for t in ts], dim)
+    except RuntimeError as e:
+        if len({t.data.device for t in ts}) > 1:
+            raise explain(op, e, *ts) from None
+        shapes = ", ".join(shape_str(t.shape) for t in ts)
+        raise ShapeError(f"{op}: cannot join shapes {shapes} {rule} ({e})") from None
+
+
 def cat(tensors: Sequence[Any], dim: int = 0) -> Tensor:
     """Join tensors along an existing dim."""
     ts = _joinable("cat", tensors)
-    try:
-        out = torch.cat([t.data for t in ts], dim)
-    except RuntimeError as e:
-        if len({t.data.device for t in ts}) > 1:
-            raise explain("cat", e, *ts) from None
-        shapes = ", ".join(shape_str(t.shape) for t in ts)
-        raise ShapeError(f"cat: cannot join shapes {shapes} along dim {dim}: all dims but {dim} "
-                         f"must match ({e})") from None
+    out = _join("cat", torch.cat, ts, dim,
+                f"along dim {dim}: all dims but {dim} must match")
     d = dim % out.dim()
     return record(Cat, out, ts, meta=(d, [t.data.shape[d] if t.data.dim() else 0 for t in ts]))
 
@@ -248,13 +252,7 @@ def cat(tensors: Sequence[Any], dim: int = 0) -> Tensor:
 def stack(tensors: Sequence[Any], dim: int = 0) -> Tensor:
     """Join same-shape tensors along a new dim."""
     ts = _joinable("stack", tensors)
-    try:
-        out = torch.stack([t.data for t in ts], dim)
-    except RuntimeError as e:
-        if len({t.data.device for t in ts}) > 1:
-            raise explain("stack", e, *ts) from None
-        shapes = ", ".join(shape_str(t.shape) for t in ts)
-        raise ShapeError(f"stack: all tensors must have the same shape, got {shapes}") from None
+    out = _join("stack", torch.stack, ts, dim, "(all tensors must have the same shape)")
     return record(Stack, out, ts, meta=dim % out.dim())
 
 
