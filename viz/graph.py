@@ -19,7 +19,7 @@ from autodiff import Tensor
 
 from .graph_dot import Drawing
 from .graph_modules import Placement, find_calls, name_things
-from .graph_walk import walk
+from .graph_walk import as_roots, walk
 
 FORMATS = ("png", "svg", "pdf", "dot")
 
@@ -57,13 +57,7 @@ def draw_graph(tensors: Tensor | Sequence[Tensor], model: Any = None, *,
         raise ValueError(f"draw_graph: depth must be None or an int >= 0, got {depth!r}")
     if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
         raise ValueError(f"draw_graph: max_nodes must be None or an int >= 1, got {max_nodes!r}")
-    if isinstance(tensors, Tensor):
-        roots = [tensors]
-    elif isinstance(tensors, (list, tuple)):
-        roots = list(tensors)
-    else:
-        raise TypeError(f"draw_graph: expected an autodiff Tensor or a list of them, got "
-                        f"{type(tensors).__name__}")
+    roots = as_roots("draw_graph", tensors)
     if not roots:
         raise ValueError("draw_graph: no tensors given")
     g = walk(roots)

@@ -16,7 +16,7 @@ import torch
 
 from autodiff import Tensor
 
-from .graph_walk import OP, constant_inputs, walk
+from .graph_walk import OP, as_roots, constant_inputs, walk
 
 # node -> GradStat of the gradient w.r.t. its output in the latest backward() that reached it.
 _STATS: "weakref.WeakKeyDictionary[Any, GradStat]" = weakref.WeakKeyDictionary()
@@ -112,13 +112,7 @@ def watch_grads(tensors: Any) -> GradWatch:
         loss.backward()
         viz.render(loss, "grads.png", show_grad=True)
     """
-    if isinstance(tensors, Tensor):
-        roots = [tensors]
-    elif isinstance(tensors, (list, tuple)):
-        roots = list(tensors)
-    else:
-        raise TypeError(f"watch_grads: expected an autodiff Tensor or a list of them, got "
-                        f"{type(tensors).__name__}")
+    roots = as_roots("watch_grads", tensors)
     g = walk(roots)
     hooks = []
     for it in g.items:

@@ -102,6 +102,16 @@ def _root_key(t: Any) -> Any:
         "inputs without requires_grad=True?)")
 
 
+def as_roots(op: str, tensors: Any) -> list[Tensor]:
+    """A Tensor or a list/tuple of them, as a list (what draw_graph and watch_grads accept)."""
+    if isinstance(tensors, Tensor):
+        return [tensors]
+    if isinstance(tensors, (list, tuple)):
+        return list(tensors)
+    raise TypeError(f"{op}: expected an autodiff Tensor or a list of them, got "
+                    f"{type(tensors).__name__}")
+
+
 def walk(roots: Iterable[Tensor]) -> Graph:
     """Breadth-first from the roots' nodes to the leaves; one edge per recorded input."""
     g = Graph()

@@ -145,22 +145,26 @@ def _check_alpha(op: str, alpha: Any) -> None:
         raise TypeError(f"{op}: alpha must be a number, got {type(alpha).__name__}")
 
 
+def _scaled(op: str, self: Tensor, other: Any, alpha: Any) -> Any:
+    """``alpha * other`` for add_/sub_ (other unchanged when alpha is 1)."""
+    _check_alpha(op, alpha)
+    if alpha == 1:
+        return other
+    if isinstance(other, Tensor) or other.__class__ in SCALARS:
+        return other * alpha
+    return _operand(op, self, other) * alpha
+
+
 def add_(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
     """x += alpha * other, in place."""
-    _check_alpha("add_", alpha)
-    if alpha != 1:
-        other = other * alpha if isinstance(other, Tensor) or other.__class__ in SCALARS \
-            else _operand("add_", self, other) * alpha
-    return _inplace_binary(self, "add_", other, lambda d, o: d.add_(o), E.add)
+    return _inplace_binary(self, "add_", _scaled("add_", self, other, alpha),
+                           lambda d, o: d.add_(o), E.add)
 
 
 def sub_(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
     """x -= alpha * other, in place."""
-    _check_alpha("sub_", alpha)
-    if alpha != 1:
-        other = other * alpha if isinstance(other, Tensor) or other.__class__ in SCALARS \
-            else _operand("sub_", self, other) * alpha
-    return _inplace_binary(self, "sub_", other, lambda d, o: d.sub_(o), E.sub)
+    return _inplace_binary(self, "sub_", _scaled("sub_", self, other, alpha),
+                           lambda d, o: d.sub_(o), E.sub)
 
 
 def mul_(self: Tensor, other: Any) -> Tensor:

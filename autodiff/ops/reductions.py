@@ -105,22 +105,20 @@ class Amin(Amax):
     __slots__ = ()
 
 
-def amax(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
-    """Max over ``dim`` (ties share the gradient evenly)."""
-    x = as_tensor(x)
-    dims, shape, kshape = _reduce_meta("amax", x, dim)
-    _check_nonempty("amax", x, dims)
-    out = x.data.amax(dims, keepdim=keepdim) if dims else x.data.clone()
-    return record(Amax, out, (x,), (x,), meta=(shape, kshape, dims), save_out=True)
+def _extreme(name: str, cls: type[Node]) -> Any:
+    def op(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
+        x = as_tensor(x)
+        dims, shape, kshape = _reduce_meta(name, x, dim)
+        _check_nonempty(name, x, dims)
+        out = getattr(x.data, name)(dims, keepdim=keepdim) if dims else x.data.clone()
+        return record(cls, out, (x,), (x,), meta=(shape, kshape, dims), save_out=True)
+    op.__name__ = name
+    op.__doc__ = f"{name[1:].capitalize()} over ``dim`` (ties share the gradient evenly)."
+    return op
 
 
-def amin(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
-    """Min over ``dim`` (ties share the gradient evenly)."""
-    x = as_tensor(x)
-    dims, shape, kshape = _reduce_meta("amin", x, dim)
-    _check_nonempty("amin", x, dims)
-    out = x.data.amin(dims, keepdim=keepdim) if dims else x.data.clone()
-    return record(Amin, out, (x,), (x,), meta=(shape, kshape, dims), save_out=True)
+amax = _extreme("amax", Amax)
+amin = _extreme("amin", Amin)
 
 
 def _check_nonempty(op: str, x: Tensor, dims: tuple) -> None:
