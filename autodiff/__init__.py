@@ -1,4 +1,4 @@
-"""autodiff: reverse-mode automatic differentiation on PyTorch tensors, without torch.autograd.
+"""autodiff: reverse-mode automatic differentiation on PyTorch tensors, without torch's autograd.
 
     import autodiff as ad
     x = ad.tensor([[1.0, 2.0]], requires_grad=True)

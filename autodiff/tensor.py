@@ -47,7 +47,7 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         if isinstance(data, torch.Tensor):
-            if data.requires_grad:  # the library never lets torch.autograd track its tensors
+            if data.requires_grad:  # the library never lets torch's autograd track its tensors
                 data = data.detach()
             if dtype is not None or device is not None:
                 data = data.to(dtype=dtype, device=device)

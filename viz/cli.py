@@ -242,7 +242,7 @@ def _add_graph(sub: Any) -> None:
 
 def build_parser(with_graph: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="tapegrad: autodiff on PyTorch "
-                                     "tensors without torch.autograd; the course's disc experiment.")
+                                     "tensors without torch's autograd; the course's disc experiment.")
     sub = parser.add_subparsers(dest="command", metavar="{train,experiments,graph}")
     sub.required = True
     _add_train(sub)

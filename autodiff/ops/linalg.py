@@ -59,7 +59,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     return record(MatMul, out, (a, b), (a, b))
 
 
-_linear = torch.nn.functional.linear  # a plain kernel call: no torch.autograd involved
+_linear = torch.nn.functional.linear  # a plain kernel call: torch's autograd is not involved
 _RAW = torch.Tensor
 
 
