@@ -77,9 +77,10 @@ def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tup
     t.grad_fn = None
     t._requires_grad = False
     t._hooks = None
-    if state.trace is not None:
-        state.trace.append((cls, t, inputs, meta))
-    if not state.grad_enabled:
+    st = state  # one global lookup for the thread-local state, read up to four times below
+    if st.trace is not None:
+        st.trace.append((cls, t, inputs, meta))
+    if not st.grad_enabled:
         return t
     parents = []
     wanted = False
@@ -101,7 +102,7 @@ def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tup
     node.meta = meta
     node.out = out if save_out else None
     node.shape = out.shape  # the output's shape, for pictures and messages
-    node.scope = state.scope
+    node.scope = st.scope
     node.hooks = None
     # torch bumps a tensor's version on every in-place kernel; remembering it here lets the
     # backward refuse a saved tensor that was modified in the meantime.
@@ -117,7 +118,7 @@ def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tup
         node.versions = ()
     t.grad_fn = node
     t._requires_grad = True
-    if state.anomaly:
+    if st.anomaly:
         _anomaly.on_record(node, out)
     return t
 
