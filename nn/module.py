@@ -1,18 +1,7 @@
-"""``nn.Module``: PyTorch's habits (registration, ``parameters()``, ``state_dict()``) and the course's
-interface (``forward`` / ``backward`` / ``param``) on one base class.
-
-Two ways to run a module:
-
-* ``y = m(x)`` (PyTorch style) records the graph; ``loss.backward()`` fills every ``p.grad``.
-* ``y = m.forward(x)`` then ``gx = m.backward(gy)`` (course style): ``forward`` remembers its
-  inputs and output, ``backward`` back-propagates ``gy`` through what that forward recorded
-  (and nothing beyond: ``autodiff.grad`` stops at the inputs), accumulates the parameters'
-  gradients and returns the gradient w.r.t. the input(s). Only direct ``forward`` calls pay for
-  this bookkeeping: ``__call__`` runs the subclass's own, unwrapped ``forward``.
-"""
+"""``nn.Module``: PyTorch's habits (registration, ``parameters()``, ``state_dict()``); the course's
+interface (``forward`` / ``backward`` / ``param``) comes from ``course_api.CourseInterface``."""
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -20,9 +9,9 @@ import torch
 
 import autodiff as ad
 from autodiff import Tensor
-from autodiff.errors import GraphError, ShapeError
 from autodiff.grad_mode import state as _state
 
+from .course_api import CourseInterface
 from .parameter import Parameter
 
 _setattr = object.__setattr__
@@ -33,75 +22,16 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list
 
 
-def _course_forward(fn: Callable) -> Callable:
-    """Wrap a subclass's ``forward`` so that a direct call remembers what ``backward`` needs."""
-
-    @functools.wraps(fn)
-    def forward(self: "Module", *input: Any, **kwargs: Any) -> Any:
-        prev = _state.scope
-        if prev.__class__ is tuple and prev[0] is self:
-            return fn(self, *input, **kwargs)  # super().forward(...) inside our own call
-        if not _state.grad_enabled:
-            self.__dict__["_course"] = None
-            tracked: list = []
-            args = input
-        else:
-            tracked, args = _track_inputs(input, self._course_inputs)
-        _state.scope = (self, prev)
-        try:
-            out = fn(self, *args, **kwargs)
-        finally:
-            _state.scope = prev
-        if _state.grad_enabled:
-            self.__dict__["_course"] = (tracked, out)
-        return out
-
-    forward._course_wrapped = True  # type: ignore[attr-defined]
-    return forward
-
-
-def _track_inputs(input: tuple, limit: int | None) -> tuple[list, tuple]:
-    """The inputs ``backward`` differentiates w.r.t.; those that need no grad get a leaf alias
-    that does (same data, no copy), so that their gradient can be returned."""
-    args = list(input)
-    n = len(args) if limit is None else min(limit, len(args))
-    tracked: list = []
-    for i in range(n):
-        x = args[i]
-        if isinstance(x, torch.Tensor):
-            x = Tensor(x)
-        if isinstance(x, Tensor):
-            if not x._requires_grad and (x.data.is_floating_point() or x.data.is_complex()):
-                x = Tensor._make(x.data)
-                x._requires_grad = True
-            args[i] = x
-            tracked.append(x if x._requires_grad else None)
-        else:
-            tracked.append(None)
-    return tracked, tuple(args)
-
-
-class Module:
+class Module(CourseInterface):
     """Base class of layers, containers and losses. Subclasses define ``forward``."""
 
     training: bool
-    # How many leading inputs the course ``backward`` returns gradients for (None: all of them).
-    # Losses set 1: ``loss.backward()`` returns the gradient w.r.t. the prediction only.
-    _course_inputs: int | None = None
 
     def __init__(self) -> None:
         d = self.__dict__
         d["_parameters"] = OrderedDict()
         d["_modules"] = OrderedDict()
         d["training"] = True
-        d["_course"] = None
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        fwd = cls.__dict__.get("forward")
-        if fwd is not None and not getattr(fwd, "_course_wrapped", False):
-            cls._call_forward = fwd
-            cls.forward = _course_forward(fwd)
 
     def forward(self, *input: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} is missing the required forward() method")
@@ -116,61 +46,6 @@ class Module:
             return self._call_forward(*input, **kwargs)
         finally:
             _state.scope = prev
-
-    # ---- the course interface ----------------------------------------------------------------
-    def backward(self, *gradwrtoutput: Any) -> Any:
-        """Back-propagate ``gradwrtoutput`` through the last direct ``forward`` call.
-
-        Accumulates the parameters' gradients into ``p.grad`` and returns the gradient w.r.t. the
-        input (a tuple when forward took several). Omit the gradient for a scalar output (losses).
-        """
-        rec = self.__dict__.get("_course")
-        name = type(self).__name__
-        if rec is None:
-            raise GraphError(
-                f"{name}.backward(): nothing to back-propagate. Call {name}.forward(...) first "
-                "(directly, not as module(...), and not under no_grad()); each forward() can be "
-                "back-propagated once.")
-        tracked, out = rec
-        outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        if len(gradwrtoutput) not in (0, len(outs)):
-            raise ValueError(f"{name}.backward(): got {len(gradwrtoutput)} gradients for "
-                             f"{len(outs)} outputs")
-        for o, g in zip(outs, gradwrtoutput):
-            if tuple(g.shape) != tuple(o.shape):
-                raise ShapeError(f"{name}.backward(): the gradient has shape {tuple(g.shape)} but "
-                                 f"forward() returned shape {tuple(o.shape)}; they must match.")
-        inputs = [x for x in tracked if x is not None]
-        params = [p for p in self.parameters() if p._requires_grad]
-        live = [i for i, o in enumerate(outs) if isinstance(o, Tensor) and o._requires_grad]
-        grads: tuple = (None,) * (len(inputs) + len(params))
-        if live and (inputs or params):
-            gos = [gradwrtoutput[i] for i in live] if gradwrtoutput else None
-            grads = ad.grad([outs[i] for i in live], inputs + params, grad_outputs=gos,
-                            allow_unused=True)
-        self.__dict__["_course"] = None  # the graph between output and inputs is now freed
-        for p, g in zip(params, grads[len(inputs):]):
-            if g is not None:
-                p.grad = g if p.grad is None else Tensor._make(p.grad.data + g.data)
-        it = iter(grads[:len(inputs)])
-        result = []
-        for x in tracked:
-            if x is None:
-                result.append(None)
-                continue
-            g = next(it)
-            result.append(g if g is not None else ad.zeros_like(x))
-        return result[0] if len(result) == 1 else tuple(result)
-
-    def param(self) -> list[tuple[Parameter, Tensor]]:
-        """``[(parameter, gradient), ...]`` (empty without parameters). A parameter that has no
-        gradient yet gets a zero one, so course code can read or zero every gradient."""
-        out = []
-        for p in self.parameters():
-            if p.grad is None:
-                p.grad = ad.zeros_like(p)
-            out.append((p, p.grad))
-        return out
 
     # ---- registration ------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
