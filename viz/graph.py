@@ -15,11 +15,10 @@ from typing import Any, Mapping, Sequence
 
 import graphviz
 
-from autodiff import Tensor
-
+from .graph_api import Tensor
 from .graph_dot import Drawing
 from .graph_modules import Placement, find_calls, name_things
-from .graph_walk import as_roots, walk
+from .graph_walk import as_roots, mark_parameters, walk
 
 FORMATS = ("png", "svg", "pdf", "dot")
 
@@ -63,6 +62,7 @@ def draw_graph(tensors: Tensor | Sequence[Tensor], model: Any = None, *,
     g = walk(roots)
     calls, of_item = find_calls(g)
     pnames, owners = name_things(calls, model)
+    mark_parameters(g, pnames)
     place = Placement(g, calls, of_item, owners, depth)
     return Drawing(g, calls, pnames, place, names, depth, show_grad, show_saved, rankdir,
                    max_nodes, title).digraph()

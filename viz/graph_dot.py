@@ -12,9 +12,9 @@ from typing import Any, Mapping
 import graphviz
 import torch
 
-from autodiff import Tensor
-
+from . import graph_api as api
 from . import graph_style as st
+from .graph_api import Tensor
 from .graph_gradview import GradView
 from .graph_modules import Call, Placement, exit_item, visible_clusters
 from .graph_walk import CONST, LEAF, OP, PARAM, Graph, tensor_facts
@@ -141,7 +141,7 @@ class Drawing:
             if user:
                 lines.append(st.esc(user))
             lines.append(shape)
-            if self.show_saved and node.saved is None:
+            if self.show_saved and api.saved(node) is None:
                 lines.append("saved tensors freed")
             fill, border = st.OP
             return st.esc(node.name), lines, {"fillcolor": fill, "color": border,
@@ -174,15 +174,16 @@ class Drawing:
                  "_gradable": True, "tooltip": _tooltip(call.module)})
 
     def _saved(self, u: int, node: Any, ind: str) -> None:
-        if node.saved is None:
+        entries = api.saved(node)
+        if entries is None:
             return
-        entries = list(node.saved) + ([node.out] if node.out is not None else [])
+        out = api.saved_output(node)
         fill, border = st.SAVED
         for j, s in enumerate(entries):
             if not isinstance(s, (Tensor, torch.Tensor)):
                 continue
             d = s.data if isinstance(s, Tensor) else s
-            what = "saved output" if node.out is not None and j == len(entries) - 1 else "saved"
+            what = "saved output" if out is not None and s is out else "saved"
             text = st.shape_text(d.shape) + _dtype_text((d.dtype, d.device))
             label = st.html_label(what, [st.esc(text)], bold=False)
             sid = f"{_id(u)}_s{j}"

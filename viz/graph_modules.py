@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import graph_api as api
 from .graph_walk import OP, PARAM, Graph
 
 
@@ -62,9 +63,9 @@ def find_calls(g: Graph) -> tuple[list[Call], list]:
     known: dict = {}  # id(scope object) -> Call; the nodes keep the scopes alive meanwhile
     of_item: list = [None] * len(g.items)
     for it in g.items:
-        if it.kind != OP or it.obj.scope is None:
+        if it.kind != OP or api.scope(it.obj) is None:
             continue
-        s = it.obj.scope
+        s = api.scope(it.obj)
         pending = []
         while s is not None and id(s) not in known:
             pending.append(s)
@@ -75,7 +76,7 @@ def find_calls(g: Graph) -> tuple[list[Call], list]:
             calls.append(c)
             known[id(s)] = c
             parent = c
-        of_item[it.index] = known[id(it.obj.scope)]
+        of_item[it.index] = known[id(api.scope(it.obj))]
     counts: dict = {}
     for c in calls:
         counts[id(c.module)] = counts.get(id(c.module), 0) + 1
@@ -86,12 +87,12 @@ def find_calls(g: Graph) -> tuple[list[Call], list]:
     return calls, of_item
 
 
-def _named(model: Any, what: str) -> list:
+def _named(model: Any, what: str, **kw: Any) -> list:
     fn = getattr(model, what, None)
     if not callable(fn):
         return []
     try:
-        return list(fn())
+        return list(fn(**kw))
     except Exception:  # a model object we cannot traverse: fall back to class names
         return []
 
@@ -106,12 +107,10 @@ def name_things(calls: list[Call], model: Any) -> tuple[dict, dict]:
     owners: dict = {}
     attr: dict = {}
     for c in calls:
-        params = getattr(c.module, "_parameters", None)
-        if isinstance(params, dict):
-            for n, p in params.items():
-                if p is not None:
-                    owners.setdefault(id(p), c.module)
-                    attr.setdefault(id(p), n)
+        for n, p in _named(c.module, "named_parameters", recurse=False):
+            if p is not None:
+                owners.setdefault(id(p), c.module)
+                attr.setdefault(id(p), n)
     if model is None:
         tops = []
         for c in calls:

@@ -10,15 +10,15 @@ import weakref
 from collections import deque
 from typing import Any, Iterable
 
-from autodiff import Tensor
-from autodiff.engine import Node
+from . import graph_api as api
+from .graph_api import Tensor
 
 OP, PARAM, LEAF, CONST = "op", "param", "leaf", "const"
 
 # node -> {input index: constant Tensor}: remembered while a node still holds its saved tensors
 # (watch_grads and draw_graph fill it) so a picture drawn after backward() freed them can still
 # name and shape the constant inputs.
-_CONSTANTS: "weakref.WeakKeyDictionary[Node, dict]" = weakref.WeakKeyDictionary()
+_CONSTANTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
 class Item:
@@ -37,7 +37,7 @@ class Item:
     @property
     def shape(self) -> tuple | None:
         if self.kind == OP:
-            return tuple(self.obj.shape)
+            return api.shape(self.obj)
         return None if self.obj is None else tuple(self.obj.shape)
 
 
@@ -56,12 +56,15 @@ class Graph:
         return it
 
 
-def is_parameter(t: Any) -> bool:
-    """nn.Parameter (recognised by class name, so autodiff-only graphs need no nn import)."""
-    return any(c.__name__ == "Parameter" for c in type(t).__mro__)
+def mark_parameters(g: Graph, pnames: dict) -> None:
+    """Leaves named by a module's ``named_parameters()`` are drawn as parameters (duck-typed:
+    no class is checked)."""
+    for it in g.items:
+        if it.kind == LEAF and id(it.obj) in pnames:
+            it.kind = PARAM
 
 
-def constant_inputs(node: Node) -> dict:
+def constant_inputs(node: Any) -> dict:
     """``{i: Tensor}`` for inputs ``i`` that need no grad and that ``node`` saved.
 
     Ops save their inputs first, in input order, when their VJP needs them (Linear saves
@@ -69,17 +72,17 @@ def constant_inputs(node: Node) -> dict:
     in the saved prefix is where it should be; otherwise nothing is claimed.
     """
     known = _CONSTANTS.get(node)
-    saved = node.saved
-    if saved is None or not saved:
+    saved = api.saved(node)
+    if not saved:
         return known or {}
     found = {}
-    for i, (p, s) in enumerate(zip(node.parents, saved)):
+    for i, (p, s) in enumerate(zip(api.inputs(node), saved)):
         if not isinstance(s, Tensor):
             if p is not None:
                 return known or {}
             continue
         if p is None:
-            if s.grad_fn is None and not s._requires_grad:
+            if s.grad_fn is None and not api.requires_grad(s):
                 found[i] = s
         elif not (p is s or s.grad_fn is p):
             return known or {}
@@ -94,7 +97,7 @@ def _root_key(t: Any) -> Any:
                         f"{type(t).__name__}")
     if t.grad_fn is not None:
         return t.grad_fn
-    if t._requires_grad:
+    if api.requires_grad(t):
         return t
     raise ValueError(
         f"draw_graph: the tensor of shape {tuple(t.shape)} has no recorded graph: it does not "
@@ -121,11 +124,11 @@ def walk(roots: Iterable[Tensor]) -> Graph:
     def visit(obj: Any) -> int:
         i = index.get(obj)
         if i is None:
-            if isinstance(obj, Node):
+            if api.is_node(obj):
                 it = g.add(OP, obj)
                 queue.append(it)
             else:
-                it = g.add(PARAM if is_parameter(obj) else LEAF, obj)
+                it = g.add(LEAF, obj)  # parameters are told apart once names are known
             i = index[obj] = it.index
         return i
 
@@ -141,7 +144,7 @@ def walk(roots: Iterable[Tensor]) -> Graph:
         it = queue.popleft()
         node = it.obj
         consts = None
-        for k, p in enumerate(node.parents):
+        for k, p in enumerate(api.inputs(node)):
             if p is None:
                 if consts is None:
                     consts = constant_inputs(node)
@@ -176,9 +179,10 @@ def tensor_facts(g: Graph) -> list:
                 facts[it.index] = (it.obj.dtype, it.obj.device)
             continue
         node = it.obj
-        if node.out is not None:
-            facts[it.index] = (node.out.dtype, node.out.device)
-        for s in node.saved or ():
+        out = api.saved_output(node)
+        if out is not None:
+            facts[it.index] = (out.dtype, out.device)
+        for s in api.saved(node) or ():
             if isinstance(s, Tensor) and s.grad_fn is not None:
                 j = where.get(id(s.grad_fn))
                 if j is not None:
