@@ -1,4 +1,5 @@
-"""The course's disc data set, and a seeded mini-batch loader."""
+"""The course's disc data set, a seeded mini-batch loader, and a sampler that gives each process
+of a data-parallel run its own share of every epoch."""
 from __future__ import annotations
 
 import math
@@ -57,15 +58,81 @@ def disc_split(n_train: int = 1000, n_test: int = 1000, seed: int | None = None,
             disc_dataset(n_test, labels=labels, generator=g))
 
 
+class DistributedSampler:
+    """The sample indices of rank ``rank``'s share of each epoch, out of ``num_replicas`` ranks.
+
+    Every rank draws the same order (``randperm`` seeded with ``seed + epoch``; call
+    ``set_epoch(epoch)`` before each epoch, or every epoch repeats the first order) and takes every
+    ``num_replicas``-th index from its rank on, so the shares never overlap. When ``n`` does not
+    divide evenly, ``drop_last=False`` pads the order by repeating its first indices (a few samples
+    count twice in that epoch); ``drop_last=True`` drops its last ``n % num_replicas`` indices
+    instead. Either way every rank gets ``len(sampler)`` indices, so all take the same number of
+    steps. With ``B`` samples per rank and step, the ranks' batches of one step together are
+    batch ``k`` of size ``num_replicas * B`` of that order.
+
+    ``num_replicas`` and ``rank`` default to the initialised ``torch.distributed`` group's.
+    """
+
+    def __init__(self, n: Any, num_replicas: int | None = None, rank: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+        if not isinstance(n, int):
+            n = len(n.data if isinstance(n, Tensor) else n)  # a data set's first dimension
+        if n < 1:
+            raise ValueError(f"DistributedSampler: the data set is empty (n = {n})")
+        if num_replicas is None or rank is None:
+            import torch.distributed as dist
+            if not (dist.is_available() and dist.is_initialized()):
+                raise RuntimeError("DistributedSampler: pass num_replicas and rank, or initialise "
+                                   "the torch.distributed process group first")
+            num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
+            rank = dist.get_rank() if rank is None else rank
+        if not isinstance(num_replicas, int) or num_replicas < 1:
+            raise ValueError("DistributedSampler: num_replicas must be a positive int, got "
+                             f"{num_replicas!r}")
+        if not isinstance(rank, int) or not 0 <= rank < num_replicas:
+            raise ValueError(f"DistributedSampler: rank must be in [0, {num_replicas - 1}], "
+                             f"got {rank!r}")
+        if drop_last and n < num_replicas:
+            raise ValueError(f"DistributedSampler: drop_last with {n} samples and {num_replicas} "
+                             "ranks leaves every rank empty")
+        self.n, self.num_replicas, self.rank = n, num_replicas, rank
+        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        self.epoch = 0
+        self.num_samples = n // num_replicas if drop_last else -(-n // num_replicas)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def indices(self) -> torch.Tensor:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.arange(self.n)
+        total = self.num_samples * self.num_replicas
+        if total > self.n:  # pad: repeat the order's start (several times if n < num_replicas)
+            order = order.repeat(-(-total // self.n))
+        return order[:total][self.rank::self.num_replicas]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices().tolist())
+
+
 class BatchLoader:
     """Iterate over ``(x, y)`` mini-batches; each pass (epoch) draws a new order when shuffling.
 
     The order depends only on ``seed`` (and the epoch number), so two loaders with the same seed
     yield the same batches. ``drop_last`` skips a final batch smaller than ``batch_size``.
+    With a ``sampler`` (e.g. :class:`DistributedSampler`) the batches follow its indices instead
+    (``shuffle`` and ``seed`` are then the sampler's business).
     """
 
     def __init__(self, x: Any, y: Any, batch_size: int = 32, shuffle: bool = True,
-                 seed: int | None = None, drop_last: bool = False) -> None:
+                 seed: int | None = None, drop_last: bool = False,
+                 sampler: DistributedSampler | None = None) -> None:
         xd = x.data if isinstance(x, Tensor) else torch.as_tensor(x)
         yd = y.data if isinstance(y, Tensor) else torch.as_tensor(y)
         if xd.shape[0] != yd.shape[0]:
@@ -76,6 +143,10 @@ class BatchLoader:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
+        if sampler is not None and sampler.n != xd.shape[0]:
+            raise ValueError(f"BatchLoader: the sampler covers {sampler.n} samples but x has "
+                             f"{xd.shape[0]}")
+        self.sampler = sampler
         self.generator = torch.Generator()
         if seed is None:
             self.generator.seed()
@@ -83,13 +154,17 @@ class BatchLoader:
             self.generator.manual_seed(seed)
 
     def __len__(self) -> int:
-        n, b = self.x.shape[0], self.batch_size
+        n = self.x.shape[0] if self.sampler is None else len(self.sampler)
+        b = self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         x, y = self.x, self.y
         n, b = x.shape[0], self.batch_size
-        if self.shuffle and n > b:
+        if self.sampler is not None:
+            idx = self.sampler.indices()
+            x, y, n = x[idx], y[idx], idx.numel()
+        elif self.shuffle and n > b:
             perm = torch.randperm(n, generator=self.generator)
             x, y = x[perm], y[perm]  # one gather per epoch; the batches are then views
         stop = n - n % b if self.drop_last else n

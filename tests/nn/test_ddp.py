@@ -1,0 +1,283 @@
+"""DistributedDataParallel and DistributedSampler.
+
+Two gloo processes on 127.0.0.1 run every scenario in one spawn (starting processes costs
+seconds); the single-process references are computed here, in the test process.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.distributed as dist
+
+import autodiff as ad
+import nn
+from nn.checkpoint import load_checkpoint, save_checkpoint
+from nn.data import BatchLoader, DistributedSampler
+from nn.parallel import DistributedDataParallel as DDP
+from nn.parallel import spawn
+
+F64 = torch.float64
+STEPS, BATCH = 20, 16
+CAP = 40  # float64 numbers per bucket in the first scenario
+
+
+def _model(seed: int, device: str = "cpu") -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 8, generator=g, dtype=F64), nn.Tanh(),
+                         nn.Linear(8, 8, generator=g, dtype=F64), nn.Tanh(),
+                         nn.Linear(8, 1, generator=g, dtype=F64)).to(device)
+
+
+def _data(micro: int) -> list:
+    """STEPS steps of ``micro`` micro-batches of BATCH points (seeded, the same everywhere)."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(STEPS, micro, BATCH, 2, generator=g, dtype=F64)
+    return [(xs, (xs ** 2).sum(-1, keepdim=True)) for xs in x]
+
+
+def _train(model: nn.Module, params: list, micro: int, part: slice, ddp: DDP | None = None,
+           device: str = "cpu") -> list:
+    """SGD with momentum; each step accumulates ``micro`` micro-batches (all but the last inside
+    ``no_sync()`` when wrapped), each restricted to rows ``part`` (a rank's half)."""
+    opt = nn.optim.SGD(params, lr=0.1, momentum=0.9)
+    loss_fn = nn.MSELoss()
+    for xs, ys in _data(micro):
+        opt.zero_grad()
+        for m in range(micro):
+            x, y = ad.Tensor(xs[m, part].to(device)), ad.Tensor(ys[m, part].to(device))
+            last = m == micro - 1
+            with ddp.no_sync() if ddp is not None and not last else _nothing():
+                loss_fn(model(x), y).backward()
+        opt.step()
+    return [p.data.cpu().clone() for p in params]
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _TwoBranch(nn.Module):
+    """``a`` always used; ``b`` only when asked; ``c`` never."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.a = nn.Linear(2, 1, generator=g, dtype=F64)
+        self.b = nn.Linear(2, 1, generator=g, dtype=F64)
+        self.c = nn.Linear(2, 1, generator=g, dtype=F64)
+        self.use_b = True
+
+    def forward(self, x):
+        return self.a(x) + self.b(x) if self.use_b else self.a(x)
+
+
+class _Pair(nn.Module):
+    """Returns two outputs; backward through the first leaves ``second`` without a gradient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(2, 1, dtype=F64)
+        self.second = nn.Linear(2, 1, dtype=F64)
+
+    def forward(self, x):
+        return self.first(x), self.second(x)
+
+
+def _branch_input(rank: int) -> ad.Tensor:
+    return ad.Tensor(torch.arange(6, dtype=F64).reshape(3, 2) + rank)
+
+
+def _scenarios(folder: str, device: str = "cpu") -> dict:
+    """Runs in each spawned process."""
+    torch.set_num_threads(1)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    part = slice(rank * BATCH // world, (rank + 1) * BATCH // world)
+    out: dict = {}
+    # A different initialisation per rank: the construction broadcast must replace it by rank 0's.
+    model = _model(seed=100 + rank, device=device)
+    ddp = DDP(model, bucket_cap_mb=CAP * 8 / 2 ** 20)
+    out["buckets"] = [b.names for b in ddp.buckets]
+    out["synced"] = _train(ddp, list(ddp.parameters()), 1, part, ddp, device)
+    model = _model(seed=100 + rank, device=device)
+    ddp = DDP(model)
+    out["accumulated"] = _train(ddp, list(ddp.parameters()), 2, part, ddp, device)
+    if rank == 0:
+        save_checkpoint(f"{folder}/ddp.pt", ddp, config="ddp test")
+    if device != "cpu":
+        return out
+
+    # find_unused_parameters: rank 1 skips b; c is unused everywhere.
+    two = _TwoBranch()
+    two.use_b = rank == 0
+    ddp = DDP(two, find_unused_parameters=True, bucket_cap_mb=1e-5)
+    ddp(_branch_input(rank)).sum().backward()
+    out["unused_grads"] = {n: None if p.grad is None else p.grad.data.clone()
+                           for n, p in two.named_parameters()}
+    # The same without find_unused_parameters: refused at forward, on every rank (no hang).
+    ddp = DDP(_TwoBranch())
+    try:
+        ddp.module.use_b = False
+        ddp(_branch_input(rank))
+    except RuntimeError as e:
+        out["unused_error"] = str(e)
+    # An output left out of the loss: the next forward says which parameter got no gradient.
+    pair = DDP(_Pair(), bucket_cap_mb=1e-5)
+    pair(_branch_input(rank))[0].sum().backward()
+    try:
+        pair(_branch_input(rank))
+    except RuntimeError as e:
+        out["no_grad_error"] = str(e)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ddp")
+    return folder, spawn(_scenarios, 2, (str(folder),), timeout=60)
+
+
+def _reference(micro: int, device: str = "cpu") -> list:
+    model = _model(seed=100, device=device)
+    return _train(model, list(model.parameters()), micro, slice(None), None, device)
+
+
+@pytest.mark.parametrize("key, micro", [("synced", 1), ("accumulated", 2)])
+def test_two_halves_match_one_process_on_the_whole_batch(ran, key, micro):
+    _, (r0, r1) = ran
+    ref = _reference(micro)
+    start = [p.data for p in _model(seed=100).parameters()]
+    for a, b, want, p0 in zip(r0[key], r1[key], ref, start):
+        assert torch.equal(a, b)  # the replicas stay identical
+        assert not torch.allclose(want, p0)  # 20 steps moved every parameter
+        torch.testing.assert_close(a, want, rtol=0, atol=1e-6)
+
+
+def test_buckets_run_in_reverse_parameter_order_and_respect_the_cap(ran):
+    _, (r0, _) = ran
+    sizes = {n: p.numel() for n, p in _model(0).named_parameters()}
+    flat = [n for b in r0["buckets"] for n in b]
+    assert flat == list(sizes)[::-1]
+    for b, nxt in zip(r0["buckets"], r0["buckets"][1:]):
+        total = sum(sizes[n] for n in b)
+        assert total <= CAP or len(b) == 1  # a parameter bigger than the cap travels alone
+        assert total + sizes[nxt[0]] > CAP  # a bucket closes only when the next would overflow
+    assert len(r0["buckets"]) == 3  # [4.*, 2.bias] (17), [2.weight] (64), [0.*] (24)
+
+
+def test_checkpoint_written_under_ddp_loads_in_one_process(ran):
+    folder, (r0, _) = ran
+    model = _model(seed=5)
+    extra = load_checkpoint(folder / "ddp.pt", model)
+    assert extra == {"config": "ddp test"}
+    for p, want in zip(model.parameters(), r0["accumulated"]):
+        assert torch.equal(p.data, want)
+
+
+def test_find_unused_parameters_averages_with_zeros_and_keeps_none(ran):
+    _, (r0, r1) = ran
+    # The expected gradients, from rank 0's and rank 1's forward passes in one process.
+    grads = []
+    for rank in (0, 1):
+        m = _TwoBranch()
+        m.use_b = rank == 0
+        m(_branch_input(rank)).sum().backward()
+        grads.append({n: p.grad for n, p in m.named_parameters()})
+    for got in (r0["unused_grads"], r1["unused_grads"]):
+        for n in ("a.weight", "a.bias"):
+            torch.testing.assert_close(got[n], (grads[0][n].data + grads[1][n].data) / 2)
+        for n in ("b.weight", "b.bias"):
+            assert grads[1][n] is None
+            torch.testing.assert_close(got[n], grads[0][n].data / 2)
+        assert got["c.weight"] is None and got["c.bias"] is None  # unused on every rank
+
+
+def test_unused_parameter_without_find_unused_is_a_clear_error(ran):
+    _, (r0, r1) = ran
+    for r in (r0, r1):
+        msg = r["unused_error"]
+        assert "'b.weight'" in msg and "'c.weight'" in msg and "find_unused_parameters=True" in msg
+
+
+def test_output_without_gradient_is_named_at_the_next_forward(ran):
+    _, (r0, r1) = ran
+    for r in (r0, r1):
+        msg = r["no_grad_error"]
+        assert "previous backward" in msg and "'second.weight'" in msg
+        assert "'first.weight'" not in msg
+
+
+def test_ddp_needs_an_initialised_process_group():
+    assert not dist.is_initialized()
+    with pytest.raises(RuntimeError, match="process group is not initialised.*init_process_group"):
+        DDP(_model(0))
+
+
+@pytest.mark.parametrize("n, world, drop_last", [(10, 3, False), (10, 3, True), (2, 3, False),
+                                                 (9, 3, False), (1, 1, True)])
+def test_sampler_shards_cover_the_epoch_once(n, world, drop_last):
+    shards = [DistributedSampler(n, world, r, seed=4, drop_last=drop_last) for r in range(world)]
+    for s in shards:
+        s.set_epoch(2)
+    idx = [s.indices() for s in shards]
+    assert len({len(i) for i in idx}) == 1 and len(idx[0]) == len(shards[0])
+    everything = torch.cat(idx)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(4 + 2))
+    if drop_last:
+        assert len(everything) == n - n % world
+        assert sorted(everything.tolist()) == sorted(order[:n - n % world].tolist())
+    else:
+        assert len(everything) == -(-n // world) * world
+        assert set(everything.tolist()) == set(range(n))  # every sample at least once
+        counts = torch.bincount(everything, minlength=n)
+        # padding repeats only a few samples
+        assert int(counts.max()) - int(counts.min()) <= 1 + (world > n) * world
+
+
+def test_sampler_same_shuffle_on_every_rank_new_each_epoch():
+    a, b = DistributedSampler(12, 2, 0, seed=1), DistributedSampler(12, 2, 1, seed=1)
+    first = torch.cat([a.indices(), b.indices()])
+    assert sorted(first.tolist()) == list(range(12))
+    a.set_epoch(1)
+    assert not torch.equal(a.indices(), first[:6])
+    a.set_epoch(0)
+    assert torch.equal(a.indices(), first[:6])
+    unshuffled = DistributedSampler(5, 2, 1, shuffle=False)
+    assert unshuffled.indices().tolist() == [1, 3, 0]  # padded with the first index
+
+
+def test_batch_loader_follows_the_sampler():
+    x = torch.arange(10, dtype=F64).reshape(10, 1)
+    s = DistributedSampler(10, 2, 1, seed=0)
+    loader = BatchLoader(x, x * 2, batch_size=2, sampler=s)
+    xs = torch.cat([xb.data for xb, _ in loader]).reshape(-1)
+    assert xs.tolist() == s.indices().to(F64).tolist() and len(loader) == 3
+    ys = torch.cat([yb.data for _, yb in loader]).reshape(-1)
+    assert torch.equal(ys, xs * 2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num_replicas": 0, "rank": 0}, "num_replicas"), ({"num_replicas": 2, "rank": 2}, "rank"),
+    ({"num_replicas": 2, "rank": -1}, "rank"), ({}, "process group"),
+    ({"num_replicas": 5, "rank": 0, "drop_last": True}, "empty")])
+def test_sampler_refuses_bad_arguments(kwargs, match):
+    with pytest.raises((ValueError, RuntimeError), match=match):
+        DistributedSampler(3, **kwargs)
+
+
+def test_loader_refuses_a_sampler_of_another_size():
+    with pytest.raises(ValueError, match="sampler covers 4 samples but x has 3"):
+        BatchLoader(torch.zeros(3, 1), torch.zeros(3, 1), sampler=DistributedSampler(4, 2, 0))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_nccl_world_size_one_matches_one_process(tmp_path):
+    (r0,) = spawn(_scenarios, 1, (str(tmp_path), "cuda"), device="cuda", timeout=60)
+    # One rank holds the whole batch: DDP must be a no-op on the numbers.
+    for key, micro in (("synced", 1), ("accumulated", 2)):
+        for a, want in zip(r0[key], _reference(micro, "cuda")):
+            torch.testing.assert_close(a, want, rtol=0, atol=1e-6)
