@@ -19,6 +19,12 @@ FORMAT = "tapegrad-checkpoint"
 VERSION = 1
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 class CheckpointError(RuntimeError):
     """The file is not a readable checkpoint, or does not fit the model/optimizer given."""
 
@@ -41,6 +47,7 @@ def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Any = Non
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a plain file's mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -54,23 +61,22 @@ def load_checkpoint(path: str | os.PathLike, model: Module, optimizer: Any = Non
     """Restore what :func:`save_checkpoint` wrote; returns its ``extra`` values.
 
     Raises ``CheckpointError`` (and changes nothing) when the file is corrupt, is not a
-    checkpoint, or does not match the model's parameter names and shapes or the optimizer.
+    checkpoint, was written by a newer version, or does not match the model's parameter names
+    and shapes, the optimizer or the scheduler.
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise IsADirectoryError(f"load_checkpoint: {path} is a folder, not a checkpoint file")
+    if not path.exists():
         raise FileNotFoundError(f"load_checkpoint: no such file: {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for truncated or foreign files
         raise CheckpointError(f"load_checkpoint: {path} is not a readable checkpoint "
                               f"({type(e).__name__}: {e})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"load_checkpoint: {path} is not a tapegrad checkpoint (written by "
-                              "nn.checkpoint.save_checkpoint)")
-    if optimizer is not None and payload.get("optimizer") is None:
-        raise CheckpointError(f"load_checkpoint: {path} holds no optimizer state")
-    if scheduler is not None and payload.get("scheduler") is None:
-        raise CheckpointError(f"load_checkpoint: {path} holds no scheduler state")
+    _check_payload(path, payload, optimizer, scheduler)
+    # Each load below checks everything before it changes anything; the model is restored if
+    # the optimizer's load then fails, and the scheduler's state was checked above.
     backup = {k: v.clone() for k, v in model.state_dict().items()}
     try:
         model.load_state_dict(payload["model"])
@@ -79,9 +85,56 @@ def load_checkpoint(path: str | os.PathLike, model: Module, optimizer: Any = Non
     if optimizer is not None:
         try:
             optimizer.load_state_dict(payload["optimizer"])
-        except (ValueError, KeyError, TypeError) as e:
+        except Exception as e:
             model.load_state_dict(backup)  # all or nothing
-            raise CheckpointError(f"load_checkpoint: {path} does not fit the optimizer: {e}") from None
+            raise CheckpointError(f"load_checkpoint: {path} does not fit the optimizer: "
+                                  f"{e}") from None
     if scheduler is not None:
         scheduler.load_state_dict(payload["scheduler"])
     return dict(payload.get("extra") or {})
+
+
+def _check_payload(path: Path, payload: Any, optimizer: Any, scheduler: Any) -> None:
+    """Everything about the file's contents that can be checked before loading any of it."""
+    def fail(msg: str) -> CheckpointError:
+        return CheckpointError(f"load_checkpoint: {path} {msg}")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise fail("is not a tapegrad checkpoint (written by nn.checkpoint.save_checkpoint)")
+    version = payload.get("version")
+    if not isinstance(version, int) or not 1 <= version <= VERSION:
+        raise fail(f"has format version {version!r}; this tapegrad reads versions 1 to {VERSION}")
+    if not isinstance(payload.get("model"), dict):
+        raise fail("holds no model weights (its 'model' entry is missing or not a dict)")
+    if not isinstance(payload.get("extra") or {}, dict):
+        raise fail("is damaged: its 'extra' entry is not a dict")
+    if optimizer is not None and payload.get("optimizer") is None:
+        raise fail("holds no optimizer state")
+    if scheduler is not None:
+        state = payload.get("scheduler")
+        if state is None:
+            raise fail("holds no scheduler state")
+        problem = _scheduler_mismatch(scheduler.state_dict(), state)
+        if problem:
+            raise fail(f"does not fit the scheduler {type(scheduler).__name__}: {problem}")
+
+
+def _scheduler_mismatch(own: dict, saved: Any) -> str | None:
+    """Why ``saved`` cannot be this scheduler's state (same keys, same kinds of values)."""
+    if not isinstance(saved, dict):
+        return f"its state is a {type(saved).__name__}, not a dict"
+    if set(saved) != set(own):
+        return (f"its state has keys {sorted(saved)}, the scheduler has {sorted(own)} (a "
+                "different schedule?)")
+
+    def kind(v: Any) -> str:
+        if isinstance(v, bool) or v is None:
+            return type(v).__name__
+        if isinstance(v, (int, float)):
+            return "number"
+        if isinstance(v, (list, tuple)):
+            return "list of " + ",".join(sorted({kind(x) for x in v}))
+        return type(v).__name__
+    for k, v in own.items():
+        if kind(saved[k]) != kind(v) or (isinstance(v, (list, tuple)) and len(saved[k]) != len(v)):
+            return f"'{k}' is {saved[k]!r}, expected a value like {v!r}"
+    return None

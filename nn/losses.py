@@ -12,6 +12,9 @@ from .module import Module
 
 class _Loss(Module):
     _course_inputs = 1  # backward() returns d loss / d prediction only
+    # Where a single output column splits the two classes (None: judged from the targets, see
+    # nn.train.default_threshold); a loss on logits declares 0 (sigmoid(0) = 1/2).
+    decision_threshold: float | None = None
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
@@ -40,6 +43,8 @@ class BCELoss(_Loss):
 
 class BCEWithLogitsLoss(_Loss):
     """Binary cross entropy on logits (Sigmoid fused in, numerically stable)."""
+
+    decision_threshold = 0.0
 
     def forward(self, input: Any, target: Any) -> Tensor:
         return F.binary_cross_entropy_with_logits(input, target, self.reduction)

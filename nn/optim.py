@@ -14,7 +14,18 @@ import torch
 import autodiff as ad
 from autodiff import Tensor
 
-_STATE_DTYPE_KEEP = ("step",)
+# torch.optim's implementation switches: they do not change the update, so a state_dict from
+# torch.optim is read without them.
+_TORCH_SWITCHES = ("foreach", "capturable", "differentiable", "fused")
+
+
+def _counter(v: Any) -> int | None:
+    """A step count from our state (an int) or torch's (a one-element tensor); None if neither."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_complex():
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
 def _check(opt: str, name: str, value: Any, low: float = 0.0, high: float | None = None,
@@ -30,6 +41,9 @@ def _check(opt: str, name: str, value: Any, low: float = 0.0, high: float | None
 
 class Optimizer:
     """Base class: parameter groups, ``zero_grad``, ``state_dict`` / ``load_state_dict``."""
+
+    # Per-parameter state entries that are counts (ints), not tensors shaped like the parameter.
+    _state_counters: tuple[str, ...] = ()
 
     def __init__(self, params: Iterable[Any], defaults: dict) -> None:
         self.defaults = dict(defaults)
@@ -109,41 +123,66 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore state and hyper-parameters; everything is checked before anything changes."""
+        """Restore state and hyper-parameters; everything is checked before anything changes.
+
+        Also reads torch.optim's ``state_dict()`` of the same optimizer (its counters are
+        tensors; its implementation switches such as ``foreach`` are dropped).
+        """
         name = type(self).__name__
+
+        def bad(msg: str) -> ValueError:
+            return ValueError(f"{name}.load_state_dict: {msg}")
         try:
-            saved_groups = state_dict["param_groups"]
-            saved_state = state_dict["state"]
-        except (KeyError, TypeError):
+            saved_groups = list(state_dict["param_groups"])
+            saved_state = dict(state_dict["state"])
+        except (KeyError, TypeError, ValueError):
             raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and "
                              "'param_groups' (from optimizer.state_dict())") from None
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"{name}.load_state_dict: the state has {len(saved_groups)} parameter "
-                             f"groups, the optimizer has {len(self.param_groups)}")
+            raise bad(f"the state has {len(saved_groups)} parameter groups, the optimizer has "
+                      f"{len(self.param_groups)}")
         by_index = {}
         for i, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
+            if not isinstance(sg, dict) or not isinstance(sg.get("params"), (list, tuple)):
+                raise bad(f"group {i} is not a dict with a 'params' list")
             if len(sg["params"]) != len(g["params"]):
-                raise ValueError(f"{name}.load_state_dict: group {i} has {len(sg['params'])} "
-                                 f"parameters in the state but {len(g['params'])} here")
+                raise bad(f"group {i} has {len(sg['params'])} parameters in the state but "
+                          f"{len(g['params'])} here")
             by_index.update(zip(sg["params"], g["params"]))
         new_state: dict = {}
         for k, s in saved_state.items():
             if k not in by_index:
-                raise ValueError(f"{name}.load_state_dict: state for unknown parameter index {k}")
+                raise bad(f"state for unknown parameter index {k!r}")
+            if not isinstance(s, dict):
+                raise bad(f"the state of parameter {k} is a {type(s).__name__}, not a dict")
             p = by_index[k]
             entry = {}
             for key, v in s.items():
-                if isinstance(v, torch.Tensor):
-                    if key not in _STATE_DTYPE_KEEP and v.shape != p.data.shape:
-                        raise ValueError(f"{name}.load_state_dict: state '{key}' of parameter {k} "
-                                         f"has shape {tuple(v.shape)}, the parameter has "
-                                         f"{tuple(p.data.shape)}")
+                if v is None:  # torch's SGD keeps momentum_buffer=None without momentum
+                    continue
+                if key in self._state_counters:
+                    v = _counter(v)
+                    if v is None:
+                        raise bad(f"state '{key}' of parameter {k} must be a count (an integer "
+                                  f">= 0), got {s[key]!r}")
+                elif not isinstance(v, torch.Tensor):
+                    raise bad(f"state '{key}' of parameter {k} is a {type(v).__name__}, not a "
+                              "tensor")
+                elif v.shape != p.data.shape:
+                    raise bad(f"state '{key}' of parameter {k} has shape {tuple(v.shape)}, the "
+                              f"parameter has {tuple(p.data.shape)}")
+                else:
                     v = v.to(device=p.data.device, dtype=p.data.dtype).clone()
                 entry[key] = v
             new_state[p] = entry
         new_groups = []
-        for sg, g in zip(saved_groups, self.param_groups):
-            merged = {k: v for k, v in sg.items() if k != "params"}
+        for i, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
+            merged = {k: v for k, v in sg.items() if k != "params" and k not in _TORCH_SWITCHES}
+            if merged.pop("maximize", False):
+                raise bad(f"group {i} asks for maximize=True, which {name} does not implement")
+            for k in self.defaults:
+                if k not in merged:
+                    raise bad(f"group {i} has no '{k}' (is this the state of another optimizer?)")
             merged["params"] = g["params"]
             self._validate(merged)
             new_groups.append(merged)
@@ -206,6 +245,7 @@ class Adam(Optimizer):
     """
 
     _decoupled = False
+    _state_counters = ("step",)
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
@@ -223,6 +263,11 @@ class Adam(Optimizer):
         _check(name, "beta parameter at index 0", betas[0], 0.0, 1.0, high_open=True)
         _check(name, "beta parameter at index 1", betas[1], 0.0, 1.0, high_open=True)
         group["betas"] = tuple(betas)
+        # torch.optim's Adam and AdamW state names the weight decay kind: it must be ours.
+        if bool(group.pop("decoupled_weight_decay", self._decoupled)) != self._decoupled:
+            other = "AdamW" if not self._decoupled else "Adam"
+            raise ValueError(f"{name}: this state is {other}'s (decoupled_weight_decay="
+                             f"{not self._decoupled}); load it into {other}")
 
     def _update(self, group: dict, params: list) -> None:
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]

@@ -13,7 +13,6 @@ from autodiff import Tensor
 from autodiff.errors import GraphError
 
 from .data import BatchLoader
-from .losses import BCEWithLogitsLoss
 from .module import Module
 
 
@@ -38,16 +37,22 @@ def error_rate(output: Any, target: Any, threshold: float = 0.5) -> float:
 
 
 def default_threshold(loss: Any, target: Any) -> float:
-    """0 for logits (BCEWithLogitsLoss) and for ±1 labels, else 0.5 (0/1 labels or probabilities)."""
-    if isinstance(loss, BCEWithLogitsLoss):
-        return 0.0
+    """The loss's ``decision_threshold`` if it declares one (0 for logits), else 0 for ±1 labels
+    and 0.5 for 0/1 labels or probabilities."""
+    declared = getattr(loss, "decision_threshold", None)
+    if declared is not None:
+        return float(declared)
     t = target.data if isinstance(target, Tensor) else target
     return 0.0 if t.numel() and float(t.min()) < 0 else 0.5
 
 
 class History:
-    """Per-epoch records (``loss``, ``train_error``, ``test_error`` in %, ``seconds``, ``lr``)
-    and every step's loss. ``history['loss']`` is the list over epochs."""
+    """Per-epoch records and every step's loss. ``history['loss']`` is the list over epochs.
+
+    A record holds ``epoch``, ``loss`` (mean training loss), ``train_error`` and ``test_error``
+    (misclassified share in percent, 0-100; ``test_error`` is None when ``fit`` had no test
+    set), ``seconds`` and ``lr``. ``final`` is the last record.
+    """
 
     KEYS = ("epoch", "loss", "train_error", "test_error", "seconds", "lr")
 
@@ -68,6 +73,7 @@ class History:
 
     @property
     def final(self) -> dict:
+        """The last epoch's record (errors in percent; ``test_error`` None without a test set)."""
         if not self.records:
             raise IndexError("History is empty: no epoch was run")
         return self.records[-1]
@@ -79,8 +85,9 @@ class History:
         if not self.records:
             return "History(0 epochs)"
         f = self.final
+        test = "" if f["test_error"] is None else f", test error {f['test_error']:.2f}%"
         return (f"History({len(self)} epochs, loss {f['loss']:.4g}, train error "
-                f"{f['train_error']:.2f}%, test error {f['test_error']:.2f}%)")
+                f"{f['train_error']:.2f}%{test})")
 
 
 def evaluate(model: Module, x: Any, y: Any, threshold: float) -> float:
@@ -158,12 +165,14 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
             seconds = time.perf_counter() - t0
             record = {"epoch": epoch, "loss": total / max(count, 1),
                       "train_error": evaluate(model, x, y, threshold),
-                      "test_error": evaluate(model, *test, threshold) if test is not None else float("nan"),
+                      "test_error": evaluate(model, *test, threshold) if test is not None else None,
                       "seconds": seconds, "lr": lr}
             history.append(record)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", test=f"{record['test_error']:.1f}%")
+                shown = record["test_error"] if test is not None else record["train_error"]
+                bar.set_postfix({"loss": f"{record['loss']:.4f}",
+                                 "test" if test is not None else "train": f"{shown:.1f}%"})
             if on_epoch is not None:
                 on_epoch(record)
     finally:

@@ -50,7 +50,7 @@ def course_step(activation: str = "relu", loss: str = "mse", batch_size: int = 1
     import torch
 
     from nn.data import disc_dataset
-    from nn.presets import ACTIVATIONS, TrainConfig, build_loss, build_model
+    from tapegrad.presets import ACTIVATIONS, TrainConfig, build_loss, build_model
 
     if activation not in ACTIVATIONS:
         raise ValueError(f"tapegrad graph: unknown activation {activation!r}; expected one of "

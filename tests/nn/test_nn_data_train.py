@@ -7,7 +7,7 @@ import torch
 import autodiff as ad
 import nn
 from nn.data import BatchLoader, disc_dataset, disc_split
-from nn.presets import preset, prepare, run
+from tapegrad.presets import preset, prepare, run
 from nn.train import History, error_rate, fit
 
 
@@ -81,7 +81,7 @@ def test_fit_records_history_and_learns():
 
 def test_engine_and_torch_losses_agree_at_every_step():
     """Shortened default run: same initial weights, same batches, losses within 1e-5 relative."""
-    from nn.torch_reference import torch_fit
+    from tapegrad.torch_twin import torch_fit
     cfg = preset("default").replace(epochs=3, n_train=400, n_test=100)
     train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
     init = {k: v.clone() for k, v in model.state_dict().items()}
@@ -108,7 +108,7 @@ def test_presets_are_reproducible_and_validated():
 
 def test_fit_with_replay_gives_the_same_history_as_without():
     import warnings as _w
-    from nn.presets import preset, run as run_config
+    from tapegrad.presets import preset, run as run_config
     cfg = preset("default").replace(epochs=3, n_train=100, n_test=50, batch_size=16)
     plain = run_config(cfg, progress=False)
     with _w.catch_warnings():

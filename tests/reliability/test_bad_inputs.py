@@ -358,7 +358,7 @@ def _viz_rows(tmp: str) -> list[Row]:
 
 def _cli(*argv: str) -> Callable[[], None]:
     def call():
-        from viz.cli import main
+        from tapegrad.cli import main
         rc = main(list(argv))
         if rc:
             raise SystemExit(rc)
@@ -367,7 +367,7 @@ def _cli(*argv: str) -> Callable[[], None]:
 
 def _cli_rows(tmp: str) -> list[Row]:
     try:
-        import viz.cli  # noqa: F401
+        import tapegrad.cli  # noqa: F401
     except ImportError:  # pragma: no cover
         return []
     small = ("--n-train", "8", "--n-test", "8", "--quiet", "--no-graph", "--out", tmp)
@@ -404,7 +404,7 @@ def _cli_rows(tmp: str) -> list[Row]:
         Row("cli_experiments_only", _cli("experiments", "--only", "xyz"), SystemExit,
             r"--only.*'xyz'"),
         Row("cli_experiments_preset", _cli("experiments", "--preset", "nope"), SystemExit,
-            r"unknown preset 'nope'"),
+            r"--preset: invalid choice: 'nope'"),
         Row("cli_graph_format", _cli("graph", "--format", "xyz"), SystemExit,
             r"invalid choice: 'xyz'"),
         Row("cli_graph_depth_negative", _cli("graph", "--depth", "-1", "--out", tmp), SystemExit,

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 
-from .presets import TrainConfig, prepare, preset
-from .train import fit
+from nn.train import fit
+
+from .presets import TrainConfig, prepare, preset, threshold
 
 BATCH_SIZES = (4, 8, 16, 32, 64, 128)
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
@@ -44,7 +46,7 @@ def run_one(cfg: TrainConfig) -> dict:
     """Final train/test error (%) and training seconds of one run of ``cfg``."""
     train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
     h = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
-            seed=batch_seed, progress=False, threshold=0.0 if cfg.loss == "bce" else 0.5)
+            seed=batch_seed, progress=False, threshold=threshold(cfg))
     return {"train_error": h.final["train_error"], "test_error": h.final["test_error"],
             "seconds": sum(h["seconds"])}
 
@@ -56,30 +58,51 @@ def _worker_init() -> None:
 class Runner:
     """Runs configurations over seeds, in ``jobs`` processes, remembering results by config."""
 
-    def __init__(self, seeds: Sequence[int], jobs: int = 1) -> None:
+    def __init__(self, seeds: Sequence[int], jobs: int = 1, bar: Any = None) -> None:
         self.seeds = list(seeds)
         self.jobs = jobs
         self.cache: dict = {}
+        self.bar = bar  # a tqdm bar counting training runs, or None
+
+    def map(self, fn: Callable[[TrainConfig], Any], cfgs: Sequence[TrainConfig],
+            runs_each: int = 1) -> list:
+        """``fn`` over ``cfgs`` (in ``jobs`` processes), advancing the bar as each one ends."""
+        if self.jobs > 1 and len(cfgs) > 1:
+            with ProcessPoolExecutor(self.jobs, initializer=_worker_init) as pool:
+                results = []
+                for r in pool.map(fn, cfgs):
+                    results.append(r)
+                    self._advance(runs_each)
+            return results
+        results = []
+        for c in cfgs:
+            results.append(fn(c))
+            self._advance(runs_each)
+        return results
+
+    def _advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
 
     def many(self, cfgs: Sequence[TrainConfig]) -> list[list[dict]]:
         todo = [c.replace(seed=s) for c in cfgs for s in self.seeds]
-        missing = [c for c in todo if repr(c) not in self.cache]
-        if self.jobs > 1 and len(missing) > 1:
-            with ProcessPoolExecutor(self.jobs, initializer=_worker_init) as pool:
-                results = list(pool.map(run_one, missing))
-        else:
-            results = [run_one(c) for c in missing]
-        for c, r in zip(missing, results):
+        missing = list({repr(c): c for c in todo if repr(c) not in self.cache}.values())
+        for c, r in zip(missing, self.map(run_one, missing)):
             self.cache[repr(c)] = r
         n = len(self.seeds)
         flat = [self.cache[repr(c)] for c in todo]
         return [flat[i * n:(i + 1) * n] for i in range(len(cfgs))]
 
 
+def seconds_text(s: float) -> str:
+    """Seconds with two significant digits below 10 s (a quick run takes a fraction of one)."""
+    return f"{s:.0f}" if s >= 10 else f"{s:.2g}"
+
+
 def _row(label: str, results: list[dict]) -> list[str]:
     return [label, mean_std([r["train_error"] for r in results]),
             mean_std([r["test_error"] for r in results]),
-            f"{statistics.fmean(r['seconds'] for r in results):.1f}"]
+            seconds_text(statistics.fmean(r["seconds"] for r in results))]
 
 
 HEADERS = ("train error %", "test error %", "seconds per run")
@@ -87,10 +110,10 @@ HEADERS = ("train error %", "test error %", "seconds per run")
 
 def compare_with_torch(cfg: TrainConfig) -> dict:
     """One seed, both implementations from the same weights and batches."""
-    from .torch_reference import torch_fit
+    from .torch_twin import torch_fit
     train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    th = 0.0 if cfg.loss == "bce" else 0.5
+    th = threshold(cfg)
     ours = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
                seed=batch_seed, progress=False, threshold=th)
     _, ref = torch_fit(cfg, init, train, test, batch_seed, th)
@@ -105,11 +128,7 @@ def compare_with_torch(cfg: TrainConfig) -> dict:
 
 def table_engine_vs_torch(base: TrainConfig, runner: Runner) -> str:
     cfgs = [base.replace(seed=s) for s in runner.seeds]
-    if runner.jobs > 1:
-        with ProcessPoolExecutor(runner.jobs, initializer=_worker_init) as pool:
-            res = list(pool.map(compare_with_torch, cfgs))
-    else:
-        res = [compare_with_torch(c) for c in cfgs]
+    res = runner.map(compare_with_torch, cfgs, runs_each=2)
     for c, r in zip(cfgs, res):  # the engine's runs of the base config serve the other tables
         runner.cache.setdefault(repr(c), r["ours"])
     worst = max(r["max_rel_loss_diff"] for r in res)
@@ -150,15 +169,46 @@ def describe(cfg: TrainConfig) -> str:
             f"{loss}, {opt} (lr {cfg.lr:g}, {sched}), batch {cfg.batch_size}, {cfg.epochs} epochs")
 
 
+def planned_runs(base: TrainConfig, seeds: Sequence[int], only: Sequence[str]) -> int:
+    """How many training runs ``run_all`` will do (table (a) trains two networks per seed; the
+    base configuration's runs are shared between the tables)."""
+    variants = {"b": [base.replace(batch_size=b) for b in BATCH_SIZES],
+                "c": [c for _, c in optimizer_variants(base)],
+                "d": [base.replace(activation=a) for a in ACTIVATIONS]}
+    cfgs = {repr(base.replace(seed=s)) for s in seeds} if "a" in only else set()
+    n = len(cfgs)
+    for key in only:
+        cfgs |= {repr(c.replace(seed=s)) for c in variants.get(key, []) for s in seeds}
+    return n + len(cfgs)
+
+
 def run_all(quick: bool = False, seeds: int | None = None, jobs: int = 1,
             base: TrainConfig | None = None, emit: Callable[[str], None] = print,
-            only: Sequence[str] = ("a", "b", "c", "d")) -> None:
-    """Print the four tables (``quick``: 3 seeds and 10 epochs, for a smoke test)."""
+            only: Sequence[str] = ("a", "b", "c", "d"), progress: bool = False) -> None:
+    """Print the four tables (``quick``: 3 seeds and 10 epochs, for a smoke test).
+
+    ``progress``: a tqdm bar on stderr counting the training runs, with the time left.
+    """
     base = base or preset("default")
     if quick:
         base = base.replace(epochs=min(base.epochs, 10))
     n = seeds if seeds is not None else (3 if quick else 10)
-    runner = Runner(range(n), jobs)
+    if not progress:
+        return _run_tables(base, Runner(range(n), jobs), n, emit, only)
+    from tqdm.auto import tqdm
+    bar = tqdm(total=planned_runs(base, range(n), only), unit="run", desc="training runs")
+
+    def emit_above_bar(text: str) -> None:
+        with tqdm.external_write_mode():
+            emit(text)
+    try:
+        _run_tables(base, Runner(range(n), jobs, bar), n, emit_above_bar, only)
+    finally:
+        bar.close()
+
+
+def _run_tables(base: TrainConfig, runner: Runner, n: int, emit: Callable[[str], None],
+                only: Sequence[str]) -> None:
     emit(f"Base configuration: {describe(base)}. Errors are final-epoch percentages, mean ± "
          f"std over {n} seeds (seed changes data, initial weights and batch order).\n")
     sections = {
@@ -171,7 +221,7 @@ def run_all(quick: bool = False, seeds: int | None = None, jobs: int = 1,
         title, make = sections[key]
         t0 = time.perf_counter()
         body = make()
-        emit(f"### {title}\n\n{body}\n\n_({time.perf_counter() - t0:.0f} s)_\n")
+        emit(f"### {title}\n\n{body}\n\n_({seconds_text(time.perf_counter() - t0)} s)_\n")
 
 
 def summarize(cfg: TrainConfig, seeds: Sequence[int], jobs: int = 1) -> dict:

@@ -1,10 +1,12 @@
-"""The tapegrad console script: train (writes both PNGs), experiments, graph fallback."""
+"""The tapegrad console script: train (writes its files), experiments, graph fallback, entry points."""
 import json
+import os
+import subprocess
 import sys
 
 import pytest
 
-from viz import cli
+from tapegrad import cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SMALL = ["--epochs", "2", "--n-train", "64", "--n-test", "32", "--batch-size", "16", "--no-graph"]
@@ -21,11 +23,14 @@ def test_train_writes_plots_history_and_checkpoint(tmp_path, capsys):
         assert data.startswith(PNG) and len(data) > 5000
     hist = json.loads((out / "history.json").read_text())
     assert [r["epoch"] for r in hist["records"]] == [1, 2] and hist["config"]["n_train"] == 64
-    import nn
     from nn.checkpoint import load_checkpoint
-    from nn.presets import build_model, preset
+    from tapegrad.presets import build_model, preset
     model = build_model(preset("default"))
     load_checkpoint(out / "model.pt", model)
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert set(modes.values()) == {0o666 & ~umask}, modes  # the checkpoint too, not 0600
 
 
 def test_train_options_override_the_preset(tmp_path, capsys):
@@ -39,27 +44,46 @@ def test_train_options_override_the_preset(tmp_path, capsys):
     assert cfg["warmup"] < cfg["epochs"] and cfg["schedule"] == "cosine"
 
 
-def test_train_bad_values_exit_2_with_a_message(tmp_path, capsys):
-    assert cli.main(["train", "--lr", "-1", "--out", str(tmp_path)]) == 2
-    assert "lr" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:
-        cli.main(["train", "--activation", "swish"])
-    assert e.value.code == 2
+def test_run_name_says_which_options_changed_the_preset():
+    parser = cli.build_parser(with_graph=False)
+    plain = parser.parse_args(["train"])
+    assert cli.run_name(plain) == "default preset"
+    changed = parser.parse_args(["train", "--optimizer", "adam", "--lr", "0.01", "--seed", "4"])
+    assert cli.run_name(changed) == "default preset, optimizer adam, lr 0.01, seed 4"
+
+
+def test_train_help_names_graph_png_and_defaults(capsys):
+    assert cli.main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "graph.png" in text and "--no-graph" in text
+    for option, default in (("--lr", "default: 0.05"), ("--batch-size", "default: 16"),
+                            ("--epochs", "default: 100")):
+        assert default in text.split(option, 1)[1], option
 
 
 def test_experiments_quick_tables(capsys, tmp_path, monkeypatch):
-    import nn.presets
-    small = nn.presets.PRESETS["default"].replace(n_train=96, n_test=32)
-    monkeypatch.setitem(nn.presets.PRESETS, "default", small)
-    md = tmp_path / "tables.md"
+    import tapegrad.presets
+    small = tapegrad.presets.PRESETS["default"].replace(n_train=96, n_test=32)
+    monkeypatch.setitem(tapegrad.presets.PRESETS, "default", small)
+    md = tmp_path / "sub" / "tables.md"
     args = ["experiments", "--quick", "--seeds", "2", "--epochs", "2", "--only", "ad", "--out", str(md)]
     assert cli.main(args) == 0
     text = capsys.readouterr().out
     assert "### (a) tapegrad vs PyTorch" in text and "### (d) hidden activation" in text
     assert "| PyTorch (torch.nn + torch.optim) |" in text and "| sigmoid |" in text
     assert "±" in text and "largest relative difference" in text
+    assert "| 0.0 |" not in text and "(0 s)" not in text  # short runs keep two digits
     assert md.read_text().strip() == text.strip()
-    assert cli.main(["experiments", "--only", "xz"]) == 2
+
+
+def test_experiments_progress_counts_every_training_run():
+    from tapegrad.experiments import planned_runs
+    from tapegrad.presets import preset
+    base = preset("default")
+    # (a) 2 per seed; (b) 6 sizes, 16 is the base; (c) 3 optimizers, SGD+momentum 0.05 is the
+    # base; (d) 4 activations, relu is the base.
+    assert planned_runs(base, range(3), "abcd") == 3 * (2 + 5 + 2 + 3)
+    assert planned_runs(base, range(2), "d") == 2 * 4
 
 
 def test_graph_without_graph_module_says_so(monkeypatch, capsys):
@@ -70,11 +94,22 @@ def test_graph_without_graph_module_says_so(monkeypatch, capsys):
     assert "graph command is not available" in capsys.readouterr().err
 
 
-def test_console_script_points_at_viz_cli():
+def test_console_script_points_at_tapegrad_cli():
     from importlib.metadata import PackageNotFoundError, distribution
     try:
         eps = distribution("tapegrad").entry_points
     except PackageNotFoundError:
         pytest.skip("tapegrad is not installed (pip install -e .)")
     (ep,) = [e for e in eps if e.group == "console_scripts" and e.name == "tapegrad"]
-    assert ep.value == "viz.cli:main" and ep.load() is cli.main
+    if ep.value != "tapegrad.cli:main":
+        pytest.skip(f"installed metadata is stale ({ep.value}); run pip install -e .")
+    assert ep.load() is cli.main
+
+
+def test_python_dash_m_tapegrad_help():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-m", "tapegrad", "--help"], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "usage: tapegrad" in r.stdout and "{train,experiments,graph}" in r.stdout

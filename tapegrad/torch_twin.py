@@ -1,23 +1,26 @@
 """The PyTorch twin of a run, for ``tapegrad experiments`` (a) and the agreement tests.
 
-This is the one file under nn/ that uses torch.nn, torch.optim and torch.autograd, and only as
-the reference to compare against: it is imported lazily by the experiments and by tests, and
-nothing in the library's own computations depends on it.
+The one file of the project (outside tests) that uses torch.nn, torch.optim and torch's
+autograd, and only as the reference to compare against: it is imported lazily by the
+experiments and by tests; nothing in autodiff, nn or viz depends on it.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
 
-from .data import BatchLoader
-from .presets import TrainConfig
-from .train import History, error_rate
+from nn.data import BatchLoader
+from nn.train import History, error_rate
 
+from .presets import TrainConfig, optimizer_options
 
-def _activation(name: str) -> torch.nn.Module:
-    return {"relu": torch.nn.ReLU, "leaky_relu": torch.nn.LeakyReLU, "tanh": torch.nn.Tanh,
-            "sigmoid": torch.nn.Sigmoid, "silu": torch.nn.SiLU, "softplus": torch.nn.Softplus}[name]()
+# The same names as presets' tables, with torch's classes.
+ACTIVATIONS = {"relu": torch.nn.ReLU, "leaky_relu": torch.nn.LeakyReLU, "tanh": torch.nn.Tanh,
+               "sigmoid": torch.nn.Sigmoid, "silu": torch.nn.SiLU, "softplus": torch.nn.Softplus}
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+LOSSES = {"bce": torch.nn.BCEWithLogitsLoss, "mse": torch.nn.MSELoss}
 
 
 def torch_model(cfg: TrainConfig, state_dict: dict) -> torch.nn.Sequential:
@@ -25,7 +28,7 @@ def torch_model(cfg: TrainConfig, state_dict: dict) -> torch.nn.Sequential:
     sizes = (2, *cfg.hidden)
     layers: list = []
     for i, o in zip(sizes[:-1], sizes[1:]):
-        layers += [torch.nn.Linear(i, o), _activation(cfg.activation)]
+        layers += [torch.nn.Linear(i, o), ACTIVATIONS[cfg.activation]()]
     layers.append(torch.nn.Linear(sizes[-1], 1))
     model = torch.nn.Sequential(*layers)
     model.load_state_dict({k: v.clone() for k, v in state_dict.items()})
@@ -34,10 +37,8 @@ def torch_model(cfg: TrainConfig, state_dict: dict) -> torch.nn.Sequential:
 
 
 def _optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cls = OPTIMIZERS[cfg.optimizer]
+    return cls(params, **optimizer_options(cfg, cls))
 
 
 def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> Any:
@@ -56,9 +57,8 @@ def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> Any:
 def torch_fit(cfg: TrainConfig, state_dict: dict, train: tuple, test: tuple, batch_seed: int,
               threshold: float) -> tuple[torch.nn.Module, History]:
     """Train the torch twin from ``state_dict`` on the same batches as ``nn.train.fit`` would."""
-    import time
     model = torch_model(cfg, state_dict)
-    loss_fn = torch.nn.BCEWithLogitsLoss() if cfg.loss == "bce" else torch.nn.MSELoss()
+    loss_fn = LOSSES[cfg.loss]()
     opt = _optimizer(cfg, model.parameters())
     sched = _scheduler(cfg, opt)
     x, y = (t.data if hasattr(t, "grad_fn") else t for t in train)

@@ -1,0 +1,11 @@
+"""App tests run torch single-threaded (as the CLI does by default); restored after each test."""
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
