@@ -68,8 +68,10 @@ class DistributedDataParallel(Module):
     locally; the first backward after it averages the accumulated sums.
 
     Public for pictures and reports: ``buckets`` (all-reduce order, the reverse of the parameters'
-    order, as the backward pass finishes them) and ``comm_seconds`` (time spent sending buckets and
-    waiting for them, summed over steps).
+    order, as the backward pass finishes them), ``launch_order`` (for the last averaged backward:
+    ``(bucket index, name of the parameter whose gradient's arrival launched it)``; buckets go in
+    order, so one complete early waits for those before it) and
+    ``comm_seconds`` (time spent sending buckets and waiting for them, summed over steps).
     """
 
     def __init__(self, module: Module, device_ids: Any = None, output_device: Any = None,
@@ -95,6 +97,7 @@ class DistributedDataParallel(Module):
         self.find_unused_parameters = bool(find_unused_parameters)
         self.require_backward_grad_sync = True
         self.comm_seconds = 0.0
+        self.launch_order: list[tuple[int, str]] = []
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         if not named:
             raise RuntimeError("DistributedDataParallel: the module has no parameter that "
@@ -161,10 +164,8 @@ class DistributedDataParallel(Module):
     # ---- forward: prepare the reduction of the coming backward ----------------------------
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         out = self.module(*inputs, **kwargs)
-        if ad.is_grad_enabled() and self.require_backward_grad_sync:
+        if ad.is_grad_enabled():  # (evaluation records nothing: no backward to prepare for)
             self._prepare(out)
-        else:
-            self._pass = None  # no_sync() or no recording: no reduction to wait for
         return out
 
     def _prepare(self, out: Any) -> None:
@@ -176,6 +177,9 @@ class DistributedDataParallel(Module):
                 f"{_listing(missing)} on rank {dist.get_rank(self.process_group)}, so its "
                 "gradients were never averaged. Pass find_unused_parameters=True if some "
                 "parameters are not used in every forward pass (or on every rank).")
+        if not self.require_backward_grad_sync:
+            self._pass = None  # no_sync(): the coming backward only accumulates
+            return
         used = _reached_leaves(out)
         unused = [i for i, p in enumerate(self._params) if id(p) not in used]
         if unused and not self.find_unused_parameters:
@@ -257,6 +261,7 @@ class _Pass:
         self.arrived = 0  # gradients the backward pass delivered (unused ones are not counted)
         self.next = 0
         self.works: list = []
+        self.launches: list[tuple[int, str]] = []
         self.used_mask = None
         if ddp.find_unused_parameters:
             # Which parameters got a gradient on some rank: a globally unused one keeps its .grad
@@ -279,6 +284,7 @@ class _Pass:
         self.pending[b] -= 1
         while self.next < len(self.pending) and self.pending[self.next] == 0:
             self._launch(ddp.buckets[self.next])
+            self.launches.append((self.next, ddp._names[i]))
             self.next += 1
         if self.next == len(self.pending):
             self._finish()
@@ -323,4 +329,5 @@ class _Pass:
                     p.grad = Tensor(flat[off:off + n].view_as(p.data))
                 off += n
         ddp._pass = None
+        ddp.launch_order = self.launches
         ddp.comm_seconds += time.perf_counter() - t0

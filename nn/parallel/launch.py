@@ -54,7 +54,8 @@ def _worker(rank: int, fn: Callable, nprocs: int, port: int, device: str, timeou
         with open(Path(out) / f"{rank}.pkl", "wb") as f:
             pickle.dump(result, f)
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():  # fn may have left the group itself
+            dist.destroy_process_group()
 
 
 def spawn(fn: Callable, nprocs: int, args: tuple = (), *, device: str = "cpu",

@@ -47,7 +47,10 @@ def _train(model: nn.Module, params: list, micro: int, part: slice, ddp: DDP | N
             x, y = ad.Tensor(xs[m, part].to(device)), ad.Tensor(ys[m, part].to(device))
             last = m == micro - 1
             with ddp.no_sync() if ddp is not None and not last else _nothing():
-                loss_fn(model(x), y).backward()
+                loss = loss_fn(model(x), y)
+                with ad.no_grad():
+                    model(x)  # an evaluation between forward and backward changes nothing
+                loss.backward()
         opt.step()
     return [p.data.cpu().clone() for p in params]
 
@@ -102,6 +105,7 @@ def _scenarios(folder: str, device: str = "cpu") -> dict:
     ddp = DDP(model, bucket_cap_mb=CAP * 8 / 2 ** 20)
     out["buckets"] = [b.names for b in ddp.buckets]
     out["synced"] = _train(ddp, list(ddp.parameters()), 1, part, ddp, device)
+    out["launch_order"] = ddp.launch_order
     model = _model(seed=100 + rank, device=device)
     ddp = DDP(model)
     out["accumulated"] = _train(ddp, list(ddp.parameters()), 2, part, ddp, device)
@@ -166,6 +170,11 @@ def test_buckets_run_in_reverse_parameter_order_and_respect_the_cap(ran):
         assert total <= CAP or len(b) == 1  # a parameter bigger than the cap travels alone
         assert total + sizes[nxt[0]] > CAP  # a bucket closes only when the next would overflow
     assert len(r0["buckets"]) == 3  # [4.*, 2.bias] (17), [2.weight] (64), [0.*] (24)
+    # Launched in order, each by a gradient of its own bucket or of an earlier one it waited for.
+    order = r0["launch_order"]
+    assert [k for k, _ in order] == [0, 1, 2]
+    bucket_of = {n: k for k, b in enumerate(r0["buckets"]) for n in b}
+    assert all(bucket_of[name] <= k for k, name in order)
 
 
 def test_checkpoint_written_under_ddp_loads_in_one_process(ran):
