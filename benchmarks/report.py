@@ -16,8 +16,13 @@ def fmt_time(s: float | None) -> str:
         return "-"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if abs(s) >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
+            return _three_digits(s / scale, unit)
+    return _three_digits(s / 1e-9, "ns")
+
+
+def _three_digits(v: float, unit: str) -> str:
+    """Three significant digits, never in exponent form (999.7 is '1000', not '1e+03')."""
+    return f"{v:.3g} {unit}" if abs(v) < 999.5 else f"{v:.0f} {unit}"
 
 
 def fmt_bytes(b: float | None) -> str:
@@ -25,7 +30,7 @@ def fmt_bytes(b: float | None) -> str:
         return "-"
     for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
         if abs(b) >= scale:
-            return f"{b / scale:.3g} {unit}"
+            return _three_digits(b / scale, unit)
     return f"{b:.0f} B"
 
 
@@ -168,7 +173,8 @@ def chain_memory_table(rows: list[dict]) -> list[str]:
 def machine_line(m: dict) -> str:
     return (f"{m['cpu']} ({m['cpus']} CPUs visible), {m.get('gpu') or 'no GPU'}, "
             f"torch {m['torch']}, Python {m['python']}, {m['platform']}; "
-            f"load average {m['loadavg_start']} at start, {m.get('loadavg_end', '?')} at end; "
+            f"load average {m['loadavg_start']} at start"
+            + (f", {m['loadavg_end']} at end; " if "loadavg_end" in m else "; ") +
             f"commit {m['commit']}")
 
 

@@ -4,8 +4,9 @@
     python -m benchmarks.run --quick             # a smoke run (seconds)
     python -m benchmarks.run --workloads course,chain --threads 1 --device cpu
 
-Writes benchmarks/results/latest.json and latest.md (``--json`` / ``--md`` to change, ``-`` to
-skip) and prints the Markdown tables.
+Writes benchmarks/results/latest.json and latest.md (a ``--quick`` run: results/quick/, so the
+committed full results stay; ``--json`` / ``--md`` to change, ``-`` to skip) and prints the
+Markdown tables (a full run also logs each result to stderr as it is measured).
 """
 from __future__ import annotations
 
@@ -67,6 +68,14 @@ class Config:
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+_LOG_ROWS = True  # log each result as it is measured (off for --quick)
+
+
+def log_result(msg: str) -> None:
+    if _LOG_ROWS:
+        log(msg)
 
 
 # ---- machine -------------------------------------------------------------------------------------
@@ -303,20 +312,22 @@ def memory_rows(cfg: Config, device: str, inprocess: bool) -> tuple[list, list]:
         label = f"{'-'.join(map(str, spec.sizes))}, batch {batch}"
         steps.append({"label": label, "device": device, "results": res,
                       "method": res["tapegrad"]["method"]})
-        log(f"memory {label} ({device}): " + ", ".join(
+        log_result(f"memory {label} ({device}): " + ", ".join(
             f"{k} step {report.fmt_bytes(v['step_bytes'])} total {report.fmt_bytes(v['total_bytes'])}"
             for k, v in res.items()))
     n = max(cfg.chains)
     chains = [get(["chain", name, n, device]) for name, mod in cfg.impls.items()
               if hasattr(mod, "chain_forward")]
     for r in chains:
-        log(f"memory chain {n} {r['impl']} ({device}): built {report.fmt_bytes(r['built_bytes'])}, "
+        log_result(f"memory chain {n} {r['impl']} ({device}): built {report.fmt_bytes(r['built_bytes'])}, "
             f"after backward {report.fmt_bytes(r['after_backward_bytes'])}, after delete "
             f"{report.fmt_bytes(r['after_delete_bytes'])}")
     return steps, chains
 
 
 def log_row(r: dict) -> None:
+    if not _LOG_ROWS:
+        return
     med = {k: report.fmt_time(v["median"]) for k, v in r["results"].items()}
     rat = r["ratios"]
     log(f"{r['label']} [{r['device']}, threads {r['threads']}]: " +
@@ -335,14 +346,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "'1,default'; '1' with --quick)")
     p.add_argument("--workloads", default=",".join(WORKLOADS),
                    help=f"comma-separated subset of {','.join(WORKLOADS)}")
-    p.add_argument("--json", default=str(RESULTS / "latest.json"), help="JSON output ('-': none)")
-    p.add_argument("--md", default=str(RESULTS / "latest.md"), help="Markdown output ('-': none)")
+    p.add_argument("--json", help="JSON output ('-': none; default results/latest.json, "
+                                  "results/quick/latest.json with --quick)")
+    p.add_argument("--md", help="Markdown output ('-': none; default results/latest.md, "
+                                "results/quick/latest.md with --quick)")
     p.add_argument("--rounds", type=int, default=None, help="override alternating rounds per step workload")
     p.add_argument("--no-replay", action="store_true",
                    help="leave out the tapegrad replay column (autodiff.replay)")
     p.add_argument("--memory-inprocess", action="store_true",
                    help="measure memory in this process (fast, less fair; for tests)")
     a = p.parse_args(argv)
+    folder = RESULTS / "quick" if a.quick else RESULTS  # a smoke run never replaces a full one
+    a.json = a.json or str(folder / "latest.json")
+    a.md = a.md or str(folder / "latest.md")
+    global _LOG_ROWS
+    _LOG_ROWS = not a.quick  # a quick run's tables come seconds later: log each result once
     if a.threads is None:
         a.threads = "1" if a.quick else "1,default"
     a.workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]

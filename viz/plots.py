@@ -15,6 +15,7 @@ import autodiff as ad  # noqa: E402
 
 CENTER = (0.5, 0.5)
 RADIUS = 1 / math.sqrt(2 * math.pi)
+ERROR_LINEAR_BELOW = 0.1  # % : the error axis is linear from 0 to here, logarithmic above
 
 
 def _series(history: Any, key: str) -> list:
@@ -32,10 +33,17 @@ def plot_history(history: Any, path: str | Path, title: str | None = None) -> Pa
     ax_loss.set_yscale("log")
     ax_loss.grid(True, alpha=0.3)
     ax_err.plot(epochs, _series(history, "train_error"), label="train error", color="tab:orange")
-    ax_err.plot(epochs, _series(history, "test_error"), label="test error", color="tab:green")
+    test = _series(history, "test_error")
+    if any(v is not None for v in test):
+        ax_err.plot(epochs, [math.nan if v is None else v for v in test], label="test error",
+                    color="tab:green")
     ax_err.set_xlabel("epoch")
     ax_err.set_ylabel("error (%)")
-    ax_err.set_yscale("log")
+    # Symmetric log: logarithmic above 0.1%, linear below it, so that an error of exactly 0
+    # (a fitted training set) stays on the plot instead of vanishing as on a log axis.
+    ax_err.set_yscale("symlog", linthresh=ERROR_LINEAR_BELOW, linscale=0.5)
+    ax_err.set_ylim(bottom=0)
+    ax_err.axhline(0, color="grey", lw=0.8)
     ax_err.grid(True, alpha=0.3, which="both")
     ax_err.legend()
     if title:
@@ -87,7 +95,7 @@ def plot_decision_map(model: Any, path: str | Path, grid: int = 100, threshold: 
     on top, and optionally the misclassified ``points = (x, y)`` marked. Writes a PNG."""
     path = Path(path)
     cls = decision_grid(model, grid, threshold)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = plt.subplots(figsize=(5.5, 5.6))
     ax.imshow(cls.numpy(), origin="lower", extent=(0, 1, 0, 1), cmap="coolwarm", vmin=0, vmax=1,
               alpha=0.6, interpolation="nearest")
     ax.add_patch(plt.Circle(CENTER, RADIUS, fill=False, color="black", lw=1.5, label="true disc"))
@@ -103,7 +111,8 @@ def plot_decision_map(model: Any, path: str | Path, grid: int = 100, threshold: 
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
     ax.set_title(title or f"decision map ({grid}×{grid} grid; red = inside)")
-    ax.legend(loc="upper right", fontsize=8)
+    # Below the axes, never over the points it explains.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -113,3 +113,20 @@ def test_python_dash_m_tapegrad_help():
                        text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "usage: tapegrad" in r.stdout and "{train,experiments,graph}" in r.stdout
+
+
+def test_curves_keep_zero_errors_and_runs_without_a_test_set(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from nn.train import History
+    from viz.plots import plot_history
+    h = History()
+    for e, tr in enumerate((20.0, 1.0, 0.0, 0.0), 1):
+        h.append({"epoch": e, "loss": 1.0 / e, "train_error": tr, "test_error": None,
+                  "seconds": 0.1, "lr": 0.1})
+    scales = []
+    real = matplotlib.axes.Axes.set_yscale
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_yscale",
+                        lambda self, s, **kw: (scales.append(s), real(self, s, **kw))[1])
+    assert plot_history(h, tmp_path / "c.png").read_bytes().startswith(PNG)
+    assert scales == ["log", "symlog"]  # loss on log, errors on symlog: 0% stays on the plot
