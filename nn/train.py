@@ -111,7 +111,7 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
         epochs: int = 100, batch_size: int = 32, *, scheduler: Any = None, seed: int | None = 0,
         shuffle: bool = True, drop_last: bool = False, threshold: float | None = None,
         progress: bool | None = None, on_epoch: Callable[[dict], None] | None = None,
-        replay: bool = False) -> History:
+        replay: bool = False, sampler: Any = None) -> History:
     """Train ``model`` on ``train = (x, y)`` for ``epochs`` passes of mini-batch updates.
 
     After each epoch: train and test error (%), the mean training loss, the time taken and the
@@ -121,11 +121,14 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
     ``replay=True`` records the training step once per batch shape and replays it
     (``autodiff.replay``: same numbers, less Python per step); a step that cannot be replayed
     (Dropout, data-dependent ops) falls back to the recorded graph with a warning.
+    ``sampler`` (e.g. ``nn.data.DistributedSampler``) picks each epoch's samples and order instead
+    of ``shuffle``/``seed``; ``set_epoch(epoch - 1)`` is called before each epoch.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
     x, y = train
-    loader = BatchLoader(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    loader = BatchLoader(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                         sampler=sampler)
     if threshold is None:
         threshold = default_threshold(loss_fn, loader.y)
     history = History()
@@ -137,6 +140,8 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
     step = ad.replay(lambda xb, yb: loss_fn(model(xb), yb)) if replay else None
     try:
         for epoch in range(1, epochs + 1):
+            if sampler is not None:
+                sampler.set_epoch(epoch - 1)
             t0 = time.perf_counter()
             model.train()
             total, count = 0.0, 0

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import distributed
+
 PROG = "tapegrad"
 
 
@@ -140,6 +142,7 @@ def _add_train(sub: Any) -> None:
                    help="record the training step once and replay it (same numbers, faster)")
     p.add_argument("--quiet", action="store_true", help="print only the final errors")
     _add_threads(p)
+    distributed.add_arguments(p)
     p.set_defaults(func=cmd_train, parser=p)
 
 
@@ -208,10 +211,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         _fail(parser, "--every", f"invalid value {args.every}; accepted: an integer >= 0 "
                                  "(0 prints about 25 rows)")
     _check_threads(parser, args.threads)
+    bad = distributed.problem(args, cfg)
+    if bad is not None:
+        _fail(parser, *bad)
     out = Path(args.out)
     _check_folder(parser, "--out", out)
-    created = _make_folder(parser, "--out", out)  # last check: a bad --out fails before training
+    # last check: a bad --out fails before training (rank 0 alone writes, under torchrun too)
+    created = _make_folder(parser, "--out", out) if distributed.rank() == 0 else []
     try:
+        if distributed.launches(args):  # --nproc N: N workers each run _train
+            return distributed.launch(args, _train, cfg, out)
         return _train(args, cfg, out)
     except (RuntimeError, ValueError) as e:  # e.g. a diverging run, or out of memory
         _remove_folders(created)
@@ -234,7 +243,7 @@ def _train(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     progress: bool | None = None
     on_epoch = None
     name = run_name(args)
-    if args.quiet:
+    if args.quiet or distributed.rank() != 0:
         progress = False
     else:
         from tqdm.auto import tqdm
@@ -242,7 +251,12 @@ def _train(args: argparse.Namespace, cfg: Any, out: Path) -> int:
         print(f"{PROG} train ({name}): {describe(cfg)}, {cfg.device}")
         on_epoch = _table_printer(cfg.epochs, args.every, write)
     t0 = time.perf_counter()
-    run = run_config(cfg, progress=progress, on_epoch=on_epoch, replay=args.replay)
+    if distributed.under_launcher():
+        run = distributed.run(cfg, progress=progress, on_epoch=on_epoch)
+        if distributed.rank() != 0:
+            return 0  # rank 0 alone prints and writes the run's files
+    else:
+        run = run_config(cfg, progress=progress, on_epoch=on_epoch, replay=args.replay)
     wall = time.perf_counter() - t0
     h = run.history
     final = h.final

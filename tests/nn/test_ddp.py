@@ -290,3 +290,34 @@ def test_nccl_world_size_one_matches_one_process(tmp_path):
     for key, micro in (("synced", 1), ("accumulated", 2)):
         for a, want in zip(r0[key], _reference(micro, "cuda")):
             torch.testing.assert_close(a, want, rtol=0, atol=1e-6)
+
+
+# ---- tapegrad train on several processes --------------------------------------------------------
+SMALL = ["--epochs", "2", "--n-train", "64", "--n-test", "32", "--batch-size", "16", "--no-graph"]
+
+
+def test_cli_nproc_trains_and_rank_0_alone_writes(tmp_path, capfd):
+    from tapegrad import cli
+    from tapegrad.presets import build_model, preset
+    out = tmp_path / "run"
+    assert cli.main(["train", "--nproc", "2", "--out", str(out), *SMALL]) == 0
+    text = capfd.readouterr().out  # the workers print through the same file descriptor
+    assert text.count("final: train error") == 1 and text.count("| 2 |") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "decision_map.png",
+                                                     "history.json", "model.pt"]
+    model = build_model(preset("default"))
+    load_checkpoint(out / "model.pt", model)  # a DDP run's checkpoint loads in one process
+    assert not dist.is_initialized()
+
+
+@pytest.mark.parametrize("extra, option", [
+    (["--nproc", "0"], "--nproc"), (["--nproc", "2", "--batch-size", "15"], "--batch-size"),
+    (["--nproc", "2", "--replay"], "--replay"),
+    (["--nproc", "3", "--batch-size", "3", "--n-train", "2"], "--n-train")])
+def test_cli_nproc_bad_combinations_are_one_line_errors(tmp_path, capsys, extra, option):
+    from tapegrad import cli
+    out = tmp_path / "run"
+    assert cli.main(["train", "--out", str(out), *SMALL, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"argument {option}:" in err
+    assert not out.exists()
