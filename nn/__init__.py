@@ -8,7 +8,7 @@
 
 Every module also speaks the course interface: ``forward``, ``backward``, ``param``.
 """
-from . import checkpoint, data, functional, init, optim, train  # noqa: F401
+from . import checkpoint, data, functional, init, optim, parallel, train  # noqa: F401
 from .activations import LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from .container import Sequential
 from .layers import Dropout, Identity, Linear
@@ -20,5 +20,5 @@ __all__ = [
     "Module", "Parameter", "Sequential", "Linear", "Identity", "Dropout",
     "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "SiLU", "Softplus",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
-    "functional", "init", "optim", "data", "train", "checkpoint",
+    "functional", "init", "optim", "data", "train", "checkpoint", "parallel",
 ]
