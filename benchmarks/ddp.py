@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -71,11 +72,11 @@ def _epochs(impl: str, work: tuple, epochs: int) -> dict:
     loader = BatchLoader(x, y, batch // world, sampler=sampler)
     ddp = None
     if impl == "tapegrad":
-        model: object = _tapegrad_model(sizes, act)
+        model: Any = _tapegrad_model(sizes, act)
         if world > 1:
             model = ddp = DistributedDataParallel(model)
-        opt: object = nn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-        loss_fn: object = nn.MSELoss()
+        opt: Any = nn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+        loss_fn: Any = nn.MSELoss()
     else:
         model = _torch_model(sizes, act)
         if world > 1:
