@@ -37,16 +37,30 @@ class _Plan:
     a fixed sequence of torch calls: what is left per op is the call itself.
     """
 
-    __slots__ = ("inputs", "params", "consts", "forward", "backward", "root", "n_slots", "_fn")
+    __slots__ = ("inputs", "params", "consts", "forward", "backward", "root", "n_slots", "_fn",
+                 "compiled")
 
     def compile(self) -> None:
+        namespace: dict = {}
+        exec(compile(self.source(), "<autodiff.replay>", "exec"), namespace)
+        kernels = tuple(fn for _, fn, _ in self.forward)
+        vjps = tuple(vjp for _, vjp, _, _ in self.backward)
+        params = [p for _, p in self.params]
+        consts = [c for _, c in self.consts]
+        step = namespace["_step"]
+        self._fn = lambda inputs: step(inputs, params, consts, kernels, vjps, torch.ones_like, _acc)
+        self.compiled = None  # a replay_compile.CompiledStep, made on the first compiled call
+
+    def source(self, raw_params: bool = False) -> str:
+        """``def _step(inputs, params, consts, K, V, _ones, _acc) -> (loss, grads)``; ``params``
+        are the leaves (Tensors), or with ``raw_params`` their raw ``.data``."""
         # Each block: (source lines, slots it reads). A value slot is deleted right after the
         # last block that reads it, so activations are freed as early as in the eager engine.
         blocks: list = []
         for i, slot in enumerate(self.inputs):
             blocks.append(([f"s{slot} = inputs[{i}]"], ()))
         for i, (slot, _) in enumerate(self.params):
-            blocks.append(([f"s{slot} = params[{i}].data"], ()))
+            blocks.append(([f"s{slot} = params[{i}]" + ("" if raw_params else ".data")], ()))
         for i, (slot, _) in enumerate(self.consts):
             blocks.append(([f"s{slot} = consts[{i}]"], ()))
         for k, (out, _, args) in enumerate(self.forward):
@@ -72,22 +86,30 @@ class _Plan:
             if done:
                 lines.append("    del " + ", ".join(f"s{s}" for s in done))
         lines.append(f"    return s{self.root}, ({', '.join(f'g{s}' for s, _ in self.params)},)")
-        namespace: dict = {}
-        exec(compile("\n".join(lines), "<autodiff.replay>", "exec"), namespace)
-        kernels = tuple(fn for _, fn, _ in self.forward)
-        vjps = tuple(vjp for _, vjp, _, _ in self.backward)
-        params = [p for _, p in self.params]
-        consts = [c for _, c in self.consts]
-        step = namespace["_step"]
-        self._fn = lambda inputs: step(inputs, params, consts, kernels, vjps, torch.ones_like, _acc)
+        return "\n".join(lines)
 
     def run(self, raw_inputs: list) -> torch.Tensor:
         root, grads = self._fn(raw_inputs)
-        stolen: set = set()
+        foreign: set = set()  # grads handed to a leaf already: a second leaf gets a copy
         for (_, p), g in zip(self.params, grads):
             if g is not None:
-                engine._accumulate(p, g, stolen, False)
+                _accumulate_one(p, g, foreign)
         return root
+
+
+def _accumulate(pairs: list) -> None:
+    """Add each ``(leaf, grad)``'s gradient into ``leaf.grad``, as ``backward()`` does."""
+    foreign: set = set()  # grads handed to a leaf already: a second leaf gets a copy
+    for p, g in pairs:
+        _accumulate_one(p, g, foreign)
+
+
+if hasattr(engine, "accumulate"):
+    def _accumulate_one(p: Any, g: Any, foreign: set) -> None:
+        engine.accumulate(p, g, False, foreign)
+else:  # TEMP: the engine before the redesign
+    def _accumulate_one(p: Any, g: Any, foreign: set) -> None:
+        engine._accumulate(p, g, foreign, False)
 
 
 def _acc(a: Any, b: Any) -> Any:
@@ -102,21 +124,62 @@ def _signature(raw_inputs: list) -> tuple:
 
 
 class Replay:
-    """A step function recorded once per input signature and replayed afterwards."""
+    """A step function recorded once per input signature and replayed afterwards; with an
+    ``optimizer``, each call also applies its update and zeroes the gradients; with
+    ``compile``, the whole step is compiled (see ``autodiff.replay_compile``)."""
 
-    def __init__(self, fn: Callable[..., Tensor]) -> None:
+    def __init__(self, fn: Callable[..., Tensor], optimizer: Any = None,
+                 compile: bool = False) -> None:
+        if optimizer is not None and not (callable(getattr(optimizer, "step", None)) and
+                                          callable(getattr(optimizer, "zero_grad", None))):
+            raise TypeError(f"replay: optimizer must have step() and zero_grad(), got "
+                            f"{type(optimizer).__name__}")
         self.fn = fn
+        self.optimizer = optimizer
+        self.compile = bool(compile)
         self._plans: dict = {}
 
     def __call__(self, *inputs: Any) -> Tensor:
         raw_inputs = [x.data if isinstance(x, Tensor) else x for x in inputs]
         key = _signature(raw_inputs)
         plan = self._plans.get(key)
+        opt = self.optimizer
         if plan is None:
             loss, plan = self._trace(inputs, raw_inputs)
             self._plans[key] = plan
-            return loss
-        return Tensor._make(plan.run(raw_inputs))
+        else:
+            if self.compile and plan.compiled is not False:
+                done = self._compiled(plan, raw_inputs)
+                if done is not None:
+                    if plan.compiled.updates or opt is None:
+                        return Tensor._make(done)
+                    opt.step()  # compiled forward and backward, the optimizer's own update
+                    opt.zero_grad()
+                    return Tensor._make(done)
+            loss = Tensor._make(plan.run(raw_inputs))
+        if opt is not None:
+            opt.step()
+            opt.zero_grad()
+        return loss
+
+    def _compiled(self, plan: _Plan, raw_inputs: list) -> torch.Tensor | None:
+        """The loss after a compiled step, or None when this step runs the plain replay."""
+        step = plan.compiled
+        if step is None:
+            from .replay_compile import CompiledStep
+            opt = self.optimizer
+            make_rule = getattr(opt, "update_rule", None)
+            rule = make_rule([p for _, p in plan.params]) if make_rule is not None else None
+            step = plan.compiled = CompiledStep(plan, rule)
+        out = step(raw_inputs)
+        if out is None:
+            if step.failed is not None:
+                plan.compiled = False
+            return None
+        loss, pairs = out
+        if pairs:
+            _accumulate(pairs)
+        return loss
 
     def _trace(self, inputs: tuple, raw_inputs: list) -> tuple[Tensor, _Plan]:
         log: list = []
@@ -134,10 +197,15 @@ class Replay:
         return loss.detach(), plan
 
 
-def replay(fn: Callable[..., Tensor]) -> Replay:
+def replay(fn: Callable[..., Tensor], optimizer: Any = None, compile: bool = False) -> Replay:
     """Wrap a step ``fn(*inputs) -> loss`` so that each call computes the loss and accumulates
-    the gradients (like ``loss.backward()``) by replaying the tape recorded on the first call."""
-    return Replay(fn)
+    the gradients (like ``loss.backward()``) by replaying the tape recorded on the first call.
+
+    ``optimizer``: each call then also runs ``optimizer.step()`` and ``optimizer.zero_grad()``.
+    ``compile=True``: from the second call on, the step (and the optimizer's update, when it
+    provides ``update_rule``) runs as code compiled by ``torch.compile``; a step that cannot be
+    compiled warns once and runs the plain replay."""
+    return Replay(fn, optimizer, compile)
 
 
 def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:

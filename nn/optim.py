@@ -110,6 +110,31 @@ class Optimizer:
     def _update(self, group: dict, params: list) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # ---- the update as a pure function, for autodiff.replay(..., compile=True) --------------
+    # An optimizer that defines ``_pure`` (and the three helpers below) can be compiled into the
+    # replayed step: autodiff.replay_compile's protocol, implemented once by ``_UpdateRule``.
+    _pure: Any = None
+
+    def _state_keys(self, group: dict) -> tuple[str, ...]:
+        """The per-parameter state tensors ``_pure`` reads and rewrites, in order."""
+        return ()
+
+    def _flags(self, group: dict) -> tuple:
+        """What fixes the update's structure (a change recompiles the step)."""
+        return ()
+
+    def _hyper(self, group: dict, states: list) -> tuple[float, ...] | None:
+        """This step's hyper-parameters (floats), or None when this step cannot be compiled."""
+        return ()
+
+    def _advance(self, states: list) -> None:
+        """Bookkeeping after a compiled update (step counts)."""
+
+    def update_rule(self, params: list) -> Any:
+        """The update of ``params`` (those of them this optimizer holds) as a pure function over
+        raw tensors, for a compiled replay; None when this optimizer has none."""
+        return _UpdateRule(self, params) if self._pure is not None else None
+
     # ---- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """``{'state': {index: {...}}, 'param_groups': [{..., 'params': [index, ...]}]}``."""
@@ -237,6 +262,35 @@ class SGD(Optimizer):
             gs = torch._foreach_add(gs, bufs, alpha=mom) if group["nesterov"] else bufs
         torch._foreach_add_(ps, gs, alpha=-lr)
 
+    def _state_keys(self, group: dict) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+    def _flags(self, group: dict) -> tuple:
+        return group["momentum"] != 0, bool(group["nesterov"]), group["weight_decay"] != 0
+
+    def _hyper(self, group: dict, states: list) -> tuple[float, ...]:
+        return group["lr"], group["momentum"], 1 - group["dampening"], group["weight_decay"]
+
+    @staticmethod
+    def _pure(flags: tuple, ps: list, gs: list, states: list, h: list) -> tuple[list, list]:
+        """``_update``'s arithmetic, out of place (buffers exist: the first step ran eagerly)."""
+        momentum, nesterov, decay = flags
+        lr, mom, damp1, wd = h
+        new_p, new_s = [], []
+        for p, g, s in zip(ps, gs, states):
+            if g is None:
+                new_p.append(p)
+                new_s += s
+                continue
+            if decay:
+                g = g + wd * p
+            if momentum:
+                buf = s[0] * mom + damp1 * g
+                new_s.append(buf)
+                g = g + mom * buf if nesterov else buf
+            new_p.append(p - lr * g)
+        return new_p, new_s
+
 
 class Adam(Optimizer):
     """m ← β₁ m + (1-β₁) g;  v ← β₂ v + (1-β₂) g²;  p ← p - lr/(1-β₁ᵗ) · m / (√(v/(1-β₂ᵗ)) + ε)
@@ -304,6 +358,51 @@ class Adam(Optimizer):
         torch._foreach_add_(denom, eps)
         torch._foreach_addcdiv_(ps, ms, denom, [-lr / (1 - b1 ** t) for t in steps])
 
+    def _state_keys(self, group: dict) -> tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+
+    def _flags(self, group: dict) -> tuple:
+        wd = group["weight_decay"] != 0
+        # torch's lerp: m + w (g - m) for w < 1/2, else g - (g - m)(1 - w)
+        return (wd and self._decoupled, wd and not self._decoupled, bool(group["amsgrad"]),
+                1 - group["betas"][0] < 0.5)
+
+    def _hyper(self, group: dict, states: list) -> tuple[float, ...] | None:
+        t = states[0]["step"] + 1
+        if any(s["step"] + 1 != t for s in states):  # parameters at different steps: eager
+            return None
+        lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
+        return (1 - b1, b1, b2, 1 - b2, group["eps"], 1 - lr * wd if self._decoupled else wd,
+                math.sqrt(1 - b2 ** t), -lr / (1 - b1 ** t))
+
+    def _advance(self, states: list) -> None:
+        for s in states:
+            s["step"] += 1
+
+    @staticmethod
+    def _pure(flags: tuple, ps: list, gs: list, states: list, h: list) -> tuple[list, list]:
+        """``_update``'s arithmetic, out of place."""
+        decoupled, l2, amsgrad, low = flags
+        w, b1, b2, one_b2, eps, decay, bc2, step_size = h
+        new_p, new_s = [], []
+        for p, g, s in zip(ps, gs, states):
+            if g is None:
+                new_p.append(p)
+                new_s += s
+                continue
+            if decoupled:
+                p = p * decay
+            elif l2:
+                g = g + decay * p
+            m = s[0] + w * (g - s[0]) if low else g - (g - s[0]) * b1
+            v = s[1] * b2 + one_b2 * g * g
+            new_s += [m, v]
+            if amsgrad:
+                v = torch.maximum(s[2], v)
+                new_s.append(v)
+            new_p.append(p + step_size * (m / (torch.sqrt(v) / bc2 + eps)))
+        return new_p, new_s
+
 
 class AdamW(Adam):
     """Adam with decoupled weight decay: p ← p (1 - lr λ) before the Adam step."""
@@ -313,6 +412,80 @@ class AdamW(Adam):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class _UpdateRule:
+    """An optimizer's update for autodiff's compiled replay (``autodiff.replay_compile``'s
+    protocol): ``update`` is the optimizer's ``_pure`` per parameter group; hyper-parameters are
+    0-d tensors refilled in place when they change, so a schedule does not recompile."""
+
+    def __init__(self, opt: Optimizer, params: list) -> None:
+        self.opt = opt
+        self.params = list(params)
+        self._pure = type(opt)._pure  # a plain function: what the compiler traces
+        self._map()
+        self.owned = self._owned
+
+    def _map(self) -> None:
+        index = {id(p): i for i, p in enumerate(self.params)}
+        self._groups = self.opt.param_groups
+        self._members = [[index[id(p)] for p in g["params"] if id(p) in index]
+                         for g in self._groups]
+        self._owned = tuple(i for m in self._members for i in m)
+        self._tensors: list = [None] * len(self._groups)  # per group: (values, 0-d tensors)
+        self._states: list = []
+
+    def prepare(self) -> tuple | None:
+        opt = self.opt
+        if opt.param_groups is not self._groups:  # load_state_dict or add_param_group
+            self._map()
+            if self._owned != self.owned:
+                return None
+        key, state, hyper, all_states = [], [], [], []
+        for gi, (group, members) in enumerate(zip(self._groups, self._members)):
+            if not members:
+                continue
+            names = opt._state_keys(group)
+            states = [opt.state.get(self.params[i]) for i in members]
+            if names and any(s is None or any(n not in s for n in names) for s in states):
+                return None  # state made by the first (eager) step
+            values = opt._hyper(group, states)
+            if values is None:
+                return None
+            have = self._tensors[gi]
+            if have is None or len(have[0]) != len(values):
+                # In the parameters' dtype (as eager's Python scalars are cast): a float64
+                # scalar next to float32 tensors would be specialized on its value.
+                like = self.params[members[0]].data
+                have = self._tensors[gi] = [
+                    None, [torch.zeros((), dtype=like.dtype, device=like.device)
+                           for _ in values]]
+            if have[0] != values:
+                for t, old, new in zip(have[1], have[0] or [None] * len(values), values):
+                    if old != new:
+                        t.fill_(new)
+                have[0] = values
+            key.append((len(members), len(names), len(values), opt._flags(group)))
+            state += [s[n] for s in states for n in names]
+            hyper += have[1]
+            all_states += states
+        self._states = all_states
+        return tuple(key), state, hyper
+
+    def update(self, key: tuple, params: list, grads: list, state: list,
+               hyper: list) -> tuple[list, list]:
+        new_p, new_s = [], []
+        i = j = k = 0
+        for n, ns, nh, flags in key:
+            states = [tuple(state[j + a * ns:j + (a + 1) * ns]) for a in range(n)]
+            ps, ss = self._pure(flags, params[i:i + n], grads[i:i + n], states, hyper[k:k + nh])
+            new_p += ps
+            new_s += ss
+            i, j, k = i + n, j + n * ns, k + nh
+        return new_p, new_s
+
+    def finish(self) -> None:
+        self.opt._advance(self._states)
 
 
 from . import lr_scheduler  # noqa: E402  (nn.optim.lr_scheduler, like torch.optim.lr_scheduler)

@@ -111,7 +111,7 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
         epochs: int = 100, batch_size: int = 32, *, scheduler: Any = None, seed: int | None = 0,
         shuffle: bool = True, drop_last: bool = False, threshold: float | None = None,
         progress: bool | None = None, on_epoch: Callable[[dict], None] | None = None,
-        replay: bool = False, sampler: Any = None) -> History:
+        replay: bool = False, sampler: Any = None, compile: bool = False) -> History:
     """Train ``model`` on ``train = (x, y)`` for ``epochs`` passes of mini-batch updates.
 
     After each epoch: train and test error (%), the mean training loss, the time taken and the
@@ -121,6 +121,9 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
     ``replay=True`` records the training step once per batch shape and replays it
     (``autodiff.replay``: same numbers, less Python per step); a step that cannot be replayed
     (Dropout, data-dependent ops) falls back to the recorded graph with a warning.
+    ``compile=True`` replays the whole step, the optimizer's update included, as code compiled
+    by ``torch.compile`` (``autodiff.replay(..., optimizer=, compile=True)``; equal to the eager
+    run up to float rounding; a few seconds of compiling per batch shape).
     ``sampler`` (e.g. ``nn.data.DistributedSampler``) picks each epoch's samples and order instead
     of ``shuffle``/``seed``; ``set_epoch(epoch - 1)`` is called before each epoch.
     """
@@ -137,7 +140,9 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
         from tqdm.auto import tqdm
         bar = tqdm(total=epochs, unit="epoch", leave=False)
     steps = history.step_losses
-    step = ad.replay(lambda xb, yb: loss_fn(model(xb), yb)) if replay else None
+    step = ad.replay(lambda xb, yb: loss_fn(model(xb), yb),
+                     optimizer=optimizer if compile else None, compile=compile) \
+        if replay or compile else None
     try:
         for epoch in range(1, epochs + 1):
             if sampler is not None:
@@ -158,7 +163,8 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
                     loss = loss_fn(model(xb), yb)
                     optimizer.zero_grad()
                     loss.backward()
-                optimizer.step()
+                if step is None or not compile:  # a compiled step made the update itself
+                    optimizer.step()
                 value = loss.item()
                 steps.append(value)
                 n = xb.data.shape[0]
