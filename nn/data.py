@@ -70,13 +70,19 @@ class DistributedSampler:
     steps. With ``B`` samples per rank and step, the ranks' batches of one step together are
     batch ``k`` of size ``num_replicas * B`` of that order.
 
-    ``num_replicas`` and ``rank`` default to the initialised ``torch.distributed`` group's.
+    ``n`` is the number of samples, or the data: a tensor (its first dimension) or an ``(x, y)``
+    pair. ``num_replicas`` and ``rank`` default to the initialised ``torch.distributed`` group's.
     """
 
     def __init__(self, n: Any, num_replicas: int | None = None, rank: int | None = None,
                  shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
-        if not isinstance(n, int):
-            n = len(n.data if isinstance(n, Tensor) else n)  # a data set's first dimension
+        if isinstance(n, tuple) and len(n) == 2:
+            n = n[0]  # (x, y): the samples are x's rows
+        if isinstance(n, (Tensor, torch.Tensor)):
+            n = n.shape[0] if n.dim() else 0
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"DistributedSampler: expected the number of samples, a tensor or an "
+                            f"(x, y) pair, got {type(n).__name__}")
         if n < 1:
             raise ValueError(f"DistributedSampler: the data set is empty (n = {n})")
         if num_replicas is None or rank is None:

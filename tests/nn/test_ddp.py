@@ -5,6 +5,9 @@ seconds); the single-process references are computed here, in the test process.
 """
 from __future__ import annotations
 
+import os
+import warnings
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -15,9 +18,11 @@ from nn.checkpoint import load_checkpoint, save_checkpoint
 from nn.data import BatchLoader, DistributedSampler
 from nn.parallel import DistributedDataParallel as DDP
 from nn.parallel import spawn
+from nn.train import fit
 
 F64 = torch.float64
 STEPS, BATCH = 20, 16
+SMALL = ["--epochs", "2", "--n-train", "64", "--n-test", "32", "--batch-size", "16", "--no-graph"]
 CAP = 40  # float64 numbers per bucket in the first scenario
 
 
@@ -114,6 +119,23 @@ def _scenarios(folder: str, device: str = "cpu") -> dict:
     if device != "cpu":
         return out
 
+    # fit(replay=True) on a DDP model: replay cannot run the averaging hooks, so it must fall back
+    # (with a warning) rather than train the replicas apart. Each rank sees other samples.
+    model = _model(seed=100 + rank)
+    ddp = DDP(model)
+    xs, ys = _data(1)[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(ddp, nn.MSELoss(), nn.optim.SGD(ddp.parameters(), lr=0.1), (xs[0], ys[0]), epochs=2,
+            batch_size=4, sampler=DistributedSampler(xs[0]), progress=False, replay=True)
+    out["replay"] = [p.data.clone() for p in model.parameters()]
+    out["replay_warnings"] = [str(w.message) for w in caught]
+
+    # tapegrad train as torchrun starts it (the group's environment is set): each rank its own
+    # --out, to see that rank 1 writes nothing at all.
+    from tapegrad import cli
+    out["cli"] = cli.main(["train", "--out", f"{folder}/cli{rank}", "--quiet", *SMALL])
+
     # find_unused_parameters: rank 1 skips b; c is unused everywhere.
     two = _TwoBranch()
     two.use_b = rank == 0
@@ -158,6 +180,14 @@ def test_two_halves_match_one_process_on_the_whole_batch(ran, key, micro):
         assert torch.equal(a, b)  # the replicas stay identical
         assert not torch.allclose(want, p0)  # 20 steps moved every parameter
         torch.testing.assert_close(a, want, rtol=0, atol=1e-6)
+
+
+def test_fit_with_replay_falls_back_and_keeps_replicas_identical(ran):
+    _, (r0, r1) = ran
+    start = [p.data for p in _model(seed=100).parameters()]
+    for a, b, p0 in zip(r0["replay"], r1["replay"], start):
+        assert torch.equal(a, b) and not torch.equal(a, p0)
+    assert any("without replay" in w for w in r0["replay_warnings"])
 
 
 def test_buckets_run_in_reverse_parameter_order_and_respect_the_cap(ran):
@@ -277,6 +307,14 @@ def test_sampler_refuses_bad_arguments(kwargs, match):
         DistributedSampler(3, **kwargs)
 
 
+def test_sampler_takes_a_count_a_tensor_or_a_pair():
+    x = torch.zeros(7, 2)
+    for data in (7, x, ad.Tensor(x), (x, torch.zeros(7, 1))):
+        assert DistributedSampler(data, 2, 0).n == 7
+    with pytest.raises(TypeError, match="number of samples"):
+        DistributedSampler([1, 2, 3], 2, 0)
+
+
 def test_loader_refuses_a_sampler_of_another_size():
     with pytest.raises(ValueError, match="sampler covers 4 samples but x has 3"):
         BatchLoader(torch.zeros(3, 1), torch.zeros(3, 1), sampler=DistributedSampler(4, 2, 0))
@@ -293,18 +331,29 @@ def test_nccl_world_size_one_matches_one_process(tmp_path):
 
 
 # ---- tapegrad train on several processes --------------------------------------------------------
-SMALL = ["--epochs", "2", "--n-train", "64", "--n-test", "32", "--batch-size", "16", "--no-graph"]
+RUNS = ["curves.png", "decision_map.png", "history.json", "model.pt"]
 
 
-def test_cli_nproc_trains_and_rank_0_alone_writes(tmp_path, capfd):
+def test_cli_under_a_launcher_rank_0_alone_writes(ran):
+    from tapegrad.presets import build_model, preset
+    folder, (r0, r1) = ran
+    assert r0["cli"] == 0 and r1["cli"] == 0
+    assert sorted(p.name for p in (folder / "cli0").iterdir()) == RUNS
+    assert not (folder / "cli1").exists()
+    load_checkpoint(folder / "cli0" / "model.pt", build_model(preset("default")))
+
+
+@pytest.mark.slow
+def test_cli_nproc_trains_and_rank_0_alone_writes(tmp_path, capfd, request):
+    if "slow" not in (request.config.getoption("-m") or "") and not os.environ.get("TAPEGRAD_SLOW"):
+        pytest.skip("slow (starts 2 processes): run with -m slow or TAPEGRAD_SLOW=1")
     from tapegrad import cli
     from tapegrad.presets import build_model, preset
     out = tmp_path / "run"
     assert cli.main(["train", "--nproc", "2", "--out", str(out), *SMALL]) == 0
     text = capfd.readouterr().out  # the workers print through the same file descriptor
     assert text.count("final: train error") == 1 and text.count("| 2 |") == 1
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "decision_map.png",
-                                                     "history.json", "model.pt"]
+    assert sorted(p.name for p in out.iterdir()) == RUNS
     model = build_model(preset("default"))
     load_checkpoint(out / "model.pt", model)  # a DDP run's checkpoint loads in one process
     assert not dist.is_initialized()
