@@ -9,16 +9,16 @@
 Every op on a Tensor that requires grad records a node holding a hand-written VJP;
 ``backward()`` walks the recorded graph in reverse (iteratively, any depth).
 """
-from . import ops  # noqa: F401  (attaches the Tensor methods and operators)
-from .ops import inplace  # noqa: F401  (attaches add_, mul_, x[i] = v, ...)
+from .tensor import Tensor  # first: the Tensor class brings the op catalogue with it
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
-from .engine import Node
+from .engine import Node, RemovableHandle
 from .errors import DeviceError, DTypeError, GradcheckError, GraphError, ShapeError
 from .factories import (arange, empty, empty_like, eye, full, full_like, linspace, ones, ones_like,
                         rand, rand_like, randn, randn_like, tensor, zeros, zeros_like)
 from .function import Function, FunctionCtx
 from .functional import grad
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, scope, set_grad_enabled
+from .grad_mode import (current_scope, enable_grad, is_grad_enabled, no_grad, scope,
+                        set_grad_enabled)
 from .gradcheck import gradcheck, gradgradcheck
 from .ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp, clone, cos, div,
                   exp, expand, flatten, leaky_relu, linear, log, log1p, log_softmax, logsumexp,
@@ -26,14 +26,16 @@ from .ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp
                   sigmoid, sign, sin, softmax, sqrt, squeeze, stack, std, sub, sum, tanh, transpose,
                   unsqueeze, var, view, where)
 from .replay import Replay, replay
-from .tensor import Tensor
+from .op import Op
+from .torch_function import register_torch_function
+from .ops._common import as_tensor
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "Node", "Function", "FunctionCtx", "replay", "Replay",
+    "Tensor", "Node", "Op", "RemovableHandle", "as_tensor", "register_torch_function", "Function", "FunctionCtx", "replay", "Replay",
     "grad", "gradcheck", "gradgradcheck", "no_grad", "enable_grad", "set_grad_enabled",
-    "is_grad_enabled", "scope",
+    "is_grad_enabled", "scope", "current_scope",
     "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError",
     "tensor", "zeros", "ones", "full", "empty", "eye", "randn", "rand", "arange", "linspace",
     "zeros_like", "ones_like", "randn_like", "rand_like", "full_like", "empty_like",

@@ -1,50 +1,63 @@
 """The tape: recorded nodes, and the reverse walk that applies their VJPs.
 
-A node is created per differentiable op on tensors that require grad. It holds
-- ``parents``: one entry per input: the input's node, the input itself when it is a leaf that
+A node is recorded per differentiable op whose inputs require grad. It holds
+- ``inputs``: one edge per input: the input's node, the input itself when it is a leaf that
   requires grad (its gradient accumulates into ``.grad``), or None (no gradient wanted);
-- ``saved``: what the VJP needs: input Tensors (differentiable again under ``create_graph``) and
-  raw torch tensors (constants such as masks); ``out`` holds the raw output when the VJP needs it;
-- ``meta``: non-tensor facts (shapes, dims, slopes); ``shape``: the output's shape;
-- ``scope``: whatever ``grad_mode.state.scope`` held when it was recorded (nn sets it to the
-  module call in progress, so pictures can group nodes by module); ``hooks``: gradient hooks.
+- ``saved``: what the VJP reads, in the order the op's ``saves`` names it (input Tensors, raw
+  constants such as index tensors, the raw output), each with the version it had when saved;
+- ``in_meta``: each input's (shape, dtype): the engine un-broadcasts and checks every gradient
+  a VJP returns against it, so no op has to;
+- ``scope``: what ``autodiff.scope`` held when it was recorded (nn: the module call).
+
+The walk is three small pieces: ``schedule`` (one topological order, shared by ``backward``,
+``grad`` and ``replay``), ``apply`` (one node: hooks, saved tensors, VJP, contract, release) and
+a sink (accumulate into a leaf's ``.grad`` as soon as all its contributions arrived, or capture
+for ``grad()``).
 
 A VJP is written once, with operators and methods that torch.Tensor and autodiff.Tensor share.
-On the first-order path it receives raw torch tensors (no recording, no wrappers); under
-``create_graph=True`` it receives recorded Tensors, so the backward pass is itself recorded.
+On the first-order path it receives raw torch tensors; under ``create_graph=True`` it receives
+recorded Tensors, so the backward pass is itself recorded.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+import threading
+from typing import Any, Callable, Sequence
 
 import torch
 
-from .errors import DTypeError, GraphError, ShapeError
+from . import tensor as _tensor_module
+from .errors import DeviceError, DTypeError, GraphError, ShapeError
 from .grad_mode import state
 
-_Tensor: Any = None  # autodiff.Tensor, bound by tensor.py (the two modules need each other)
 _anomaly: Any = None  # autodiff.anomaly, bound by it; consulted only while state.anomaly is on
 _new = object.__new__
-_raw = torch.Tensor
+_RAW = torch.Tensor
+_torch_grad_enabled = torch._C.is_grad_enabled  # off in torch.no_grad() and inference_mode()
+# Leaf accumulation is a read-modify-write of ``.grad``: several threads running backward()
+# into one leaf must not lose each other's contributions.
+_accumulate_lock = threading.Lock()
 
 
 class Node:
-    """A recorded operation. Subclasses name the op and define ``vjp(g, *saved)``.
+    """A recorded operation (PyTorch's ``grad_fn``). Ops subclass it through ``autodiff.Op``.
 
-    A subclass may also define ``replay(meta, shape)``, returning a function that recomputes the
-    op's output from its raw input tensors: ``autodiff.replay`` uses it to re-run a recorded step
-    as a flat list of kernels. Ops without it cannot be replayed.
+    Public, read-only for graph readers (pictures, debuggers): ``name``, ``inputs``
+    (``next_functions``), ``scope``, ``shape`` (of the output), ``saved_tensors``, ``released``;
+    and the hooks ``register_prehook`` / ``register_hook``.
     """
 
-    replay: Any = None
-    # What the op's recording function saves (read by shared recording helpers).
-    save_inputs = False
-    save_out = False
+    __slots__ = ("inputs", "saved", "versions", "in_meta", "shape", "scope", "prehooks",
+                 "posthooks", "__weakref__", "__dict__")  # TEMP __dict__: legacy nodes, see record
 
-    __slots__ = ("parents", "saved", "meta", "out", "shape", "scope", "hooks", "versions",
-                 "__weakref__")
+    saves: tuple = ()          # names of what the VJP reads (set per op class)
+    out_index: int = -1        # position of "out" in ``saves`` (-1: the output is not saved)
+    save_plan: tuple = ()      # per saved slot: the input it holds, or -1 for the output
+    reads: Any = None
+    forward: Any = None
+    # A VJP written by a user (``autodiff.Function``) may return tensors the user holds.
+    returns_foreign = False
 
-    def vjp(self, g: Any, *saved: Any) -> tuple:  # pragma: no cover - abstract
+    def vjp(self, g: Any, *saved: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @property
@@ -53,79 +66,177 @@ class Node:
 
     @property
     def next_functions(self) -> tuple:
-        """Parent edges, like torch's: ``(node_or_leaf_or_None, ...)``, one per input."""
-        return self.parents
+        """One edge per input: its Node, a leaf Tensor that requires grad, or None."""
+        return self.inputs
 
-    def needs_grad(self, i: int) -> bool:
-        """Whether input ``i`` wants a gradient (VJPs use this to skip needless work)."""
-        return self.parents[i] is not None
+    @property
+    def parents(self) -> tuple:  # TEMP legacy alias
+        return self.inputs
+
+    def needs_grad(self, i: int) -> bool:  # TEMP legacy
+        return self.inputs[i] is not None
+
+    @property
+    def needs_input_grad(self) -> tuple:
+        """Whether each input wants a gradient (as PyTorch's ``ctx.needs_input_grad``)."""
+        return tuple(p is not None for p in self.inputs)
 
     @property
     def released(self) -> bool:
+        """True once backward freed the saved tensors (without ``retain_graph``)."""
         return self.saved is None
+
+    @property
+    def saved_tensors(self) -> tuple:
+        """What the VJP reads, in ``saves`` order (None where not needed); Tensors for inputs."""
+        if self.saved is None:
+            raise GraphError(_freed_message(self))
+        return tuple(_tensor_module.Tensor._wrap(s) if s.__class__ is _RAW else s
+                     for s in self.saved)
+
+    def register_prehook(self, hook: Callable) -> "RemovableHandle":
+        """``hook(grad_output)`` before the VJP runs; a returned tensor replaces the gradient."""
+        if self.prehooks is None:
+            self.prehooks = []
+        self.prehooks.append(hook)
+        return RemovableHandle(self.prehooks, hook)
+
+    def register_hook(self, hook: Callable) -> "RemovableHandle":
+        """``hook(grad_inputs, grad_output)`` right after the VJP ran (in the engine's order)."""
+        if self.posthooks is None:
+            self.posthooks = []
+        self.posthooks.append(hook)
+        return RemovableHandle(self.posthooks, hook)
+
+    def release(self) -> None:
+        """Free what the VJP needed (after a backward without ``retain_graph``)."""
+        self.saved = None
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
 
 
-def record(cls: type[Node], out: torch.Tensor, inputs: Sequence[Any], saved: tuple = (),
+class RemovableHandle:
+    """Returned by the ``register_*hook`` methods; ``remove()`` unregisters the hook."""
+
+    __slots__ = ("_hooks", "_hook")
+
+    def __init__(self, hooks: list, hook: Callable) -> None:
+        self._hooks = hooks
+        self._hook = hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+# ---- recording ----------------------------------------------------------------------------
+# TEMPORARY shim while op modules move to autodiff.Op (removed once all are converted).
+def kernel(fn: Any) -> Any:
+    return staticmethod(lambda meta, shape: fn)
+
+
+def _legacy_record(cls: Any, out: Any, inputs: Any, saved: tuple, meta: Any, save_out: bool) -> Any:
+    t = record(cls, out, inputs, None)
+    node = t.grad_fn
+    if node is not None and node.__class__ is cls:
+        node.meta = meta
+        node.saved = tuple(saved) + ((out,) if save_out else ())
+        node.versions = tuple(_version(x) for x in node.saved)
+        node.out_index = len(saved) if save_out else -1
+    elif st_trace() is not None:
+        pass
+    return t
+
+
+def st_trace() -> Any:
+    return state.trace
+
+
+def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: Any = None,
            meta: Any = None, save_out: bool = False) -> Any:
-    """Wrap ``out`` in a Tensor; when recording and an input requires grad, attach a ``cls`` node."""
-    t = _new(_Tensor)
+    if fields.__class__ is tuple or meta is not None or save_out:
+        return _legacy_record(cls, out, inputs, fields or (), meta, save_out)
+    return _record(cls, out, inputs, fields)
+
+
+def _record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | None = None) -> Any:
+    """Wrap ``out`` in a Tensor; when recording and an input requires grad, attach a ``cls`` node.
+
+    ``inputs`` are Tensors or raw torch tensors (constants such as index tensors: saved and
+    version-checked when the op reads them, never differentiated).
+    """
+    T = _tensor_module.Tensor
+    t = _new(T)
     t.data = out
-    t.grad = None
+    t._grad = None
     t.grad_fn = None
     t._requires_grad = False
     t._hooks = None
-    st = state  # one global lookup for the thread-local state, read up to four times below
+    st = state  # one global lookup for the thread-local state
     if st.trace is not None:
-        st.trace.append((cls, t, inputs, meta))
-    if not st.grad_enabled:
+        st.trace.append((cls, t, inputs, fields))
+    if not st.grad_enabled or not _torch_grad_enabled():  # torch.no_grad() stops it too
         return t
-    parents = []
+    edges = []
+    meta = []
     wanted = False
     for x in inputs:
+        if x.__class__ is not T and not isinstance(x, T):
+            edges.append(None)  # a raw constant (an index tensor, a mask)
+            meta.append(None)
+            continue
         fn = x.grad_fn
         if fn is not None:
-            parents.append(fn)
-            wanted = True
+            edges.append(fn)
         elif x._requires_grad:
-            parents.append(x)
-            wanted = True
+            edges.append(x)
         else:
-            parents.append(None)
+            edges.append(None)
+            meta.append(None)
+            continue
+        d = x.data
+        meta.append((d.shape, d.dtype))
+        wanted = True
     if not wanted:
         return t
     node = _new(cls)
-    node.parents = tuple(parents)
-    node.saved = saved
-    node.meta = meta
-    node.out = out if save_out else None
-    node.shape = out.shape  # the output's shape, for pictures and messages
+    node.inputs = edges = tuple(edges)
+    node.in_meta = tuple(meta)
+    if fields:
+        for k, v in fields.items():
+            setattr(node, k, v)
+    node.shape = out.shape
     node.scope = st.scope
-    node.hooks = None
-    # torch bumps a tensor's version on every in-place kernel; remembering it here lets the
-    # backward refuse a saved tensor that was modified in the meantime.
-    # A saved output's version is stored last (the output may be changed in place too).
-    if saved:
-        versions = [s._version if s.__class__ is _raw else s.data._version for s in saved]
-        if save_out:
-            versions.append(out._version)
+    node.prehooks = node.posthooks = None
+    plan = cls.save_plan
+    if plan:
+        needed = cls.reads_for(edges) if cls.reads is not None else None
+        saved = []
+        versions = []
+        for k, i in enumerate(plan):
+            if needed is not None and not needed[k]:
+                saved.append(None)
+                versions.append(-1)
+                continue
+            s = out if i < 0 else inputs[i]
+            saved.append(s)
+            if s is None:  # an optional input left out (a clamp bound)
+                versions.append(-1)
+                continue
+            # torch bumps a tensor's version on every in-place kernel: remembering it here lets
+            # backward refuse a saved tensor that was changed in the meantime.
+            versions.append(s._version if s.__class__ is _RAW else s.data._version)
+        node.saved = tuple(saved)
         node.versions = tuple(versions)
-    elif save_out:
-        node.versions = (out._version,)
     else:
+        node.saved = ()
         node.versions = ()
     t.grad_fn = node
     t._requires_grad = True
     if st.anomaly:
         _anomaly.on_record(node, out)
     return t
-
-
-def kernel(fn: Any) -> Any:
-    """``replay`` for ops whose output is ``fn(*raw_inputs)`` with nothing else needed."""
-    return staticmethod(lambda meta, shape: fn)
 
 
 class NoGrad(Node):
@@ -139,74 +250,175 @@ def derived(out: torch.Tensor) -> Any:
     return record(NoGrad, out, ())
 
 
+# ---- saved tensors ----------------------------------------------------------------------------
 def _version(s: Any) -> int:
     # ``raw.data`` would be a fresh alias with a counter of its own: read raw tensors directly.
-    return s._version if s.__class__ is torch.Tensor else s.data._version
+    return s._version if s.__class__ is _RAW else s.data._version
 
 
-def _check_versions(node: Node) -> None:
-    items = node.saved if node.out is None else (*node.saved, node.out)
-    for i, (s, v) in enumerate(zip(items, node.versions)):
-        now = _version(s)
-        if now != v:
-            if node.out is not None and i == len(node.saved):
-                what = f"its own output (the output of {node.name})"
-            elif isinstance(s, _Tensor):
-                what = (f"an input, the output of {s.grad_fn.name}," if s.grad_fn is not None
-                        else "an input leaf tensor" if s._requires_grad
-                        else "an input that does not require grad")
-            else:
-                what = "a tensor it saved"
-            raise GraphError(
-                f"one of the tensors needed by {node.name}'s backward has been modified by an "
-                f"in-place operation: {what} of shape {tuple(s.shape)} and dtype {s.dtype} is at "
-                f"version {now}, expected version {v}. Avoid changing it in place before "
-                "backward(), or clone() it first.")
+def _freed_message(node: Node) -> str:
+    return (f"Trying to backward through the graph a second time: the tensors saved by "
+            f"{node.name} were freed by the first backward(). Pass retain_graph=True to the first "
+            "backward() (or autodiff.grad) if you need to backward through it again.")
 
 
-def _unpack(node: Node, create_graph: bool) -> list:
+def _modified_error(node: Node, k: int) -> GraphError:
+    s = node.saved[k]
+    now, v = _version(s), node.versions[k]
+    T = _tensor_module.Tensor
+    if k == node.out_index:
+        what = f"its own output (the output of {node.name})"
+    elif isinstance(s, T):
+        what = (f"an input, the output of {s.grad_fn.name}," if s.grad_fn is not None
+                else "an input leaf tensor" if s._requires_grad
+                else "an input that does not require grad")
+    else:
+        what = "a tensor it saved (an index, a mask or another constant input)"
+    return GraphError(
+        f"one of the tensors needed by {node.name}'s backward has been modified by an in-place "
+        f"operation: {what} of shape {tuple(s.shape)} and dtype {s.dtype} is at version {now}, "
+        f"expected version {v}. Avoid changing it in place before backward(), or clone() it first.")
+
+
+def unpack(node: Node, create_graph: bool) -> list:
+    """The VJP's arguments: saved tensors, version-checked; recorded Tensors under create_graph."""
     saved = node.saved
     if saved is None:
-        raise GraphError(
-            f"Trying to backward through the graph a second time: the tensors saved by "
-            f"{node.name} were freed by the first backward(). Pass retain_graph=True to the "
-            "first backward() (or autodiff.grad) if you need to backward through it again.")
-    items = saved if node.out is None else (*saved, node.out)
-    if node.versions and any(_version(s) != v for s, v in zip(items, node.versions)):
-        _check_versions(node)
-    if create_graph:
-        args = list(saved)
-        if node.out is not None:
-            args.append(_Tensor._make(node.out, node))
-    else:
-        args = [s if s.__class__ is torch.Tensor else s.data for s in saved]
-        if node.out is not None:
-            args.append(node.out)
+        raise GraphError(_freed_message(node))
+    args = []
+    for k, s in enumerate(saved):
+        if s is None:
+            args.append(None)
+            continue
+        raw = s if s.__class__ is _RAW else s.data
+        if raw._version != node.versions[k]:
+            raise _modified_error(node, k)
+        if not create_graph:
+            args.append(raw)
+        elif k == node.out_index:
+            args.append(_tensor_module.Tensor._make(raw, node))
+        else:
+            args.append(s)  # an input Tensor (recorded), or a raw constant
     return args
 
 
-def _release(node: Node) -> None:
-    if node.saved or node.out is not None:
-        node.saved = None  # marks the node as freed: a second backward explains retain_graph
-        node.out = None
+# ---- the contract every VJP's result is held to --------------------------------------------
+def _shape_str(shape: Any) -> str:
+    shape = tuple(shape)
+    return "(" + ", ".join(str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
 
 
-def _run_hooks(hooks: list, g: Any, create_graph: bool) -> Any:
-    for hook in hooks:
-        wrapped = g if create_graph else _Tensor._make(g)
-        r = hook(wrapped)
-        if r is not None:
-            if r.__class__ is not _raw and not isinstance(r, (_Tensor, _raw)):
-                raise TypeError(f"gradient hook {_hook_name(hook)} returned a "
-                                f"{type(r).__name__}; it must return a Tensor or None")
-            rd = r.data if isinstance(r, _Tensor) else r
-            if rd.shape != g.shape or rd.dtype != g.dtype:
-                raise GraphError(
-                    f"gradient hook {_hook_name(hook)} returned a tensor of shape "
-                    f"{tuple(rd.shape)} and dtype {rd.dtype} for a gradient of shape "
-                    f"{tuple(g.shape)} and dtype {g.dtype}; a hook may only replace the gradient "
-                    "with one of the same shape and dtype")
-            g = r if create_graph else rd
+def sum_to(g: Any, shape: torch.Size) -> Any:
+    """Undo broadcasting: sum ``g`` down to ``shape`` (works on torch and autodiff tensors)."""
+    lead = g.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple(
+        i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+    if dims:
+        g = g.sum(dims, keepdim=True)
+    return g.reshape(shape) if lead else g
+
+
+def fit_grad(node: Any, i: int, gi: Any, shape: torch.Size, dtype: torch.dtype,
+             create_graph: bool, what: str = "backward") -> Any:
+    """Check gradient ``gi`` for input ``i`` of ``node``; sum a broadcast one back to ``shape``."""
+    cls = _tensor_module.Tensor if create_graph else _RAW
+    if not isinstance(gi, cls):
+        raise TypeError(f"{node.name}.{what} returned a {type(gi).__name__} as the gradient of "
+                        f"input {i} (shape {_shape_str(shape)}); expected a tensor or None")
+    if gi.shape != shape:
+        try:
+            ok = torch.broadcast_shapes(gi.shape, shape) == gi.shape
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ShapeError(
+                f"{node.name}.{what} returned a gradient of shape {_shape_str(gi.shape)} for "
+                f"input {i}, which has shape {_shape_str(shape)}: expected {_shape_str(shape)} "
+                "or a shape that broadcasts from it")
+        gi = sum_to(gi, shape)
+    if gi.dtype is not dtype:
+        raise DTypeError(f"{node.name}.{what} returned a gradient of dtype {gi.dtype} for input "
+                         f"{i}, which has dtype {dtype}; the gradient must have the input's dtype")
+    return gi
+
+
+def _check_device(node: Any, i: int, gi: Any, like: Any, what: str) -> None:
+    if gi.device != like.device:
+        raise DeviceError(f"{node.name}.{what} returned a gradient on {gi.device} for input {i}, "
+                          f"which is on {like.device}")
+
+
+# ---- schedule --------------------------------------------------------------------------------
+def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, dict, set]:
+    """The nodes reachable from ``roots``, each before every node it sends a gradient to.
+
+    Returns ``(order, pending, stop)``: ``pending`` counts, per leaf, the edges that reach it (its
+    gradient is complete when they have all been applied). With ``targets`` (``grad()``'s inputs:
+    nodes and leaves) only nodes on a path to a target are kept, and ``stop`` holds the target
+    nodes with nothing needed beyond them: their gradient is captured, their VJP is not run.
+    """
+    T = _tensor_module.Tensor
+    post: list = []  # depth-first post-order: every node after all of its inputs
+    visited: set = set()
+    for r in roots:
+        stack = [(r, False)]
+        while stack:
+            n, expanded = stack.pop()
+            if expanded:
+                post.append(n)
+                continue
+            if n in visited:
+                continue
+            visited.add(n)
+            stack.append((n, True))
+            for p in n.inputs:
+                if p is not None and not isinstance(p, T) and p not in visited:
+                    stack.append((p, False))
+    stop: set = set()
+    if targets is not None:
+        needed: dict = {}
+        for n in post:
+            beyond = any(p in targets if isinstance(p, T) else needed[p]
+                         for p in n.inputs if p is not None)
+            needed[n] = beyond or n in targets
+            if not beyond:
+                stop.add(n)
+        post = [n for n in post if needed[n]]
+    pending: dict = {}
+    for n in post:
+        if n in stop:
+            continue
+        for p in n.inputs:
+            if isinstance(p, T) and (targets is None or p in targets):
+                pending[p] = pending.get(p, 0) + 1
+    post.reverse()
+    return post, pending, stop
+
+
+# ---- applying one node -------------------------------------------------------------------------
+def run_hooks(hooks: list, g: Any, create_graph: bool, owner: str, foreign: set) -> Any:
+    """Tensor hooks on a gradient; a returned tensor (same shape, dtype, device) replaces it."""
+    T = _tensor_module.Tensor
+    for hook in list(hooks):
+        r = hook(g if create_graph else T._wrap(g))
+        if r is None:
+            continue
+        if not isinstance(r, (T, _RAW)):
+            raise TypeError(f"gradient hook {_hook_name(hook)} on {owner} returned a "
+                            f"{type(r).__name__}; it must return a Tensor or None")
+        rd = r.data if isinstance(r, T) else r
+        gd = g.data if isinstance(g, T) else g
+        if rd.shape != gd.shape or rd.dtype != gd.dtype or rd.device != gd.device:
+            raise GraphError(
+                f"gradient hook {_hook_name(hook)} on {owner} returned a tensor of shape "
+                f"{_shape_str(rd.shape)}, dtype {rd.dtype} on {rd.device} for a gradient of shape "
+                f"{_shape_str(gd.shape)}, dtype {gd.dtype} on {gd.device}; a hook may only replace "
+                "the gradient with one of the same shape, dtype and device")
+        if create_graph:
+            g = r if isinstance(r, T) else T._make(r)
+        else:
+            g = rd
+            foreign.add(id(g))  # the user holds it: never store it as a .grad without a copy
     return g
 
 
@@ -214,234 +426,198 @@ def _hook_name(hook: Any) -> str:
     return repr(getattr(hook, "__qualname__", None) or type(hook).__name__)
 
 
-def _as_leaf_grad(g: Any, leaf: Any, stolen: set, create_graph: bool) -> Any:
-    """The first gradient stored into ``leaf.grad``: never an alias of another live tensor."""
-    if create_graph:
-        return g
-    if g._base is not None or id(g) in stolen or not g.is_contiguous():
-        g = g.clone(memory_format=torch.contiguous_format)
-    stolen.add(id(g))
-    return g
+def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
+    """Run node ``n``'s VJP on its output gradient ``g``; return one checked gradient per input."""
+    grads = n.vjp(g, *unpack(n, create_graph))
+    if grads.__class__ is not tuple:
+        grads = (grads,)
+    edges = n.inputs
+    if len(grads) != len(edges):
+        raise GraphError(f"{n.name}.vjp returned {len(grads)} gradients for {len(edges)} inputs")
+    out = []
+    for i, (gi, p, meta) in enumerate(zip(grads, edges, n.in_meta)):
+        if p is None or gi is None:
+            out.append(None)
+            continue
+        shape, dtype = meta
+        if gi.__class__ is not _RAW or gi.shape != shape or gi.dtype is not dtype:
+            gi = fit_grad(n, i, gi, shape, dtype, create_graph)
+        out.append(gi)
+    if not retain_graph and n.saved:
+        n.release()
+    return tuple(out)
 
 
+# ---- the walk ------------------------------------------------------------------------------------
 def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: bool,
                  create_graph: bool, inputs: Sequence[Any] | None = None,
                  allow_unused: bool = True) -> tuple | None:
     """Back-propagate ``root_grads`` from ``roots``.
 
     Without ``inputs``, gradients accumulate into the ``.grad`` of the leaves reached (the
-    ``Tensor.backward`` behaviour). With ``inputs`` nothing is accumulated and the gradients
-    w.r.t. those tensors are returned (the ``autodiff.grad`` behaviour).
+    ``Tensor.backward`` behaviour), each leaf as soon as its gradient is complete. With ``inputs``
+    nothing is accumulated and the gradients w.r.t. those tensors are returned (``autodiff.grad``).
     """
-    grads: dict = {}     # node -> gradient flowing into it (sum of contributions so far)
-    leaf_grads: dict = {}  # leaf Tensor -> gradient
-    deps: dict = {}
-    stack: list = []
+    T = _tensor_module.Tensor
+    grads: dict = {}  # node or leaf -> gradient flowing into it (sum of contributions so far)
+    foreign = {id(g) for g in root_grads}  # tensors the user holds: copied before becoming .grad
+    root_nodes = []
     for r, g in zip(roots, root_grads):
-        fn = r.grad_fn
-        key = fn if fn is not None else r
-        store = grads if fn is not None else leaf_grads
-        store[key] = store[key] + g if key in store else g
-        if fn is not None and fn not in deps:
-            deps[fn] = 0
-            stack.append(fn)
-
-    capture: dict = {}
-    stop: set = set()
+        key = r.grad_fn if r.grad_fn is not None else r
+        grads[key] = grads[key] + g if key in grads else g
+        if r.grad_fn is not None:
+            root_nodes.append(r.grad_fn)
+    capture: dict | None = None
     if inputs is not None:
+        capture = {}
         for i, x in enumerate(inputs):
-            key = x.grad_fn if x.grad_fn is not None else x
-            capture.setdefault(key, []).append(i)
-        deps = _needed_deps(stack, capture, stop)
-    else:
-        # Count, for every node reachable from the roots, how many edges point at it.
-        # An explicit stack (no recursion) handles graphs of any depth.
-        while stack:
-            n = stack.pop()
-            for p in n.parents:
-                if p is None or p.__class__ is _Tensor or isinstance(p, _Tensor):
-                    continue
-                if p in deps:
-                    deps[p] += 1
-                else:
-                    deps[p] = 1
-                    stack.append(p)
+            capture.setdefault(x.grad_fn if x.grad_fn is not None else x, []).append(i)
+    order, pending, stop = schedule(root_nodes, capture)
     results: list = [None] * (len(inputs) if inputs is not None else 0)
+    sink = _Sink(capture, results, create_graph, foreign)
+    for r in roots:  # a leaf root: no edge reaches it, its gradient is complete now
+        if r.grad_fn is None and r not in pending and r in grads:
+            sink.leaf(r, grads.pop(r))
 
-    ready = [n for n, c in deps.items() if c == 0]
-    stolen: set = {id(g) for g in root_grads}
-    T, raw_cls = _Tensor, torch.Tensor
     prev_mode = state.grad_enabled
     anomaly = state.anomaly
     state.grad_enabled = create_graph  # the backward pass is recorded only under create_graph
     try:
-        while ready:
-            n = ready.pop()
+        for n in order:
             g = grads.pop(n, None)
-            if g is not None and n.hooks is not None:
-                g = _run_hooks(n.hooks, g, create_graph)
-            if capture and n in capture:
-                for i in capture[n]:
-                    results[i] = g
-            if g is None or (stop and n in stop):
-                in_grads = (None,) * len(n.parents)
-            elif create_graph:
-                in_grads = n.vjp(g, *_unpack(n, True))
-                if not retain_graph:
-                    _release(n)
+            if g is not None and n.prehooks:
+                g = run_hooks(n.prehooks, g, create_graph, f"the output of {n.name}", foreign)
+            if capture is not None and n in capture:
+                sink.capture(n, g)
+            if g is None or n in stop:
+                in_grads = (None,) * len(n.inputs)
             else:
-                # First-order fast path: hand the VJP raw torch tensors (inlined _unpack).
-                saved = n.saved
-                if saved:
-                    args = [s if s.__class__ is raw_cls else s.data for s in saved]
-                    if n.out is not None:
-                        args.append(n.out)
-                    for a, v in zip(args, n.versions):
-                        if a._version != v:
-                            _check_versions(n)
-                    in_grads = n.vjp(g, *args)
-                elif saved is None:
-                    _unpack(n, False)  # raises the "backward a second time" error
-                elif n.out is not None:
-                    if n.out._version != n.versions[0]:
-                        _check_versions(n)
-                    in_grads = n.vjp(g, n.out)
-                else:
-                    in_grads = n.vjp(g)
-                if not retain_graph and (saved or n.out is not None):
-                    n.saved = None
-                    n.out = None
-            if anomaly:
-                _anomaly.on_backward(n, in_grads)
-            for p, gi in zip(n.parents, in_grads):
+                in_grads = apply(n, g, create_graph, retain_graph)
+                if n.returns_foreign:
+                    foreign.update(id(gi) for gi in in_grads if gi is not None)
+                if anomaly:
+                    _anomaly.on_backward(n, in_grads)
+                if n.posthooks:
+                    for hook in list(n.posthooks):
+                        hook(in_grads, g)
+            for p, gi in zip(n.inputs, in_grads):
                 if p is None:
                     continue
-                if p.__class__ is T or isinstance(p, T):
+                if not isinstance(p, T):
                     if gi is not None:
-                        leaf_grads[p] = leaf_grads[p] + gi if p in leaf_grads else gi
+                        grads[p] = grads[p] + gi if p in grads else gi
                     continue
-                c = deps.get(p)
-                if c is None:  # not on a path to the requested inputs
-                    continue
-                if gi is not None:
-                    grads[p] = grads[p] + gi if p in grads else gi
-                if c == 1:
-                    ready.append(p)
-                deps[p] = c - 1
-
-        for leaf, g in leaf_grads.items():
-            if leaf._hooks:
-                g = _run_hooks(leaf._hooks, g, create_graph)
-            if inputs is not None:
-                if leaf in capture:
-                    for i in capture[leaf]:
-                        results[i] = g
-                continue
-            _accumulate(leaf, g, stolen, create_graph)
+                left = pending.get(p)
+                if left is not None:  # None: a leaf grad() does not ask for
+                    if gi is not None:
+                        grads[p] = grads[p] + gi if p in grads else gi
+                    if left == 1:
+                        del pending[p]
+                        g_leaf = grads.pop(p, None)
+                        if g_leaf is not None:
+                            sink.leaf(p, g_leaf)
+                    else:
+                        pending[p] = left - 1
     finally:
         state.grad_enabled = prev_mode
+    return None if inputs is None else sink.results(inputs, allow_unused)
 
-    if inputs is None:
-        return None
-    out = []
-    for x, g in zip(inputs, results):
-        if g is None:
-            if not allow_unused:
-                raise GraphError(
-                    f"autodiff.grad: one of the inputs (shape {tuple(x.shape)}) was not used to "
-                    "compute the outputs; pass allow_unused=True to get None for it.")
-            out.append(None)
+
+class _Sink:
+    """Where complete leaf gradients go: into ``.grad``, or captured for ``grad()``."""
+
+    __slots__ = ("capture_map", "out", "create_graph", "foreign")
+
+    def __init__(self, capture: dict | None, out: list, create_graph: bool, foreign: set) -> None:
+        self.capture_map = capture
+        self.out = out
+        self.create_graph = create_graph
+        self.foreign = foreign
+
+    def capture(self, key: Any, g: Any) -> None:
+        for i in self.capture_map[key]:  # type: ignore[index]
+            self.out[i] = g
+
+    def leaf(self, leaf: Any, g: Any) -> None:
+        hooks = leaf._hooks
+        if hooks is not None and hooks.pre:
+            g = run_hooks(hooks.pre, g, self.create_graph, "a leaf tensor", self.foreign)
+        if self.capture_map is not None:
+            if leaf in self.capture_map:
+                self.capture(leaf, g)
+            return
+        accumulate(leaf, g, self.create_graph, self.foreign)
+        if hooks is not None and hooks.post:
+            for hook in list(hooks.post):
+                hook(leaf)
+
+    def results(self, inputs: Sequence[Any], allow_unused: bool) -> tuple:
+        T = _tensor_module.Tensor
+        out = []
+        for x, g in zip(inputs, self.out):
+            if g is None:
+                if not allow_unused:
+                    raise GraphError(
+                        f"autodiff.grad: one of the inputs (shape {_shape_str(x.shape)}) was not "
+                        "used to compute the outputs; pass allow_unused=True to get None for it.")
+                out.append(None)
+            elif self.create_graph:
+                out.append(g)
+            else:
+                out.append(T._make(_owned(g, self.foreign)))
+        return tuple(out)
+
+
+def _owned(g: torch.Tensor, foreign: set) -> torch.Tensor:
+    """``g``, or a copy of it when someone else may hold or view it (a user's tensor, a view)."""
+    if g._base is not None or id(g) in foreign or not g.is_contiguous():
+        g = g.clone(memory_format=torch.contiguous_format)
+    foreign.add(id(g))  # handed out once: a second leaf gets a copy
+    return g
+
+
+def accumulate(leaf: Any, g: Any, create_graph: bool, foreign: set | None = None) -> None:
+    """Add gradient ``g`` into ``leaf.grad`` (thread-safe; never aliasing the caller's tensor)."""
+    T = _tensor_module.Tensor
+    with _accumulate_lock:
+        # ``_grad``: the engine's own gradients need none of the ``grad`` setter's checks
+        if create_graph:
+            leaf._grad = g if leaf._grad is None else leaf._grad + g
+        elif leaf._grad is None:
+            leaf._grad = T._make(_owned(g, foreign if foreign is not None else set()))
         else:
-            out.append(g if create_graph else _Tensor._make(_as_leaf_grad(g, x, stolen, False)))
-    return tuple(out)
+            # Out of place: a user may hold the old grad.
+            leaf._grad = T._make(leaf._grad.data + g)
 
 
-def _needed_deps(roots: list, capture: dict, stop: set) -> dict:
-    """Edge counts restricted to the nodes that lie on a path from the roots to an input.
-
-    ``autodiff.grad`` must not run (nor free) the parts of the graph beyond its inputs: a loss's
-    gradient w.r.t. a prediction leaves the model's graph intact for a later backward.
-    Nodes that are inputs with nothing needed beyond them go into ``stop``: their gradient is
-    captured but their VJP is not run.
-    """
-    needed: dict = {}
-    for r in roots:
-        if r in needed:
-            continue
-        stack = [(r, 0)]
-        while stack:  # iterative post-order: a node is decided after all its parents
-            n, i = stack[-1]
-            ps = n.parents
-            if i < len(ps):
-                stack[-1] = (n, i + 1)
-                p = ps[i]
-                if p is not None and not isinstance(p, _Tensor) and p not in needed:
-                    stack.append((p, 0))
-                continue
-            stack.pop()
-            beyond = any(p in capture if isinstance(p, _Tensor) else needed.get(p, False)
-                         for p in ps if p is not None)
-            needed[n] = beyond or n in capture
-            if not beyond:
-                stop.add(n)
-    deps = {n: 0 for n, keep in needed.items() if keep}
-    for n in deps:
-        for p in n.parents:
-            if p is not None and p in deps:
-                deps[p] += 1
-    return deps
-
-
-def _accumulate(leaf: Any, g: Any, stolen: set, create_graph: bool) -> None:
-    if create_graph:
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
-        return
-    if leaf.grad is None:
-        leaf.grad = _Tensor._make(_as_leaf_grad(g, leaf, stolen, False))
+# ---- roots ---------------------------------------------------------------------------------------
+def root_grad(t: Any, grad: Any, create_graph: bool) -> Any:
+    """The gradient a backward starts from: ``grad`` checked, or a fresh 1 for one element."""
+    T = _tensor_module.Tensor
+    if grad is None:
+        if t.data.numel() != 1:
+            raise GraphError(
+                f"backward() on a tensor of shape {_shape_str(t.shape)} needs a gradient: it can "
+                "be created implicitly only for scalar (one-element) outputs. Pass grad=... with "
+                f"the same shape as the tensor (e.g. autodiff.ones({_shape_str(t.shape)})), or "
+                "reduce it first (e.g. y.sum().backward()).")
+        raw = torch.ones_like(t.data)  # fresh each time: hooks may change it in place
     else:
-        # Out of place: a user may hold the old grad, and in-place updates of stolen buffers
-        # could reach another leaf that shares them.
-        leaf.grad = _Tensor._make(leaf.grad.data + g)
-
-
-def _shape_str(shape: Iterable[int]) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + (",)" if len(tuple(shape)) == 1 else ")")
-
-
-_ones: dict = {}
-
-
-def default_root_grad(t: Any, shared: bool = True) -> torch.Tensor:
-    data = t.data
-    if data.dim() == 0 and shared:
-        # One shared read-only 1.0 per dtype/device: VJPs never write to their incoming
-        # gradient, and a leaf root gets a copy (its id is in run_backward's ``stolen`` set).
-        key = (data.dtype, data.device)
-        one = _ones.get(key)
-        if one is None:
-            one = _ones[key] = torch.ones((), dtype=data.dtype, device=data.device)
-        return one
-    if data.numel() != 1:
-        raise GraphError(
-            f"backward() on a tensor of shape {_shape_str(t.shape)} needs a gradient: it can be "
-            "created implicitly only for scalar (one-element) outputs. Pass grad=... with the same "
-            f"shape as the tensor (e.g. autodiff.ones({_shape_str(t.shape)})), or reduce it first "
-            "(e.g. y.sum().backward()).")
-    return torch.ones_like(t.data)
-
-
-def check_root_grad(t: Any, g: Any, create_graph: bool) -> Any:
-    raw = g.data if isinstance(g, _Tensor) else g
-    if not isinstance(raw, torch.Tensor):
-        raw = torch.as_tensor(raw, dtype=t.dtype, device=t.device)
-    if raw.shape != t.data.shape:
-        raise ShapeError(
-            f"backward(): grad has shape {_shape_str(raw.shape)} but the tensor has shape "
-            f"{_shape_str(t.shape)}; they must match.")
-    if raw.dtype != t.data.dtype and raw.is_floating_point():
-        raise DTypeError(f"backward(): grad has dtype {raw.dtype} but the tensor has dtype {t.dtype}.")
+        raw = grad.data if isinstance(grad, T) else grad
+        if not isinstance(raw, torch.Tensor):
+            raw = torch.as_tensor(raw, dtype=t.dtype, device=t.device)
+        if raw.shape != t.data.shape:
+            raise ShapeError(
+                f"backward(): grad has shape {_shape_str(raw.shape)} but the tensor has shape "
+                f"{_shape_str(t.shape)}; they must match.")
+        if raw.dtype != t.data.dtype:
+            raise DTypeError(f"backward(): grad has dtype {raw.dtype} but the tensor has dtype "
+                             f"{t.dtype}; they must match.")
+        if raw.device != t.data.device:
+            raise DeviceError(f"backward(): grad is on {raw.device} but the tensor is on "
+                              f"{t.device}; they must match.")
     if create_graph:
-        return g if isinstance(g, _Tensor) else _Tensor._make(raw)
+        return grad if isinstance(grad, T) else T._make(raw)
     return raw
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .engine import Node, record
+from . import engine
 from .tensor import Tensor
 
 
@@ -38,10 +38,12 @@ class FunctionCtx:
         self.to_save = tensors
 
 
-class FunctionNode(Node):
-    """A node whose VJP is a user Function's ``backward``."""
+class FunctionNode(engine.Node):
+    """A node whose VJP is a user Function's ``backward``; its results are held to the same
+    contract as a built-in op's (count, type, device here; shape and dtype by the engine)."""
 
-    __slots__ = ("fn", "ctx", "map")
+    __slots__ = ("fn", "ctx", "map", "devices", "out_index")
+    returns_foreign = True
 
     @property
     def name(self) -> str:
@@ -54,10 +56,34 @@ class FunctionNode(Node):
         grads = self.fn.backward(ctx, g)
         if not isinstance(grads, tuple):
             grads = (grads,)
-        if len(grads) != len(self.parents):
-            raise RuntimeError(f"{self.name}.backward returned {len(grads)} gradients but "
-                               f"forward took {len(self.parents)} tensor inputs")
-        return grads
+        if len(grads) != len(self.inputs):
+            raise TypeError(f"{self.name}.backward returned {len(grads)} gradients but forward "
+                            f"took {len(self.inputs)} tensor inputs")
+        first_order = g.__class__ is torch.Tensor
+        out = []
+        for i, (gi, dev) in enumerate(zip(grads, self.devices)):
+            if gi is None or self.inputs[i] is None:
+                out.append(None)
+                continue
+            if isinstance(gi, Tensor):
+                gi = gi.data if first_order else gi
+            elif isinstance(gi, torch.Tensor):
+                # a tensor the user may hold: the engine copies it before it becomes a .grad
+                gi = gi if first_order else Tensor._make(gi)
+            else:
+                raise TypeError(f"{self.name}.backward returned a {type(gi).__name__} as the "
+                                f"gradient of input {i}; expected a tensor or None")
+            raw = gi if first_order else gi.data
+            if raw.device != dev:
+                raise engine.DeviceError(f"{self.name}.backward returned a gradient on "
+                                         f"{raw.device} for input {i}, which is on {dev}")
+            out.append(gi)
+        return tuple(out)
+
+    def release(self) -> None:
+        self.saved = None
+        self.ctx.to_save = ()  # the tensors forward saved go with the node's, as torch frees them
+        self.ctx.saved_tensors = ()
 
 
 class Function:
@@ -81,26 +107,35 @@ class Function:
         if isinstance(out, Tensor):
             out = out.data
         if not isinstance(out, torch.Tensor):
-            raise TypeError(f"{cls.__name__}.forward must return a torch.Tensor, got {type(out).__name__}")
+            raise TypeError(f"{cls.__name__}.forward must return a torch.Tensor, got "
+                            f"{type(out).__name__}")
+        t = engine.record(FunctionNode, out, tensors)
+        node = t.grad_fn
+        if node is None:
+            return t
         # Saved raw tensors that are an input's data are saved as that input (so that they are
         # differentiable under create_graph); the output is saved as the node's output.
         saved: list = []
         index: list = []
-        save_out = False
+        node.out_index = -1
         for s in ctx.to_save:
-            match = next((t for t in tensors if t.data is s), None)
+            match = next((x for x in tensors if x.data is s), None)
             if match is not None:
                 index.append(len(saved))
                 saved.append(match)
             elif s is out:
-                save_out = True
-                index.append(-1)
+                index.append(len(saved))
+                node.out_index = len(saved)
+                saved.append(out)
+            elif isinstance(s, torch.Tensor):  # another tensor: saved and version-checked too
+                index.append(len(saved))
+                saved.append(s)
             else:
                 index.append(None)
-        t = record(FunctionNode, out, tensors, tuple(saved), save_out=save_out)
-        node = t.grad_fn
-        if node is not None:
-            node.fn = cls
-            node.ctx = ctx
-            node.map = tuple(len(saved) if i == -1 else i for i in index)
+        node.saved = tuple(saved)
+        node.versions = tuple(engine._version(x) for x in saved)
+        node.fn = cls
+        node.ctx = ctx
+        node.map = tuple(index)
+        node.devices = tuple(x.data.device for x in tensors)
         return t

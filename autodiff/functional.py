@@ -47,13 +47,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     roots, root_grads = [], []
     for o, g in zip(outs, gos):
         engine.check_differentiable(o, "grad")
-        if g is None:
-            g = engine.default_root_grad(o, shared=not create_graph)
-        else:
-            g = engine.check_root_grad(o, g, create_graph)
-        if create_graph and not isinstance(g, Tensor):
-            g = Tensor._make(g)
         roots.append(o)
-        root_grads.append(g)
+        root_grads.append(engine.root_grad(o, g, create_graph))
     return engine.run_backward(roots, root_grads, retain_graph, create_graph, inputs=ins,
                                allow_unused=allow_unused)

@@ -20,6 +20,7 @@ comparisons feeding the loss, custom Functions, ...) are refused with an error n
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
@@ -240,14 +241,19 @@ def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
         elif isinstance(t, Tensor) and t.grad_fn is not None:
             raise GraphError(f"replay: {op} reads a tensor computed before the step began; "
                              "compute everything inside the step function")
+        elif isinstance(t, torch.Tensor):
+            # A raw index, mask or condition that no recorded op computed: it may depend on the
+            # data (``x > 0.5`` in plain torch), and freezing it would be silently wrong.
+            raise GraphError(f"replay: {op} reads a plain torch tensor (an index, mask or "
+                             "condition) that the step computed outside tapegrad, so it cannot "
+                             "be replayed; run this step eagerly instead")
         else:
             plan.consts.append((s, raw))
         return s
 
     node_slot: dict = {}
-    for cls, out, ins, meta in log:
-        make = cls.replay
-        fn = make(meta, out.data.shape) if make is not None else None
+    for cls, out, ins, fields in log:
+        fn = _kernel(cls, fields, out)
         if fn is None:
             what = cls.__name__
             if cls is engine.NoGrad:
@@ -264,21 +270,43 @@ def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
 
     root_node = loss.grad_fn
     plan.root = slot_of[id(loss.data)]
-    for n in _topological(root_node):
+    order, _, _ = engine.schedule([root_node])
+    for n in order:
         if n not in node_slot:
             raise GraphError(f"replay: {n.name} was recorded outside the step function")
-        if n.hooks:
+        if n.prehooks or n.posthooks:
             raise GraphError(f"replay: a tensor made by {n.name} has gradient hooks, which a "
                              "replay would skip; run this step eagerly instead")
         saved = [slot_for(x, n.name) for x in n.saved]
-        if n.out is not None:
-            saved.append(node_slot[n])
         parents = tuple(node_slot.get(p) if isinstance(p, engine.Node) else
-                        (slot_for(p, n.name) if p is not None else None) for p in n.parents)
-        plan.backward.append((node_slot[n], n.vjp, tuple(saved), parents))
+                        (slot_for(p, n.name) if p is not None else None) for p in n.inputs)
+        plan.backward.append((node_slot[n], _contract(n), tuple(saved), parents))
     plan.n_slots = len(keep)
     plan.compile()
     return plan
+
+
+def _kernel(cls: Any, fields: Any, out: Tensor) -> Any:
+    """The raw function that recomputes a recorded op's output: the op's own ``forward``."""
+    if cls.forward is not None:
+        return functools.partial(cls.forward, **fields) if fields else cls.forward
+    make = getattr(cls, "replay", None)  # TEMP: legacy nodes
+    return make(fields, out.data.shape) if make is not None else None
+
+
+def _contract(n: engine.Node) -> Any:
+    """``n``'s VJP as the plan calls it: a tuple, one gradient per input, each summed back to
+    its input's shape (what ``engine.apply`` does in the eager walk)."""
+    vjp, shapes = n.vjp, tuple(m[0] if m is not None else None for m in n.in_meta)
+    fit = engine.sum_to
+
+    def call(g: Any, *saved: Any) -> tuple:
+        r = vjp(g, *saved)
+        if r.__class__ is not tuple:
+            r = (r,)
+        return tuple(gi if gi is None or s is None or gi.shape == s else fit(gi, s)
+                     for gi, s in zip(r, shapes))
+    return call
 
 
 def _topological(root: engine.Node) -> list:

@@ -1,12 +1,18 @@
-"""Helpers shared by the op catalogue: operand conversion, un-broadcasting, clear errors."""
+"""Helpers shared by the op catalogue: operand conversion, dims, clear errors.
+
+``Tensor`` here is the base class every autodiff Tensor derives from (isinstance checks);
+``Tensor._make`` builds the full ``autodiff.Tensor``.
+"""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import torch
 
-from ..errors import DeviceError, DTypeError, ShapeError
-from ..tensor import Tensor
+from ..engine import sum_to  # noqa: F401  (re-exported: sum_to_size)
+from ..errors import DTypeError
+from ..op import broadcast_mismatch, explain, shape_str  # noqa: F401  (re-exported)
+from ..tensor_base import TensorBase as Tensor
 
 SCALARS = (int, float, bool)
 
@@ -30,26 +36,6 @@ def raw(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
 
 
-def shape_str(shape: Sequence[int]) -> str:
-    shape = tuple(shape)
-    return "(" + ", ".join(str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
-
-
-def sum_to(g: Any, shape: torch.Size) -> Any:
-    """Undo broadcasting: sum ``g`` down to ``shape`` (works on torch and autodiff tensors)."""
-    gshape = g.shape
-    if gshape == shape:
-        return g
-    lead = len(gshape) - len(shape)
-    dims = tuple(range(lead)) + tuple(
-        i + lead for i, s in enumerate(shape) if s == 1 and gshape[i + lead] != 1)
-    if dims:
-        g = g.sum(dims, keepdim=True)
-    if lead:
-        g = g.reshape(shape)
-    return g
-
-
 def check_float_pair(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
     """Refuse silently promoting between two floating dtypes (float32 + float64)."""
     da, db = a.dtype, b.dtype
@@ -57,35 +43,6 @@ def check_float_pair(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
         raise DTypeError(
             f"{op}: operands have different dtypes {da} and {db} (shapes {shape_str(a.shape)} and "
             f"{shape_str(b.shape)}); convert one with .to({da}) or .to({db}) first.")
-
-
-def explain(op: str, err: Exception, *operands: Any) -> Exception:
-    """Turn a torch failure inside ``op``'s forward into an error naming op, shapes and devices."""
-    ts = [raw(o) for o in operands if isinstance(o, (Tensor, torch.Tensor))]
-    devices = {t.device for t in ts if t.dim() > 0}
-    if len(devices) > 1:
-        desc = " and ".join(f"{shape_str(t.shape)} on {t.device}" for t in ts)
-        return DeviceError(f"{op}: operands are on different devices: {desc}. Move them to one "
-                           "device with .to(device) first.")
-    if len(ts) >= 2:
-        try:
-            torch.broadcast_shapes(*(t.shape for t in ts))
-        except RuntimeError:
-            return ShapeError(f"{op}: {broadcast_mismatch(*(t.shape for t in ts))}")
-    shapes = " and ".join(shape_str(t.shape) for t in ts)
-    return type(err)(f"{op} (operand shapes {shapes}): {err}")
-
-
-def broadcast_mismatch(*shapes: Sequence[int]) -> str:
-    n = max(len(s) for s in shapes)
-    for d in range(-1, -n - 1, -1):
-        sizes = [s[d] for s in shapes if len(s) >= -d]
-        distinct = {x for x in sizes if x != 1}
-        if len(distinct) > 1:
-            return (f"shapes {' and '.join(shape_str(s) for s in shapes)} cannot be broadcast "
-                    f"together: at dimension {d} the sizes are {' and '.join(map(str, sizes))} "
-                    "(sizes must match or be 1)")
-    return "shapes " + " and ".join(shape_str(s) for s in shapes) + " cannot be broadcast together"
 
 
 def norm_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...]:
@@ -115,3 +72,8 @@ def norm_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...]:
 def keep_shape(shape: Sequence[int], dims: tuple[int, ...]) -> tuple[int, ...]:
     """The shape a reduction over ``dims`` has with keepdim=True."""
     return tuple(1 if i in dims else s for i, s in enumerate(shape))
+
+
+def zeros_like_grad(g: Any) -> Any:
+    """A zero gradient shaped like ``g``, by selection (``g * 0`` would turn ±inf into NaN)."""
+    return g.where(torch.zeros((), dtype=torch.bool, device=raw(g).device), 0.0)

@@ -1,19 +1,20 @@
 """Elementwise ops: arithmetic (broadcasting), unary math, activations, selection, comparisons.
 
-Each node's docstring is its VJP in one line; ``g`` is the incoming gradient, ``y`` the output.
-Binary VJPs sum the gradient back to each input's shape with ``sum_to`` (undoing broadcasting).
+Each op is one class: its docstring is the VJP formula (``g`` the incoming gradient, ``y`` the
+output), ``forward`` computes on raw tensors, ``vjp`` returns one gradient per input. The engine
+sums broadcast gradients back to each input's shape. Gradients are zeroed by selection
+(``where``), never by multiplying with a 0/1 mask: ``inf * 0`` would be NaN.
 """
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any
 
 import torch
 
-from ..engine import Node, derived, kernel, record
-from ..tensor import Tensor
-from ._common import SCALARS, as_tensor, check_float_pair, explain, raw, sum_to
+from ..engine import derived
+from ..op import Op
+from ._common import SCALARS, Tensor, as_tensor, check_float_pair, explain, raw, zeros_like_grad
 
 # torch's fused backward kernels: one kernel instead of two or three on the first-order path
 # (raw torch tensors). Under create_graph the composite form is used, so it stays differentiable.
@@ -23,6 +24,162 @@ _sigmoid_backward = _aten.sigmoid_backward.default
 _threshold_backward = _aten.threshold_backward.default
 _leaky_relu_backward = _aten.leaky_relu_backward.default
 _RAW = torch.Tensor
+
+
+# ---- arithmetic -------------------------------------------------------------------------------
+class Add(Op):
+    """z = a + b;  da = g,  db = g"""
+    args = ("a", "b")
+    forward = staticmethod(torch.add)
+
+    def vjp(self, g):
+        return g, g
+
+
+class Sub(Op):
+    """z = a - b;  da = g,  db = -g"""
+    args = ("a", "b")
+    forward = staticmethod(torch.sub)
+
+    def vjp(self, g):
+        return g, (-g if self.inputs[1] is not None else None)
+
+
+class Mul(Op):
+    """z = a * b;  da = g * b,  db = g * a"""
+    args = saves = ("a", "b")
+    reads = {"a": ("b",), "b": ("a",)}
+    forward = staticmethod(torch.mul)
+
+    def vjp(self, g, a, b):
+        da, db = self.needs_input_grad
+        return (g * b if da else None), (g * a if db else None)
+
+
+class Div(Op):
+    """z = a / b;  da = g / b,  db = -g * a / b²"""
+    args = saves = ("a", "b")
+    reads = {"a": ("b",), "b": ("a", "b")}
+    forward = staticmethod(torch.div)
+
+    def vjp(self, g, a, b):
+        da, db = self.needs_input_grad
+        return (g / b if da else None), (-g * a / (b * b) if db else None)
+
+
+class Pow(Op):
+    """z = a ** b;  da = g b a^(b-1) (0 where b = 0),  db = g z log(a) (0 where a = 0, b >= 0)"""
+    args = ("a", "b")
+    saves = ("a", "b", "out")
+    forward = staticmethod(torch.pow)
+
+    def vjp(self, g, a, b, y):
+        da, db = self.needs_input_grad
+        ga = gb = None
+        if da:
+            # b = 0 makes the power constant: its slope is 0 even at a = 0 (0 * 0^-1 is nan)
+            ga = (g * b * a ** (b - 1)).where(raw(b) != 0, 0.0)
+        if db:
+            ra, rb = raw(a), raw(b)
+            # an integer base's log in the gradient's precision, not the default float32
+            log_a = (a if a.dtype == g.dtype else a.to(g.dtype)).log()
+            gb = (g * y * log_a).where(~((ra == 0) & (rb >= 0)), 0.0)
+        return ga, gb
+
+
+class AddScalar(Op):
+    """z = a + c (or a - c);  da = g"""
+    opname = "add"
+    args = ("a",)
+    fields = ("c",)
+    forward = staticmethod(lambda a, c: a + c)
+
+    def vjp(self, g):
+        return g
+
+
+class RSubScalar(Op):
+    """z = c - a;  da = -g"""
+    opname = "sub"
+    args = ("a",)
+    fields = ("c",)
+    forward = staticmethod(lambda a, c: c - a)
+
+    def vjp(self, g):
+        return -g
+
+
+class MulScalar(Op):
+    """z = a * c;  da = g * c"""
+    opname = "mul"
+    args = ("a",)
+    fields = ("c",)
+    forward = staticmethod(lambda a, c: a * c)
+
+    def vjp(self, g):
+        return g * self.c
+
+
+class DivScalar(Op):
+    """z = a / c;  da = g / c"""
+    opname = "div"
+    args = ("a",)
+    fields = ("c",)
+    forward = staticmethod(lambda a, c: a / c)
+
+    def vjp(self, g):
+        return g / self.c
+
+
+class RDivScalar(Op):
+    """z = c / b;  db = -g * c / b²"""
+    opname = "div"
+    args = saves = ("b",)
+    fields = ("c",)
+    forward = staticmethod(lambda b, c: c / b)
+
+    def vjp(self, g, b):
+        return -g * self.c / (b * b)
+
+
+class PowScalar(Op):
+    """z = a ** c;  da = g * c * a^(c-1)  (0 for c = 0)"""
+    opname = "pow"
+    args = saves = ("a",)
+    fields = ("c",)
+    forward = staticmethod(lambda a, c: a ** c)
+
+    def vjp(self, g, a):
+        c = self.c
+        if c == 0:
+            return zeros_like_grad(g)
+        if c == 2:  # the square (MSE): skip computing a ** 1
+            return g * (a * 2.0)
+        return g * c * a ** (c - 1)
+
+
+class RPowScalar(Op):
+    """z = c ** b;  db = g * z * log(c)  (0 where c = 0 and b >= 0)"""
+    opname = "pow"
+    args = ("b",)
+    saves = ("b", "out")
+    fields = ("c",)
+    forward = staticmethod(lambda b, c: c ** b)
+
+    def vjp(self, g, b, y):
+        c = self.c
+        if c == 0:
+            return (g * y * -math.inf).where(raw(b) < 0, 0.0)
+        # log of a negative base is nan, as in torch (math.log would raise in backward)
+        return g * y * (math.log(c) if c > 0 else math.nan)
+
+
+class Neg(Op):
+    """z = -a;  da = -g"""
+    forward = staticmethod(torch.neg)
+
+    def vjp(self, g):
+        return -g
 
 
 def _operands(op: str, a: Any, b: Any) -> tuple[Any, Any]:
@@ -46,403 +203,277 @@ def _coerce(op: str, x: Any, other: Any) -> Tensor:
                     f"{type(x).__name__} ({x!r:.40}); expected a Tensor or a number")
 
 
-def _compute(op: str, fn: Any, a: Any, b: Any) -> torch.Tensor:
-    try:
-        return fn(raw(a), raw(b))
-    except (RuntimeError, TypeError) as e:
-        raise explain(op, e, a, b) from None
+def add(a: Any, b: Any) -> Tensor:
+    """a + b elementwise, broadcasting; either side may be a Python number."""
+    a, b = _operands("add", a, b)
+    if b.__class__ in SCALARS:
+        return AddScalar.apply(a, c=b)
+    if a.__class__ in SCALARS:
+        return AddScalar.apply(b, c=a)
+    return Add.apply(a, b)
 
 
-# ---- addition and subtraction ---------------------------------------------------------------
-class Add(Node):
-    """z = a + b;  da = g,  db = g"""
-    __slots__ = ()
-    replay = kernel(torch.add)
-
-    def vjp(self, g):
-        sa, sb = self.meta
-        return sum_to(g, sa), sum_to(g, sb)
-
-
-class AddScalar(Node):
-    """z = a + c;  da = g"""
-    __slots__ = ()
-    replay = staticmethod(lambda c, shape: lambda a: a + c)
-
-    def vjp(self, g):
-        return (g,)
+def sub(a: Any, b: Any) -> Tensor:
+    """a - b elementwise, broadcasting; either side may be a Python number."""
+    a, b = _operands("sub", a, b)
+    if b.__class__ in SCALARS:
+        return AddScalar.apply(a, c=-b)
+    if a.__class__ in SCALARS:
+        return RSubScalar.apply(b, c=a)
+    return Sub.apply(a, b)
 
 
-class Sub(Node):
-    """z = a - b;  da = g,  db = -g"""
-    __slots__ = ()
-    replay = kernel(torch.sub)
-
-    def vjp(self, g):
-        sa, sb = self.meta
-        return sum_to(g, sa), (sum_to(-g, sb) if self.parents[1] is not None else None)
-
-
-class SubScalar(AddScalar):
-    """z = a - c;  da = g"""
-    __slots__ = ()
-    replay = staticmethod(lambda c, shape: lambda a: a - c)
+def mul(a: Any, b: Any) -> Tensor:
+    """a * b elementwise, broadcasting; either side may be a Python number."""
+    a, b = _operands("mul", a, b)
+    if b.__class__ in SCALARS:
+        return MulScalar.apply(a, c=b)
+    if a.__class__ in SCALARS:
+        return MulScalar.apply(b, c=a)
+    return Mul.apply(a, b)
 
 
-class RSubScalar(Node):
-    """z = c - a;  da = -g"""
-    __slots__ = ()
-    replay = staticmethod(lambda c, shape: lambda a: c - a)
-
-    def vjp(self, g):
-        return (-g,)
-
-
-
+def div(a: Any, b: Any) -> Tensor:
+    """a / b elementwise, broadcasting; either side may be a Python number."""
+    a, b = _operands("div", a, b)
+    if b.__class__ in SCALARS:
+        return DivScalar.apply(a, c=b)
+    if a.__class__ in SCALARS:
+        return RDivScalar.apply(b, c=a)
+    return Div.apply(a, b)
 
 
-
-
-
-
-
-
-# ---- multiplication and division --------------------------------------------------------------
-class Mul(Node):
-    """z = a * b;  da = g * b,  db = g * a"""
-    __slots__ = ()
-    save_inputs = True
-    replay = kernel(torch.mul)
-
-    def vjp(self, g, a, b):
-        p = self.parents
-        return (sum_to(g * b, a.shape) if p[0] is not None else None,
-                sum_to(g * a, b.shape) if p[1] is not None else None)
-
-
-class MulScalar(Node):
-    """z = a * c;  da = g * c"""
-    __slots__ = ()
-    replay = staticmethod(lambda c, shape: lambda a: a * c)
-
-    def vjp(self, g):
-        return (g * self.meta,)
-
-
-class Div(Node):
-    """z = a / b;  da = g / b,  db = -g * a / b²"""
-    __slots__ = ()
-    save_inputs = True
-    replay = kernel(torch.div)
-
-    def vjp(self, g, a, b):
-        p = self.parents
-        return (sum_to(g / b, a.shape) if p[0] is not None else None,
-                sum_to(-g * a / (b * b), b.shape) if p[1] is not None else None)
-
-
-class DivScalar(Node):
-    """z = a / c;  da = g / c"""
-    __slots__ = ()
-    replay = staticmethod(lambda c, shape: lambda a: a / c)
-
-    def vjp(self, g):
-        return (g / self.meta,)
-
-
-class RDivScalar(Node):
-    """z = c / b;  db = -g * c / b²"""
-    __slots__ = ()
-    save_inputs = True
-    replay = staticmethod(lambda c, shape: lambda b: c / b)
-
-    def vjp(self, g, b):
-        return (-g * self.meta / (b * b),)
-
-
-
-
-
-
-# ---- powers -----------------------------------------------------------------------------------
-class Pow(Node):
-    """z = a ** b;  da = g b a^(b-1) (0 where b = 0),  db = g z log(a) (0 where a = 0, b >= 0)"""
-    __slots__ = ()
-    save_inputs = save_out = True
-    replay = kernel(torch.pow)
-
-    def vjp(self, g, a, b, y):
-        p = self.parents
-        ga = gb = None
-        if p[0] is not None:
-            # b = 0 makes the power constant: its slope is 0 even at a = 0, where the formula
-            # gives 0 * 0^-1 = nan (torch masks it the same way)
-            ga = sum_to((g * b * a ** (b - 1)).where(raw(b) != 0, 0.0), a.shape)
-        if p[1] is not None:
-            ra, rb = raw(a), raw(b)
-            keep = ~((ra == 0) & (rb >= 0))
-            gb = sum_to((g * y * a.log()).where(keep, 0.0), b.shape)
-        return ga, gb
-
-
-class PowScalar(Node):
-    """z = a ** c;  da = g * c * a^(c-1)"""
-    __slots__ = ()
-    save_inputs = True
-    replay = staticmethod(lambda c, shape: lambda a: a ** c)
-
-    def vjp(self, g, a):
-        c = self.meta
-        if c == 0:
-            return (g * 0.0,)
-        if c == 2:  # the square (MSE): skip computing a ** 1
-            return (g * (a * 2.0),)
-        return (g * c * a ** (c - 1),)
-
-
-class RPowScalar(Node):
-    """z = c ** b;  db = g * z * log(c)"""
-    __slots__ = ()
-    save_inputs = save_out = True
-    replay = staticmethod(lambda c, shape: lambda b: c ** b)
-
-    def vjp(self, g, b, y):
-        c = self.meta
-        if c == 0:
-            return ((g * 0.0).where(raw(b) >= 0, g * y * -math.inf),)
-        # log of a negative base is nan, as in torch (math.log would raise in backward)
-        return (g * y * (math.log(c) if c > 0 else math.nan),)
-
-
-
-
-def _binary(name: str, fn: Any, both: type[Node], scalar_left: type[Node],
-            scalar_right: type[Node]) -> Any:
-    """The op ``a ∘ b`` from its three node kinds: tensor ∘ tensor, number ∘ tensor, tensor ∘ number.
-
-    A Python number stays a number (no tensor is built for ``x * 2``) and goes into ``meta``.
-    Nodes that do not save their inputs get the input shapes in ``meta`` to undo broadcasting.
-    """
-    def op(a: Any, b: Any) -> Tensor:
-        a, b = _operands(name, a, b)
-        out = _compute(name, fn, a, b)
-        if a.__class__ in SCALARS:
-            cls, t, c = scalar_left, b, a
-        elif b.__class__ in SCALARS:
-            cls, t, c = scalar_right, a, b
-        elif both.save_inputs:
-            return record(both, out, (a, b), (a, b), save_out=both.save_out)
-        else:
-            return record(both, out, (a, b), meta=(a.data.shape, b.data.shape))
-        return record(cls, out, (t,), (t,) if cls.save_inputs else (), meta=c, save_out=cls.save_out)
-    op.__name__ = name
-    op.__doc__ = f"{name}(a, b) elementwise, broadcasting; either side may be a Python number."
-    return op
-
-
-add = _binary("add", operator.add, Add, AddScalar, AddScalar)
-sub = _binary("sub", operator.sub, Sub, RSubScalar, SubScalar)
-mul = _binary("mul", operator.mul, Mul, MulScalar, MulScalar)
-div = _binary("div", operator.truediv, Div, RDivScalar, DivScalar)
-pow = _binary("pow", operator.pow, Pow, RPowScalar, PowScalar)
-
-
-class Neg(Node):
-    """z = -a;  da = -g"""
-    __slots__ = ()
-    replay = kernel(torch.neg)
-
-    def vjp(self, g):
-        return (-g,)
+def pow(a: Any, b: Any) -> Tensor:
+    """a ** b elementwise, broadcasting; either side may be a Python number."""
+    a, b = _operands("pow", a, b)
+    if b.__class__ in SCALARS:
+        return PowScalar.apply(a, c=b)
+    if a.__class__ in SCALARS:
+        return RPowScalar.apply(b, c=a)
+    return Pow.apply(a, b)
 
 
 def neg(a: Any) -> Tensor:
-    a = as_tensor(a)
-    return record(Neg, torch.neg(a.data), (a,))
+    """-a."""
+    return Neg.apply(as_tensor(a))
 
 
-# ---- unary math -------------------------------------------------------------------------------
-class Exp(Node):
+# ---- unary math and activations -----------------------------------------------------------------
+class Exp(Op):
     """y = exp(x);  dx = g * y"""
-    __slots__ = ()
-    replay = kernel(torch.exp)
+    saves = ("out",)
+    forward = staticmethod(torch.exp)
 
     def vjp(self, g, y):
-        return (g * y,)
+        return g * y
 
 
-class Log(Node):
+class Log(Op):
     """y = log(x);  dx = g / x"""
-    __slots__ = ()
-    replay = kernel(torch.log)
+    saves = ("x",)
+    forward = staticmethod(torch.log)
 
     def vjp(self, g, x):
-        return (g / x,)
+        return g / x
 
 
-class Log1p(Node):
+class Log1p(Op):
     """y = log(1 + x);  dx = g / (1 + x)"""
-    __slots__ = ()
-    replay = kernel(torch.log1p)
+    saves = ("x",)
+    forward = staticmethod(torch.log1p)
 
     def vjp(self, g, x):
-        return (g / (x + 1),)
+        return g / (x + 1)
 
 
-class Sqrt(Node):
+class Sqrt(Op):
     """y = sqrt(x);  dx = g / (2y)"""
-    __slots__ = ()
-    replay = kernel(torch.sqrt)
+    saves = ("out",)
+    forward = staticmethod(torch.sqrt)
 
     def vjp(self, g, y):
-        return (g / (y * 2),)
+        return g / (y * 2)
 
 
-class Abs(Node):
-    """y = |x|;  dx = g * sign(x)"""
-    __slots__ = ()
-    replay = kernel(torch.abs)
+class Abs(Op):
+    """y = |x|;  dx = g * sign(x)  (0 at x = 0)"""
+    saves = ("x",)
+    forward = staticmethod(torch.abs)
 
     def vjp(self, g, x):
-        return (g * raw(x).sign(),)
+        return (g * raw(x).sign()).where(raw(x) != 0, 0.0)
 
 
-class Sin(Node):
+class Sin(Op):
     """y = sin(x);  dx = g * cos(x)"""
-    __slots__ = ()
-    replay = kernel(torch.sin)
+    saves = ("x",)
+    forward = staticmethod(torch.sin)
 
     def vjp(self, g, x):
-        return (g * x.cos(),)
+        return g * x.cos()
 
 
-class Cos(Node):
+class Cos(Op):
     """y = cos(x);  dx = -g * sin(x)"""
-    __slots__ = ()
-    replay = kernel(torch.cos)
+    saves = ("x",)
+    forward = staticmethod(torch.cos)
 
     def vjp(self, g, x):
-        return (-(g * x.sin()),)
+        return -(g * x.sin())
 
 
-class Tanh(Node):
+class Tanh(Op):
     """y = tanh(x);  dx = g * (1 - y²)"""
-    __slots__ = ()
-    replay = kernel(torch.tanh)
+    saves = ("out",)
+    forward = staticmethod(torch.tanh)
 
     def vjp(self, g, y):
         if g.__class__ is _RAW:
-            return (_tanh_backward(g, y),)
-        return (g * (1 - y * y),)
+            return _tanh_backward(g, y)
+        return g * (1 - y * y)
 
 
-class Sigmoid(Node):
+class Sigmoid(Op):
     """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)"""
-    __slots__ = ()
-    replay = kernel(torch.sigmoid)
+    saves = ("out",)
+    forward = staticmethod(torch.sigmoid)
 
     def vjp(self, g, y):
         if g.__class__ is _RAW:
-            return (_sigmoid_backward(g, y),)
-        return (g * (y * (1 - y)),)
+            return _sigmoid_backward(g, y)
+        return g * (y * (1 - y))
 
 
-class Relu(Node):
+class ReLU(Op):
     """y = max(x, 0);  dx = g where y > 0, else 0"""
-    __slots__ = ()
-    replay = kernel(torch.relu)
+    opname = "relu"
+    saves = ("out",)
+    forward = staticmethod(torch.relu)
 
     def vjp(self, g, y):
         if g.__class__ is _RAW:
-            return (_threshold_backward(g, y, 0),)
-        return (g.where(raw(y) > 0, 0.0),)
+            return _threshold_backward(g, y, 0)
+        return g.where(raw(y) > 0, 0.0)
 
 
-class LeakyRelu(Node):
+class LeakyReLU(Op):
     """y = x if x > 0 else s * x;  dx = g if x > 0 else s * g"""
-    __slots__ = ()
-    replay = staticmethod(lambda slope, shape: lambda x: torch.nn.functional.leaky_relu(x, slope))
+    opname = "leaky_relu"
+    saves = ("x",)
+    fields = ("negative_slope",)
+    forward = staticmethod(torch.nn.functional.leaky_relu)
 
     def vjp(self, g, x):
         if g.__class__ is _RAW:
-            return (_leaky_relu_backward(g, x, self.meta, False),)
-        return (g.where(raw(x) > 0, g * self.meta),)
+            return _leaky_relu_backward(g, x, self.negative_slope, False)
+        return g.where(raw(x) > 0, g * self.negative_slope)
 
 
-class Clamp(Node):
-    """y = min(max(x, lo), hi);  dx = g where lo <= x <= hi, else 0"""
-    __slots__ = ()
-    replay = staticmethod(lambda m, shape: lambda x: torch.clamp(x, *m))
-
-    def vjp(self, g, x):
-        lo, hi = self.meta
-        rx = raw(x)
-        inside = None
-        if lo is not None:
-            inside = rx >= lo
-        if hi is not None:
-            inside = rx <= hi if inside is None else inside & (rx <= hi)
-        return (g.where(inside, 0.0),)
+def exp(x: Any) -> Tensor:
+    """e ** x."""
+    return Exp.apply(as_tensor(x))
 
 
-class ClampTensor(Node):
-    """y = min(max(x, lo), hi) with tensor bounds;  dx = g where lo <= x <= hi,
-    dlo = g where x < lo,  dhi = g where x > hi  (each summed to its shape)"""
-    __slots__ = ()
-
-    def vjp(self, g, x, *bounds):
-        has_lo, has_hi = self.meta
-        rx = raw(x)
-        lo = bounds[0] if has_lo else None
-        hi = bounds[-1] if has_hi else None
-        # Which of x, lo, hi the output equals (torch's rule): hi wins when lo > hi.
-        above = None if hi is None else (rx if lo is None else torch.maximum(rx, raw(lo))) > raw(hi)
-        below = None if lo is None else rx < raw(lo)
-        if below is not None and above is not None:
-            below = below & ~above
-        inside = ~below if above is None else (~above if below is None else ~(above | below))
-        grads = [g.where(inside, 0.0)]
-        if lo is not None:
-            grads.append(sum_to(g.where(below, 0.0), lo.shape))
-        if hi is not None:
-            grads.append(sum_to(g.where(above, 0.0), hi.shape))
-        return tuple(grads)
+def log(x: Any) -> Tensor:
+    """Natural logarithm."""
+    return Log.apply(as_tensor(x))
 
 
-def _bound(op: str, x: Tensor, b: Any) -> Tensor:
-    if b.__class__ in SCALARS:
-        return Tensor._make(torch.tensor(b, dtype=x.dtype, device=x.device))
-    b = as_tensor(b)
-    check_float_pair(op, x.data, b.data)
-    return b
+def log1p(x: Any) -> Tensor:
+    """log(1 + x), accurate for small x."""
+    return Log1p.apply(as_tensor(x))
 
 
-def _unary(cls: type[Node], fn: Any, save_x: bool = False, save_out: bool = False):
-    def op(x: Any) -> Tensor:
-        x = as_tensor(x)
-        return record(cls, fn(x.data), (x,), (x,) if save_x else (), save_out=save_out)
-    op.__name__ = cls.__name__.lower()
-    op.__doc__ = cls.__doc__
-    return op
+def sqrt(x: Any) -> Tensor:
+    """Square root."""
+    return Sqrt.apply(as_tensor(x))
 
 
-exp = _unary(Exp, torch.exp, save_out=True)
-log = _unary(Log, torch.log, save_x=True)
-log1p = _unary(Log1p, torch.log1p, save_x=True)
-sqrt = _unary(Sqrt, torch.sqrt, save_out=True)
-abs = _unary(Abs, torch.abs, save_x=True)
-sin = _unary(Sin, torch.sin, save_x=True)
-cos = _unary(Cos, torch.cos, save_x=True)
-tanh = _unary(Tanh, torch.tanh, save_out=True)
-sigmoid = _unary(Sigmoid, torch.sigmoid, save_out=True)
-relu = _unary(Relu, torch.relu, save_out=True)
+def abs(x: Any) -> Tensor:
+    """|x| (the gradient at 0 is 0, as torch's)."""
+    return Abs.apply(as_tensor(x))
+
+
+def sin(x: Any) -> Tensor:
+    """Sine."""
+    return Sin.apply(as_tensor(x))
+
+
+def cos(x: Any) -> Tensor:
+    """Cosine."""
+    return Cos.apply(as_tensor(x))
+
+
+def tanh(x: Any) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh.apply(as_tensor(x))
+
+
+def sigmoid(x: Any) -> Tensor:
+    """The logistic function 1 / (1 + e^-x)."""
+    return Sigmoid.apply(as_tensor(x))
+
+
+def relu(x: Any) -> Tensor:
+    """max(x, 0) (the gradient at 0 is 0, as torch's)."""
+    return ReLU.apply(as_tensor(x))
 
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
     """x if x > 0 else negative_slope * x."""
-    x = as_tensor(x)
-    out = torch.nn.functional.leaky_relu(x.data, negative_slope)
-    return record(LeakyRelu, out, (x,), (x,), meta=negative_slope)
+    return LeakyReLU.apply(as_tensor(x), negative_slope=negative_slope)
+
+
+# ---- clamping and selection ------------------------------------------------------------------------
+class Clamp(Op):
+    """y = min(max(x, lo), hi) for numbers lo, hi;  dx = g where lo <= x <= hi, else 0"""
+    saves = ("x",)
+    fields = ("min", "max")
+    forward = staticmethod(torch.clamp)
+
+    def vjp(self, g, x):
+        rx = raw(x)
+        inside = None if self.min is None else rx >= self.min
+        if self.max is not None:
+            inside = rx <= self.max if inside is None else inside & (rx <= self.max)
+        return g.where(inside, 0.0)
+
+
+class ClampTensor(Op):
+    """y = min(max(x, lo), hi) with tensor bounds (torch's rules, hi wins when lo > hi):
+    dx = g where lo <= x <= hi,  dlo = g where x < lo < hi,  dhi = g where x > hi or hi < lo"""
+    opname = "clamp"
+    args = saves = ("x", "lo", "hi")
+    forward = staticmethod(torch.clamp)
+
+    def vjp(self, g, x, lo, hi):
+        rx = raw(x)
+        rlo = None if lo is None else raw(lo)
+        rhi = None if hi is None else raw(hi)
+        dx, dlo, dhi = self.needs_input_grad
+        inside = None
+        if rlo is not None:
+            inside = rx >= rlo
+        if rhi is not None:
+            inside = rx <= rhi if inside is None else inside & (rx <= rhi)
+        glo = ghi = None
+        if dlo:
+            below = rx < rlo
+            glo = g.where(below if rhi is None else below & (rlo < rhi), 0.0)
+        if dhi:
+            above = rx > rhi
+            ghi = g.where(above if rlo is None else above | (rhi < rlo), 0.0)
+        return (g.where(inside, 0.0) if dx else None), glo, ghi
+
+
+def _bound(x: Tensor, b: Any) -> Any:
+    if b is None:
+        return None
+    if b.__class__ in SCALARS:
+        return Tensor._make(torch.tensor(b, dtype=x.dtype, device=x.device))
+    b = as_tensor(b)
+    check_float_pair("clamp", x.data, b.data)
+    return b
 
 
 def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:
@@ -451,45 +482,33 @@ def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:
         raise ValueError("clamp: at least one of min and max must be given")
     x = as_tensor(x)
     if isinstance(min, (Tensor, torch.Tensor)) or isinstance(max, (Tensor, torch.Tensor)):
-        lo = None if min is None else _bound("clamp", x, min)
-        hi = None if max is None else _bound("clamp", x, max)
-        bounds = [b for b in (lo, hi) if b is not None]
-        try:
-            out = torch.clamp(x.data, None if lo is None else lo.data, None if hi is None else hi.data)
-        except RuntimeError as e:
-            raise explain("clamp", e, x, *bounds) from None
-        return record(ClampTensor, out, (x, *bounds), (x, *bounds),
-                      meta=(min is not None, max is not None))
-    return record(Clamp, torch.clamp(x.data, min, max), (x,), (x,), meta=(min, max))
+        return ClampTensor.apply(x, _bound(x, min), _bound(x, max))
+    return Clamp.apply(x, min=min, max=max)
 
 
-# ---- selection ----------------------------------------------------------------------------------
-class Maximum(Node):
-    """z = max(a, b);  da = g where a > b (g/2 on ties), db likewise"""
-    __slots__ = ()
-    replay = kernel(torch.maximum)
+class Maximum(Op):
+    """z = max(a, b);  da = g where a > b, g/2 where a = b, 0 where a < b;  db likewise"""
+    args = saves = ("a", "b")
+    forward = staticmethod(torch.maximum)
 
     def vjp(self, g, a, b):
-        ra, rb = raw(a), raw(b)
-        wa = (ra > rb).to(g.dtype) + (ra == rb).to(g.dtype) * 0.5
-        return _split_by_weight(self, g, a, b, wa)
+        return _split(g, raw(a), raw(b), lose_a=raw(a) < raw(b), lose_b=raw(a) > raw(b))
 
 
-class Minimum(Node):
-    """z = min(a, b);  da = g where a < b (g/2 on ties), db likewise"""
-    __slots__ = ()
-    replay = kernel(torch.minimum)
+class Minimum(Op):
+    """z = min(a, b);  da = g where a < b, g/2 where a = b, 0 where a > b;  db likewise"""
+    args = saves = ("a", "b")
+    forward = staticmethod(torch.minimum)
 
     def vjp(self, g, a, b):
-        ra, rb = raw(a), raw(b)
-        wa = (ra < rb).to(g.dtype) + (ra == rb).to(g.dtype) * 0.5
-        return _split_by_weight(self, g, a, b, wa)
+        return _split(g, raw(a), raw(b), lose_a=raw(a) > raw(b), lose_b=raw(a) < raw(b))
 
 
-def _split_by_weight(node: Node, g: Any, a: Any, b: Any, wa: torch.Tensor) -> tuple:
-    p = node.parents
-    return (sum_to(g * wa, a.shape) if p[0] is not None else None,
-            sum_to(g * (1 - wa), b.shape) if p[1] is not None else None)
+def _split(g: Any, ra: torch.Tensor, rb: torch.Tensor, lose_a: torch.Tensor,
+           lose_b: torch.Tensor) -> tuple:
+    # torch's rule: halves on ties; a NaN operand loses no comparison, so both get g there
+    shared = (g / 2).where(ra == rb, g)
+    return shared.where(~lose_a, 0.0), shared.where(~lose_b, 0.0)
 
 
 def _tensor_pair(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
@@ -503,27 +522,23 @@ def _tensor_pair(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise max of a and b, broadcasting."""
-    a, b = _tensor_pair("maximum", a, b)
-    return record(Maximum, _compute("maximum", torch.maximum, a, b), (a, b), (a, b))
+    return Maximum.apply(*_tensor_pair("maximum", a, b))
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise min of a and b, broadcasting."""
-    a, b = _tensor_pair("minimum", a, b)
-    return record(Minimum, _compute("minimum", torch.minimum, a, b), (a, b), (a, b))
+    return Minimum.apply(*_tensor_pair("minimum", a, b))
 
 
-class Where(Node):
+class Where(Op):
     """z = a where cond else b;  da = g where cond,  db = g where not cond"""
-    __slots__ = ()
+    args = ("cond", "a", "b")
+    saves = ("cond",)
+    forward = staticmethod(torch.where)
 
     def vjp(self, g, cond):
-        shapes = self.meta
-        grads = []
-        for keep, shape in zip((cond, ~cond), shapes):
-            if shape is not None:
-                grads.append(sum_to(g.where(keep, 0.0), shape))
-        return tuple(grads)
+        _, da, db = self.needs_input_grad
+        return None, (g.where(cond, 0.0) if da else None), (g.where(~cond, 0.0) if db else None)
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
@@ -534,18 +549,17 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     if c.dtype != torch.bool:
         raise TypeError(f"where: condition must be a bool tensor, got dtype {c.dtype}")
     a, b = _operands("where", a, b)
+    like = a if b.__class__ in SCALARS else b
+    if a.__class__ in SCALARS or b.__class__ in SCALARS:
+        if like.__class__ in SCALARS:
+            raise TypeError("where: at least one of a and b must be a tensor")
+        a, b = (Tensor._make(torch.tensor(v, dtype=like.dtype, device=like.device))
+                if v.__class__ in SCALARS else v for v in (a, b))
     try:
-        out = torch.where(c, raw(a), raw(b))
-    except (RuntimeError, TypeError) as e:
+        torch.broadcast_shapes(c.shape, a.shape, b.shape)
+    except RuntimeError as e:
         raise explain("where", e, c, a, b) from None
-    inputs = tuple(t for t in (a, b) if t.__class__ not in SCALARS)
-    shapes = tuple(None if t.__class__ in SCALARS else t.data.shape for t in (a, b))
-    return record(Where, out, inputs, (c,), meta=shapes)
-
-
-def _where_method(self: Tensor, cond: Any, other: Any) -> Tensor:
-    """``x.where(cond, y)`` is ``where(cond, x, y)`` (torch's method form)."""
-    return where(cond, self, other)
+    return Where.apply(cond if isinstance(cond, Tensor) else c, a, b)
 
 
 # ---- no-gradient ops ------------------------------------------------------------------------------
@@ -553,7 +567,10 @@ def _nograd_binary(name: str, fn: Any):
     def op(a: Any, b: Any) -> Tensor:
         if not isinstance(b, (Tensor, torch.Tensor)) and b.__class__ not in SCALARS:
             return NotImplemented
-        return derived(_compute(name, fn, a, b))
+        try:
+            return derived(fn(raw(a), raw(b)))
+        except (RuntimeError, TypeError) as e:
+            raise explain(name, e, a, b) from None
     op.__name__ = name
     return op
 
@@ -576,3 +593,51 @@ def sign(x: Any) -> Tensor:
 
 def logical_not(x: Any) -> Tensor:
     return derived(~raw(x))
+
+
+def _where_method(self: Tensor, cond: Any, other: Any) -> Tensor:
+    """``x.where(cond, y)`` is ``where(cond, x, y)`` (torch's method form)."""
+    return where(cond, self, other)
+
+
+def _reflected(fn: Any) -> Any:
+    def reflected(self: Tensor, other: Any) -> Tensor:
+        return fn(other, self)
+    reflected.__name__ = f"r{fn.__name__}"
+    return reflected
+
+
+class ElementwiseMethods:
+    """The Tensor methods and operators of this module (mixed into ``autodiff.Tensor``)."""
+
+    __slots__ = ()
+    __add__ = add = add
+    __radd__ = _reflected(add)
+    __sub__ = sub = sub
+    __rsub__ = _reflected(sub)
+    __mul__ = mul = mul
+    __rmul__ = _reflected(mul)
+    __truediv__ = div = div
+    __rtruediv__ = _reflected(div)
+    __pow__ = pow = pow
+    __rpow__ = _reflected(pow)
+    __neg__ = neg = neg
+    __abs__ = abs = abs
+    __eq__ = eq = eq
+    __ne__ = ne = ne
+    __lt__ = lt = lt
+    __le__ = le = le
+    __gt__ = gt = gt
+    __ge__ = ge = ge
+    __and__ = logical_and
+    __or__ = logical_or
+    __xor__ = logical_xor
+    __invert__ = logical_not
+    exp, log, log1p, sqrt, sin, cos = exp, log, log1p, sqrt, sin, cos
+    tanh, sigmoid, relu, leaky_relu, sign = tanh, sigmoid, relu, leaky_relu, sign
+    clamp = clip = clamp
+    maximum, minimum = maximum, minimum
+    where = _where_method
+
+    def __pos__(self: Any) -> Any:
+        return self

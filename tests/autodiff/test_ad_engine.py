@@ -30,15 +30,15 @@ def nodes_of(t):
             continue
         seen.add(id(n))
         out.append(n)
-        stack.extend(n.parents)
+        stack.extend(n.inputs)
     return out
 
 
 def raw_tensors_of(node):
-    """The torch tensors a node keeps: saved items (raw or unwrapped), its output, its meta."""
-    items = list(node.saved or ()) + ([node.out] if node.out is not None else [])
-    meta = node.meta if isinstance(node.meta, tuple) else (node.meta,)
-    items += [m for m in meta if isinstance(m, torch.Tensor)]
+    """The torch tensors a node keeps: saved items (raw or unwrapped, the output among them)
+    and its fields."""
+    items = list(node.saved or ())
+    items += [getattr(node, f) for f in getattr(node, "fields", ())]
     return [s.data if isinstance(s, ad.Tensor) else s for s in items
             if isinstance(s, (torch.Tensor, ad.Tensor))]
 
@@ -108,7 +108,7 @@ def test_saved_tensors_are_freed_by_backward_and_kept_with_retain_graph():
         z = x.sin().exp().tanh().sigmoid().sum()  # intermediates are held only by the graph
         raws = [weakref.ref(r) for n in nodes_of(z) for r in raw_tensors_of(n) if r is not x.data]
         node_refs = [weakref.ref(n) for n in nodes_of(z)]
-        keeping = [r for r in node_refs if r().saved or r().out is not None]  # not Sum
+        keeping = [r for r in node_refs if r().saved]  # not Sum
         assert len(raws) == 3 and len(node_refs) == 5  # exp, tanh, sigmoid keep outputs
         z.backward(retain_graph=retain)
         gc.collect()
