@@ -61,7 +61,10 @@ class DistributedDataParallel(Module):
     """Wrap ``module`` so that ``loss.backward()`` averages its gradients across the process group.
 
     As PyTorch's: parameters (and any other ``state_dict`` tensors) are broadcast from rank 0 at
-    construction; each rank then feeds the wrapper its own share of every batch. A parameter that
+    construction (``broadcast_buffers``: the non-parameter ones again at every forward that
+    records; tapegrad's layers have none today); each rank then feeds the wrapper its own share of
+    every batch. ``device_ids`` and ``output_device`` are accepted for PyTorch's signature and
+    ignored: the module's own device is used. A parameter that
     gets no gradient in a backward pass is an error unless ``find_unused_parameters=True``, which
     reads the graph of each forward output (``grad_fn.next_functions``) and counts the parameters it
     does not reach as ready with a zero gradient. Inside ``no_sync()`` gradients only accumulate
@@ -106,8 +109,10 @@ class DistributedDataParallel(Module):
         self._params = [p for _, p in named]
         self._index = {id(p): i for i, p in enumerate(self._params)}
         self._check_same_shapes(named)
-        if broadcast_buffers:
-            self._broadcast_state()
+        self._broadcast(list(module.state_dict().values()))
+        own = {id(p.data) for p in module.parameters()}
+        self._buffers = ([t for t in module.state_dict().values() if id(t) not in own]
+                         if broadcast_buffers else [])
         self.buckets = self._make_buckets(named, bucket_cap_mb * 2 ** 20)
         self._bucket_of = [0] * len(named)
         for b in self.buckets:
@@ -131,9 +136,10 @@ class DistributedDataParallel(Module):
                 f"{dist.get_rank(self.process_group)} has {len(named)} parameters with "
                 f"{sum(sizes)} elements); build the same model on every rank")
 
-    def _broadcast_state(self) -> None:
+    def _broadcast(self, tensors: list) -> None:
+        """Rank 0's values into ``tensors`` (live state: received in place) on every rank."""
         src = dist.get_global_rank(self.process_group, 0) if self.process_group is not None else 0
-        for t in self.module.state_dict().values():  # the live tensors: received in place
+        for t in tensors:
             dist.broadcast(t, src=src, group=self.process_group)
 
     @staticmethod
@@ -163,6 +169,8 @@ class DistributedDataParallel(Module):
 
     # ---- forward: prepare the reduction of the coming backward ----------------------------
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        if self._buffers and ad.is_grad_enabled():
+            self._broadcast(self._buffers)
         out = self.module(*inputs, **kwargs)
         if ad.is_grad_enabled():  # (evaluation records nothing: no backward to prepare for)
             self._prepare(out)
