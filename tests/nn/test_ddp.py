@@ -157,6 +157,14 @@ def _scenarios(folder: str, device: str = "cpu") -> dict:
         pair(_branch_input(rank))
     except RuntimeError as e:
         out["no_grad_error"] = str(e)
+    # Different models on the ranks, and a model with nothing to train: refused at construction.
+    errors = []
+    for m in (nn.Linear(2, 3 + rank), nn.Linear(2, 3).requires_grad_(False)):
+        try:
+            DDP(m)
+        except RuntimeError as e:
+            errors.append(str(e))
+    out["construction_errors"] = errors
     return out
 
 
@@ -247,6 +255,15 @@ def test_output_without_gradient_is_named_at_the_next_forward(ran):
         msg = r["no_grad_error"]
         assert "previous backward" in msg and "'second.weight'" in msg
         assert "'first.weight'" not in msg
+
+
+def test_different_models_or_nothing_to_train_are_refused(ran):
+    _, (r0, r1) = ran
+    for r in (r0, r1):
+        different, frozen = r["construction_errors"]
+        assert "different models" in different and "requires grad" in frozen
+    assert "9 elements" in r0["construction_errors"][0]  # 2*3 + 3: each rank names its own
+    assert "12 elements" in r1["construction_errors"][0]
 
 
 def test_ddp_needs_an_initialised_process_group():
