@@ -11,6 +11,7 @@ Every module also speaks the course interface: ``forward``, ``backward``, ``para
 from . import checkpoint, data, functional, init, optim, parallel, train  # noqa: F401
 from .activations import LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from .container import Sequential
+from .conv_layers import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from .layers import Dropout, Identity, Linear
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module
@@ -18,6 +19,7 @@ from .parameter import Parameter
 
 __all__ = [
     "Module", "Parameter", "Sequential", "Linear", "Identity", "Dropout",
+    "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
     "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "SiLU", "Softplus",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
     "functional", "init", "optim", "data", "train", "checkpoint", "parallel",

@@ -1,0 +1,110 @@
+"""The op table of nn's own ops (convolution, pooling, normalisation, embedding, GELU, attention),
+written once for tapegrad and torch, in the form of tests/autodiff/ad_op_table.py.
+
+``fn(ns, *inputs, **kw)`` runs with ``ns`` = ``nn.functional`` or ``torch.nn.functional``;
+``args`` draws ``(inputs, kw)``: small float64 inputs (all differentiated) and constants.
+Shapes stay tiny: gradgradcheck differentiates a whole backward pass per input element.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from hypothesis import assume
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autodiff"))
+from ad_support import ad_leaves, assert_close, generators, torch_leaves, values  # noqa: E402, F401
+
+F64 = torch.float64
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    fn: Callable[..., Any]
+    args: st.SearchStrategy
+    second: bool = True
+    gc: dict = field(default_factory=dict)
+
+
+def _ints(lo: int, hi: int) -> st.SearchStrategy:
+    return st.integers(lo, hi)
+
+
+# ---- convolution --------------------------------------------------------------------------------
+@st.composite
+def _conv(draw: Any, padding_kind: str = "int", bias: bool = True) -> tuple:
+    """(x, w[, b]) and the conv arguments: strides beyond the kernel, dilated padding, groups up
+    to the channel count, size-1 spatial dims."""
+    gen = draw(generators())
+    groups = draw(st.sampled_from([1, 2]))
+    c_in = groups * draw(_ints(1, 2))
+    c_out = groups * draw(_ints(1, 2))
+    kh, kw = draw(_ints(1, 3)), draw(_ints(1, 2))
+    dil = (draw(_ints(1, 2)), draw(_ints(1, 2)))
+    if padding_kind == "same":
+        stride, padding = (1, 1), "same"
+    else:
+        stride = (draw(_ints(1, 3)), draw(_ints(1, 3)))
+        padding = (draw(_ints(0, 2)), draw(_ints(0, 1)))
+    pad = (0, 0) if isinstance(padding, str) else padding
+    h = max(1, dil[0] * (kh - 1) + 1 - 2 * pad[0]) + draw(_ints(0, 2))
+    w = max(1, dil[1] * (kw - 1) + 1 - 2 * pad[1]) + draw(_ints(0, 1))
+    n = draw(_ints(1, 2))
+    xs = [values((n, c_in, h, w), "real", gen),
+          values((c_out, c_in // groups, kh, kw), "real", gen)]
+    if bias:
+        xs.append(values((c_out,), "real", gen))
+    return xs, {"stride": stride, "padding": padding, "dilation": dil, "groups": groups}
+
+
+def _conv_fn(ns: Any, x: Any, w: Any, b: Any = None, **kw: Any) -> Any:
+    return ns.conv2d(x, w, b, **kw)
+
+
+# ---- pooling ------------------------------------------------------------------------------------
+@st.composite
+def _pool(draw: Any, kind: str) -> tuple:
+    gen = draw(generators())
+    k = (draw(_ints(1, 3)), draw(_ints(1, 2)))
+    stride = draw(st.one_of(st.none(), st.tuples(_ints(1, 3), _ints(1, 3))))
+    padding = (draw(_ints(0, k[0] // 2)), draw(_ints(0, k[1] // 2)))
+    kw: dict = {"kernel_size": k, "stride": stride, "padding": padding,
+                "ceil_mode": draw(st.booleans())}
+    dil = (1, 1)
+    if kind == "max":
+        dil = (draw(_ints(1, 2)), draw(_ints(1, 2)))
+        kw["dilation"] = dil
+    else:
+        kw["count_include_pad"] = draw(st.booleans())
+    h = max(1, dil[0] * (k[0] - 1) + 1 - 2 * padding[0]) + draw(_ints(0, 2))
+    w = max(1, dil[1] * (k[1] - 1) + 1 - 2 * padding[1]) + draw(_ints(0, 2))
+    if kind == "max":
+        # no window wholly in the padding (refused: torch returns -inf there)
+        assume(_covered(h, w, kw, dil))
+    shape = (draw(_ints(1, 2)), draw(_ints(1, 2)), h, w)
+    # max: distinct values so that a small step never changes a window's winner
+    return [values(shape, "distinct" if kind == "max" else "real", gen)], kw
+
+
+def _covered(h: int, w: int, kw: dict, dil: tuple) -> bool:
+    from nn.pool import pooled_size
+    k, p = kw["kernel_size"], kw["padding"]
+    s = kw["stride"] or k
+    return all(any(0 <= o * s[i] - p[i] + j * dil[i] < size for j in range(k[i]))
+               for i, size in enumerate((h, w))
+               for o in range(pooled_size(size, k[i], s[i], p[i], dil[i], kw["ceil_mode"])))
+
+
+# ---- the table -----------------------------------------------------------------------------------
+OPS: list[Op] = [
+    Op("conv2d", _conv_fn, _conv()),
+    Op("conv2d_no_bias", _conv_fn, _conv(bias=False)),
+    Op("conv2d_same", _conv_fn, _conv("same")),
+    Op("max_pool2d", lambda ns, x, **kw: ns.max_pool2d(x, **kw), _pool("max")),
+    Op("avg_pool2d", lambda ns, x, **kw: ns.avg_pool2d(x, **kw), _pool("avg")),
+]

@@ -1,0 +1,191 @@
+"""nn's convolution, pooling, normalisation, embedding, GELU and attention: the op table (gradcheck,
+torch's values and gradients to 1e-10, second order) and the corners and layers around it."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nn_op_table import OPS, ad_leaves, assert_close, generators, torch_leaves
+
+import autodiff as ad
+import nn
+import nn.functional as F
+
+F64 = torch.float64
+TIGHT = {"rtol": 1e-10, "atol": 1e-10}
+AD = F
+TORCH = SimpleNamespace(**{n: getattr(TF, n) for n in dir(TF) if not n.startswith("_")})
+_ids = [op.name for op in OPS]
+_SECOND = [op for op in OPS if op.second]
+_few = settings(max_examples=4)
+_fewer = settings(max_examples=2)
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+def test_op_names_are_unique():
+    assert len(set(_ids)) == len(_ids)
+
+
+@pytest.mark.parametrize("op", OPS, ids=_ids)
+@_few
+@given(data=st.data())
+def test_gradcheck_float64(op, data):
+    xs, kw = data.draw(op.args, label="inputs, constant args")
+    assert ad.gradcheck(lambda *a: _first(op.fn(AD, *a, **kw)), ad_leaves(xs), **op.gc)
+
+
+@pytest.mark.parametrize("op", OPS, ids=_ids)
+@_few
+@given(data=st.data())
+def test_values_and_gradients_equal_torch(op, data):
+    xs, kw = data.draw(op.args, label="inputs, constant args")
+    a_in, t_in = ad_leaves(xs), torch_leaves(xs)
+    a_out, t_out = _first(op.fn(AD, *a_in, **kw)), _first(op.fn(TORCH, *t_in, **kw))
+    assert isinstance(a_out, ad.Tensor)
+    assert_close(a_out, t_out, "forward value", **TIGHT)
+    v = torch.randn(t_out.shape, generator=data.draw(generators()), dtype=F64)
+    a_out.backward(v.clone())
+    t_out.backward(v.clone())
+    for i, (a, t) in enumerate(zip(a_in, t_in)):
+        assert a.grad is not None, f"input {i} got no gradient"
+        assert_close(a.grad, t.grad, f"gradient of input {i}", **TIGHT)
+
+
+@pytest.mark.parametrize("op", _SECOND, ids=[op.name for op in _SECOND])
+@_fewer
+@given(data=st.data())
+def test_second_order(op, data):
+    """gradgradcheck, and d/d(x, v) <u, VJP(x; v)> equal to torch's double backward."""
+    xs, kw = data.draw(op.args, label="inputs, constant args")
+    gen = data.draw(generators(), label="seed")
+    assert ad.gradgradcheck(lambda *a: _first(op.fn(AD, *a, **kw)), ad_leaves(xs))
+    a_in, t_in = ad_leaves(xs), torch_leaves(xs)
+    a_out, t_out = _first(op.fn(AD, *a_in, **kw)), _first(op.fn(TORCH, *t_in, **kw))
+    v = torch.randn(t_out.shape, generator=gen, dtype=F64)
+    a_v, t_v = ad.Tensor(v.clone(), requires_grad=True), v.clone().requires_grad_(True)
+    a_g = ad.grad(a_out, a_in, a_v, create_graph=True)
+    t_g = torch.autograd.grad(t_out, t_in, t_v, create_graph=True)
+    for i, (a, t) in enumerate(zip(a_g, t_g)):
+        assert_close(a, t, f"first-order gradient {i}", **TIGHT)
+    # a bias's gradient (Σ v) is recorded by torch as part of one fused node; it does not
+    # depend on the inputs, so only the recorded gradients are compared
+    idx = [i for i, a in enumerate(a_g) if a.requires_grad]
+    assert idx, "no first-order gradient was recorded"
+    us = [torch.randn(x.shape, generator=gen, dtype=F64) for x in xs]
+    a_gg = ad.grad([a_g[i] for i in idx], [*a_in, a_v], [us[i] for i in idx], allow_unused=True)
+    t_gg = torch.autograd.grad([t_g[i] for i in idx], [*t_in, t_v], [us[i] for i in idx],
+                               allow_unused=True)
+    for i, (a, t) in enumerate(zip(a_gg, t_gg)):
+        want = t if t is not None else torch.zeros_like([*t_in, t_v][i])
+        got = a if a is not None else torch.zeros_like(want)
+        assert_close(got, want, f"second-order gradient w.r.t. input {i}", **TIGHT)
+
+
+# ---- corners ------------------------------------------------------------------------------------
+def _both(fn_ad, fn_t, *xs):
+    """Values and gradients (of a random projection) of both functions, asserted equal."""
+    a_in, t_in = ad_leaves(xs), torch_leaves(xs)
+    a_out, t_out = fn_ad(*a_in), fn_t(*t_in)
+    assert_close(a_out, t_out, "forward value", **TIGHT)
+    v = torch.randn(t_out.shape, generator=torch.Generator().manual_seed(0), dtype=F64)
+    a_out.backward(v.clone())
+    t_out.backward(v.clone())
+    for i, (a, t) in enumerate(zip(a_in, t_in)):
+        assert_close(a.grad, t.grad, f"gradient of input {i}", **TIGHT)
+    return a_out
+
+
+def test_max_pool_ties_pick_torch_index():
+    # every window is all ties (and overlapping windows share them): the index and so the
+    # element receiving the gradient must be torch's
+    x = torch.tensor([[[[1.0, 1, 2, 2], [1, 1, 2, 2], [3, 3, 3, 3], [0, 3, 3, 0]]]], dtype=F64)
+    for kw in ({"kernel_size": 2}, {"kernel_size": 3, "stride": 1, "padding": 1},
+               {"kernel_size": 2, "stride": 1, "dilation": 2}):
+        y, i = F.max_pool2d(ad.Tensor(x), return_indices=True, **kw)
+        assert torch.equal(i.data, TF.max_pool2d(x, return_indices=True, **kw)[1])
+        _both(lambda t, kw=kw: F.max_pool2d(t, **kw), lambda t, kw=kw: TF.max_pool2d(t, **kw), x)
+
+
+def test_max_pool_nan_wins_like_torch():
+    x = torch.tensor([[[[1.0, float("nan")], [2.0, 0.0]]]], dtype=F64)
+    y = F.max_pool2d(ad.Tensor(x), 2)
+    assert torch.equal(y.data.isnan(), TF.max_pool2d(x, 2).isnan())
+
+
+def test_max_pool_indices_are_version_checked():
+    x = ad.Tensor(torch.randn(1, 1, 4, 4, dtype=F64), requires_grad=True)
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    idx.data[0, 0, 0, 0] = 5
+    with pytest.raises(ad.GraphError, match="modified by an in-place"):
+        y.sum().backward()
+
+
+def test_conv_corners_equal_torch():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 4, 5, 1, generator=gen, dtype=F64)  # a size-1 spatial dim
+    depthwise = torch.randn(4, 1, 3, 1, generator=gen, dtype=F64)  # groups = channels
+    b = torch.randn(4, generator=gen, dtype=F64)
+    for kw in ({"stride": (4, 1), "groups": 4},  # stride > kernel
+               {"padding": (2, 0), "dilation": (2, 1), "groups": 4},  # padding with dilation
+               {"padding": "same", "dilation": (2, 3), "groups": 4}):
+        _both(lambda *t, kw=kw: F.conv2d(*t, **kw), lambda *t, kw=kw: TF.conv2d(*t, **kw),
+              x, depthwise, b)
+    x3 = torch.randn(4, 5, 5, generator=gen, dtype=F64)  # unbatched (C, H, W)
+    _both(lambda *t: F.conv2d(*t, padding=1), lambda *t: TF.conv2d(*t, padding=1),
+          x3, torch.randn(2, 4, 2, 2, generator=gen, dtype=F64))
+
+
+def test_conv_errors_name_the_op_and_shapes():
+    x, w = ad.randn(1, 3, 5, 5), ad.randn(4, 2, 3, 3)
+    with pytest.raises(ad.ShapeError, match=r"conv2d: .*\(1, 3, 5, 5\).*\(4, 2, 3, 3\)"):
+        F.conv2d(x, w)
+    with pytest.raises(ad.ShapeError, match="conv2d: .*smaller than the"):
+        F.conv2d(ad.randn(1, 2, 2, 2), ad.randn(1, 2, 3, 3))
+    with pytest.raises(ValueError, match="conv2d: padding='same' is not supported for strided"):
+        F.conv2d(ad.randn(1, 2, 5, 5), ad.randn(1, 2, 3, 3), stride=2, padding="same")
+    with pytest.raises(ad.DTypeError, match="conv2d: .*dtypes"):
+        F.conv2d(ad.randn(1, 2, 5, 5), ad.randn(1, 2, 3, 3, dtype=F64))
+    with pytest.raises(ValueError, match="max_pool2d: padding"):
+        F.max_pool2d(ad.randn(1, 1, 4, 4), 2, padding=2)
+
+
+def test_conv_module_initialises_and_copies_like_torch():
+    torch.manual_seed(0)
+    t = torch.nn.Conv2d(3, 4, (3, 2), stride=2, padding=1, groups=1)
+    torch.manual_seed(0)
+    m = nn.Conv2d(3, 4, (3, 2), stride=2, padding=1)
+    assert list(m.state_dict()) == list(t.state_dict())
+    for k, v in t.state_dict().items():
+        assert torch.equal(m.state_dict()[k], v)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert torch.equal(nn.Conv2d(2, 2, 3, generator=g1).weight.data,
+                       nn.Conv2d(2, 2, 3, generator=g2).weight.data)
+    t2 = torch.nn.Conv2d(4, 4, 3, groups=2, padding="same", bias=False).double()
+    m2 = nn.Conv2d(4, 4, 3, groups=2, padding="same", bias=False, dtype=F64)
+    m2.load_state_dict(t2.state_dict())
+    x = torch.randn(2, 4, 5, 5, dtype=F64)
+    assert_close(m2(ad.Tensor(x)), t2(x), "Conv2d output", **TIGHT)
+
+
+def test_cnn_block_equals_torch_twin():
+    torch.manual_seed(1)
+    tm = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU(),
+                             torch.nn.MaxPool2d(2), torch.nn.AvgPool2d(2, stride=1, padding=1),
+                             torch.nn.Flatten(), torch.nn.Linear(27, 2)).double()
+    m = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                      nn.AvgPool2d(2, stride=1, padding=1), nn.Flatten(), nn.Linear(27, 2)).double()
+    m.load_state_dict(tm.state_dict())
+    x = torch.randn(2, 1, 4, 4, dtype=F64)
+    y, ty = m(ad.Tensor(x)), tm(x)
+    assert_close(y, ty, "output", **TIGHT)
+    y.sum().backward()
+    ty.sum().backward()
+    for (name, p), tp in zip(m.named_parameters(), tm.parameters()):
+        assert_close(p.grad, tp.grad, f"gradient of {name}", **TIGHT)
