@@ -67,17 +67,18 @@ class Runner:
     def map(self, fn: Callable[[TrainConfig], Any], cfgs: Sequence[TrainConfig],
             runs_each: int = 1) -> list:
         """``fn`` over ``cfgs`` (in ``jobs`` processes), advancing the bar as each one ends."""
+        steps = [runs_each * training_steps(c) for c in cfgs]
         if self.jobs > 1 and len(cfgs) > 1:
             with ProcessPoolExecutor(self.jobs, initializer=_worker_init) as pool:
                 results = []
-                for r in pool.map(fn, cfgs):
+                for r, n in zip(pool.map(fn, cfgs), steps):
                     results.append(r)
-                    self._advance(runs_each)
+                    self._advance(n)
             return results
         results = []
-        for c in cfgs:
+        for c, n in zip(cfgs, steps):
             results.append(fn(c))
-            self._advance(runs_each)
+            self._advance(n)
         return results
 
     def _advance(self, n: int) -> None:
@@ -95,8 +96,8 @@ class Runner:
 
 
 def seconds_text(s: float) -> str:
-    """Seconds with two significant digits below 10 s (a quick run takes a fraction of one)."""
-    return f"{s:.0f}" if s >= 10 else f"{s:.2g}"
+    """Seconds: whole above 10 s, else with decimals (a quick run takes a fraction of one)."""
+    return f"{s:.0f}" if s >= 10 else f"{s:.1f}" if s >= 1 else f"{s:.2f}"
 
 
 def _row(label: str, results: list[dict]) -> list[str]:
@@ -169,17 +170,24 @@ def describe(cfg: TrainConfig) -> str:
             f"{loss}, {opt} (lr {cfg.lr:g}, {sched}), batch {cfg.batch_size}, {cfg.epochs} epochs")
 
 
-def planned_runs(base: TrainConfig, seeds: Sequence[int], only: Sequence[str]) -> int:
-    """How many training runs ``run_all`` will do (table (a) trains two networks per seed; the
-    base configuration's runs are shared between the tables)."""
+def training_steps(cfg: TrainConfig) -> int:
+    """Optimizer steps of one run: the progress bar's unit (a step costs about the same at every
+    batch size of this small network, so the time left is estimated well)."""
+    return cfg.epochs * -(-cfg.n_train // cfg.batch_size)
+
+
+def planned_steps(base: TrainConfig, seeds: Sequence[int], only: Sequence[str]) -> int:
+    """How many training steps ``run_all`` will take (table (a) trains two networks per seed;
+    the base configuration's runs are shared between the tables)."""
     variants = {"b": [base.replace(batch_size=b) for b in BATCH_SIZES],
                 "c": [c for _, c in optimizer_variants(base)],
                 "d": [base.replace(activation=a) for a in ACTIVATIONS]}
-    cfgs = {repr(base.replace(seed=s)) for s in seeds} if "a" in only else set()
-    n = len(cfgs)
+    twin = [base.replace(seed=s) for s in seeds] if "a" in only else []
+    runs = {repr(c): c for c in twin}
     for key in only:
-        cfgs |= {repr(c.replace(seed=s)) for c in variants.get(key, []) for s in seeds}
-    return n + len(cfgs)
+        runs.update((repr(c), c) for v in variants.get(key, []) for c in (v.replace(seed=s)
+                                                                          for s in seeds))
+    return sum(map(training_steps, twin)) + sum(map(training_steps, runs.values()))
 
 
 def run_all(quick: bool = False, seeds: int | None = None, jobs: int = 1,
@@ -187,7 +195,7 @@ def run_all(quick: bool = False, seeds: int | None = None, jobs: int = 1,
             only: Sequence[str] = ("a", "b", "c", "d"), progress: bool = False) -> None:
     """Print the four tables (``quick``: 3 seeds and 10 epochs, for a smoke test).
 
-    ``progress``: a tqdm bar on stderr counting the training runs, with the time left.
+    ``progress``: a tqdm bar on stderr counting the training steps, with the time left.
     """
     base = base or preset("default")
     if quick:
@@ -196,7 +204,8 @@ def run_all(quick: bool = False, seeds: int | None = None, jobs: int = 1,
     if not progress:
         return _run_tables(base, Runner(range(n), jobs), n, emit, only)
     from tqdm.auto import tqdm
-    bar = tqdm(total=planned_runs(base, range(n), only), unit="run", desc="training runs")
+    bar = tqdm(total=planned_steps(base, range(n), only), unit="step", unit_scale=True,
+               desc="training", smoothing=0.05)
 
     def emit_above_bar(text: str) -> None:
         with tqdm.external_write_mode():

@@ -76,14 +76,23 @@ def test_experiments_quick_tables(capsys, tmp_path, monkeypatch):
     assert md.read_text().strip() == text.strip()
 
 
-def test_experiments_progress_counts_every_training_run():
-    from tapegrad.experiments import planned_runs
+def test_experiments_progress_counts_every_training_step(capsys):
+    from tapegrad.experiments import planned_steps, run_all, training_steps
     from tapegrad.presets import preset
-    base = preset("default")
-    # (a) 2 per seed; (b) 6 sizes, 16 is the base; (c) 3 optimizers, SGD+momentum 0.05 is the
-    # base; (d) 4 activations, relu is the base.
-    assert planned_runs(base, range(3), "abcd") == 3 * (2 + 5 + 2 + 3)
-    assert planned_runs(base, range(2), "d") == 2 * 4
+    base = preset("default").replace(n_train=64, n_test=16, epochs=2)
+    assert training_steps(base) == 2 * 4 and training_steps(base.replace(batch_size=5)) == 2 * 13
+    # (a) trains two networks per seed; the base configuration (batch 16, SGD + momentum 0.05,
+    # relu) is shared by every table, so it counts once more, not four times.
+    per_seed = {"a": 2 * 8, "b": sum(2 * -(-64 // b) for b in (4, 8, 16, 32, 64, 128)),
+                "d": 4 * 8}
+    assert planned_steps(base, range(3), "a") == 3 * per_seed["a"]
+    assert planned_steps(base, range(2), "d") == 2 * per_seed["d"]
+    # the torch twin (8) + every batch size (the base among them) + the 3 other activations
+    assert planned_steps(base, range(2), "abd") == 2 * (8 + per_seed["b"] + 3 * 8)
+    run_all(seeds=2, base=base, only="ad", progress=True, emit=lambda t: None)
+    err = capsys.readouterr().err
+    total = 2 * (16 + 24)  # the bar ends exactly full: every step was counted, none twice
+    assert "training: 100%" in err and f"{total:.1f}/{total:.1f}" in err and "step/s" in err
 
 
 def test_graph_without_graph_module_says_so(monkeypatch, capsys):
