@@ -120,10 +120,10 @@ def compare_with_torch(cfg: TrainConfig) -> dict:
     _, ref = torch_fit(cfg, init, train, test, batch_seed, th)
     rel = max((abs(a - b) / max(abs(b), 1e-30) for a, b in zip(ours.step_losses, ref.step_losses)),
               default=0.0)
-    return {"ours": {"train_error": ours.final["train_error"], "test_error": ours.final["test_error"],
-                     "seconds": sum(ours["seconds"])},
-            "torch": {"train_error": ref.final["train_error"], "test_error": ref.final["test_error"],
-                      "seconds": sum(ref["seconds"])},
+    def errors(h: Any) -> dict:
+        return {"train_error": h.final["train_error"], "test_error": h.final["test_error"],
+                "seconds": sum(h["seconds"])}
+    return {"ours": errors(ours), "torch": errors(ref),
             "max_rel_loss_diff": rel, "steps": len(ours.step_losses)}
 
 
@@ -143,30 +143,35 @@ def table_engine_vs_torch(base: TrainConfig, runner: Runner) -> str:
 
 def table_batch_sizes(base: TrainConfig, runner: Runner, sizes: Sequence[int] = BATCH_SIZES) -> str:
     results = runner.many([base.replace(batch_size=b) for b in sizes])
-    return markdown_table(("batch size", *HEADERS), [_row(str(b), r) for b, r in zip(sizes, results)])
+    rows = [_row(str(b), r) for b, r in zip(sizes, results)]
+    return markdown_table(("batch size", *HEADERS), rows)
 
 
 def table_optimizers(base: TrainConfig, runner: Runner) -> str:
     variants = optimizer_variants(base)
     results = runner.many([c for _, c in variants])
-    return markdown_table(("optimizer", *HEADERS), [_row(n, r) for (n, _), r in zip(variants, results)])
+    rows = [_row(n, r) for (n, _), r in zip(variants, results)]
+    return markdown_table(("optimizer", *HEADERS), rows)
 
 
 def table_activations(base: TrainConfig, runner: Runner, names: Sequence[str] = ACTIVATIONS) -> str:
     results = runner.many([base.replace(activation=a) for a in names])
-    return markdown_table(("hidden activation", *HEADERS), [_row(a, r) for a, r in zip(names, results)])
+    rows = [_row(a, r) for a, r in zip(names, results)]
+    return markdown_table(("hidden activation", *HEADERS), rows)
 
 
 def describe(cfg: TrainConfig) -> str:
-    sched = {"none": "constant lr", "cosine": "cosine-decayed lr", "step": "step-decayed lr"}[cfg.schedule]
+    sched = {"none": "constant lr", "cosine": "cosine-decayed lr",
+             "step": "step-decayed lr"}[cfg.schedule]
     if cfg.schedule == "cosine" and cfg.warmup:
         sched += f" after {cfg.warmup} warm-up epochs"
-    opt = cfg.optimizer.upper() if cfg.optimizer == "sgd" else {"adam": "Adam", "adamw": "AdamW"}[cfg.optimizer]
+    opt = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}.get(cfg.optimizer, cfg.optimizer)
     if cfg.optimizer == "sgd" and cfg.momentum:
         opt += f" + momentum {cfg.momentum}"
     hidden = " -> ".join(str(h) for h in cfg.hidden)
     loss = "BCEWithLogitsLoss" if cfg.loss == "bce" else "MSELoss"
-    return (f"{cfg.n_train} train / {cfg.n_test} test points, 2 -> {hidden} -> 1, {cfg.activation}, "
+    return (f"{cfg.n_train} train / {cfg.n_test} test points, 2 -> {hidden} -> 1, "
+            f"{cfg.activation}, "
             f"{loss}, {opt} (lr {cfg.lr:g}, {sched}), batch {cfg.batch_size}, {cfg.epochs} epochs")
 
 
@@ -238,7 +243,8 @@ def summarize(cfg: TrainConfig, seeds: Sequence[int], jobs: int = 1) -> dict:
     res = Runner(seeds, jobs).many([cfg])[0]
     te = [r["test_error"] for r in res]
     tr = [r["train_error"] for r in res]
-    return {"test_mean": statistics.fmean(te), "test_std": statistics.stdev(te) if len(te) > 1 else 0.0,
+    return {"test_mean": statistics.fmean(te),
+            "test_std": statistics.stdev(te) if len(te) > 1 else 0.0,
             "train_mean": statistics.fmean(tr), "test": te, "train": tr,
             "seconds": statistics.fmean(r["seconds"] for r in res)}
 

@@ -5,7 +5,8 @@ from benchmarks import report, run
 
 
 def test_quick_run_never_replaces_the_committed_results():
-    quick, full = run.parse_args(["--quick", "--device", "cpu"]), run.parse_args(["--device", "cpu"])
+    quick = run.parse_args(["--quick", "--device", "cpu"])
+    full = run.parse_args(["--device", "cpu"])
     assert Path(quick.json).parent.name == "quick" and Path(quick.md).parent.name == "quick"
     assert Path(full.json) == run.RESULTS / "latest.json"
     explicit = run.parse_args(["--quick", "--device", "cpu", "--json", "-", "--md", "x.md"])

@@ -1,4 +1,5 @@
-"""The tapegrad console script: train (writes its files), experiments, graph fallback, entry points."""
+"""The tapegrad console script: train (writes its files), experiments, graph fallback, entry
+points."""
 import json
 import os
 import subprocess
@@ -40,7 +41,8 @@ def test_train_options_override_the_preset(tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.startswith("final:") and "|" not in text
     cfg = json.loads((tmp_path / "history.json").read_text())["config"]
-    assert (cfg["optimizer"], cfg["lr"], cfg["activation"], cfg["batch_size"]) == ("sgd", 0.1, "leaky_relu", 16)
+    got = (cfg["optimizer"], cfg["lr"], cfg["activation"], cfg["batch_size"])
+    assert got == ("sgd", 0.1, "leaky_relu", 16)
     assert cfg["warmup"] < cfg["epochs"] and cfg["schedule"] == "cosine"
 
 
@@ -66,7 +68,8 @@ def test_experiments_quick_tables(capsys, tmp_path, monkeypatch):
     small = tapegrad.presets.PRESETS["default"].replace(n_train=96, n_test=32)
     monkeypatch.setitem(tapegrad.presets.PRESETS, "default", small)
     md = tmp_path / "sub" / "tables.md"
-    args = ["experiments", "--quick", "--seeds", "2", "--epochs", "2", "--only", "ad", "--out", str(md)]
+    args = ["experiments", "--quick", "--seeds", "2", "--epochs", "2", "--only", "ad",
+            "--out", str(md)]
     assert cli.main(args) == 0
     text = capsys.readouterr().out
     assert "### (a) tapegrad vs PyTorch" in text and "### (d) hidden activation" in text

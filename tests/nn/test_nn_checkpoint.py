@@ -79,7 +79,8 @@ def test_mismatched_model_or_optimizer_changes_nothing(tmp_path):
     # model fits, optimizer does not: the model must be rolled back too
     same, _, _ = _trained(seed=3)
     s_before = {k: v.clone() for k, v in same.state_dict().items()}
-    wrong_opt = nn.optim.Adam([{"params": list(same.parameters())[:2]}, {"params": list(same.parameters())[2:]}])
+    ps = list(same.parameters())
+    wrong_opt = nn.optim.Adam([{"params": ps[:2]}, {"params": ps[2:]}])
     with pytest.raises(CheckpointError, match="does not fit the optimizer"):
         load_checkpoint(path, same, wrong_opt)
     assert all(torch.equal(same.state_dict()[k], v) for k, v in s_before.items())
@@ -166,7 +167,8 @@ def _adamw_state(p):
 @pytest.mark.parametrize("damage, message", [
     (_break_opt_entry, "optimizer.*state of parameter 0 is a float, not a dict"),
     (_break_step, "optimizer.*'step' of parameter 1 must be a count"),
-    (_break_moment_shape, r"optimizer.*'exp_avg' of parameter 2 has shape \(7,\), the parameter has \(1, 4\)"),
+    (_break_moment_shape,
+     r"optimizer.*'exp_avg' of parameter 2 has shape \(7,\), the parameter has \(1, 4\)"),
     (_drop_model, "holds no model weights"),
     (_future_version, "format version 99; this tapegrad reads versions 1 to 1"),
     (_garbage_scheduler, "does not fit the scheduler StepLR: its state has keys"),
@@ -217,7 +219,8 @@ def test_checkpoint_follows_the_umask(tmp_path):
 def test_torch_optimizer_state_continues_as_in_torch(ours, theirs, kwargs):
     """Train 3 steps in torch, load its state into ours, then both take 3 more steps: same path."""
     g = torch.Generator().manual_seed(0)
-    w0, x, y = torch.randn(3, 4, generator=g), torch.randn(5, 4, generator=g), torch.randn(5, 3, generator=g)
+    w0, x = torch.randn(3, 4, generator=g), torch.randn(5, 4, generator=g)
+    y = torch.randn(5, 3, generator=g)
     tw = torch.nn.Parameter(w0.clone())
     topt = theirs([tw], **kwargs)
 
