@@ -15,8 +15,9 @@ import torch
 from . import graph_api as api
 from . import graph_style as st
 from .graph_api import Tensor
+from .graph_fold import Fold
 from .graph_gradview import GradView
-from .graph_modules import Call, Placement, exit_item, visible_clusters
+from .graph_modules import Call, Placement, argument_name, exit_item, visible_clusters
 from .graph_walk import CONST, LEAF, OP, PARAM, Graph, tensor_facts
 
 GRAPH_ATTR = {"rankdir": "TB", "fontname": st.FONT, "fontsize": "11", "ranksep": "0.32",
@@ -37,8 +38,9 @@ class Drawing:
     def __init__(self, g: Graph, calls: list[Call], pnames: dict, place: Placement,
                  names: Mapping[str, Tensor] | None, depth: int | None, show_grad: bool,
                  show_saved: bool, rankdir: str, max_nodes: int | None,
-                 title: str | None) -> None:
+                 title: str | None, folded: Fold, of_item: list) -> None:
         self.g, self.calls, self.pnames, self.place = g, calls, pnames, place
+        self.folded, self.of_item = folded, of_item
         self.depth, self.show_saved = depth, show_saved
         self.rankdir, self.max_nodes, self.title = rankdir, max_nodes, title
         self.user_names: dict = {}
@@ -49,7 +51,7 @@ class Drawing:
         self.facts = tensor_facts(g)
         n = len(place.units)
         self.keep = n if max_nodes is None else min(n, max_nodes)
-        self.grads = GradView(g, place, self.keep) if show_grad else None
+        self.grads = GradView(g, place, self.keep, folded, of_item) if show_grad else None
         self.lines: list[str] = []
 
     def digraph(self) -> graphviz.Digraph:
@@ -131,6 +133,10 @@ class Drawing:
     def _item(self, it: Any, module: Call | None) -> tuple[str, list, dict]:
         user = self.user_names.get(id(it.obj)) if it.obj is not None else None
         shape = self._shape_line(it.index)
+        n = len(self.folded.copies.get(it.index, ()))
+        home = self.of_item[it.index]
+        if n > 1 and not (home is not None and any(c.fold > 1 for c in home.chain)):
+            shape += f" ×{n}"  # folded with a loop's calls, drawn outside their cluster
         if it.kind == OP:
             node = it.obj
             lines = []
@@ -153,13 +159,21 @@ class Drawing:
                                            "style": "filled", "_gradable": True}
         if it.kind == LEAF:
             fill, border = st.LEAF
-            return (st.esc(user or "input"), [shape, "requires grad"],
+            return (st.esc(user or self.input_name(it.index)), [shape, "requires grad"],
                     {"fillcolor": fill, "color": border, "shape": "ellipse", "style": "filled",
                      "_gradable": True})
         fill, border = st.CONST
-        title = user or ("input" if it.obj is not None else "constant")
+        title = user or (self.input_name(it.index) if it.obj is not None else "constant")
         return st.esc(title), [shape], {"fillcolor": fill, "color": border, "shape": "ellipse",
                                         "style": "filled,dashed"}
+
+    def input_name(self, i: int) -> str:
+        """A name for an input the caller did not name: the argument it was passed as, or
+        the seed gradient of a ``create_graph`` graph."""
+        t = self.g.items[i].obj
+        if t is not None and is_seed(t.data):
+            return "seed ∇ (ones)"
+        return argument_name(self.g, i, self.of_item) or "input"
 
     def _box(self, u: int, call: Call) -> tuple[str, list, dict]:
         items = self.place.box_items[u]
@@ -194,14 +208,29 @@ class Drawing:
 
     # ---- edges -------------------------------------------------------------------------------
     def _edges(self) -> list[int]:
-        """Edges between kept boxes (one per recorded input; merged inside collapsed modules).
-        Returns the kept boxes that left-out boxes feed."""
+        """Edges between kept boxes (one per recorded input; merged inside collapsed modules
+        and folded calls). Returns the kept boxes that left-out boxes feed.
+
+        An edge of a folded copy is drawn as the first call's edge it copies; one that has no
+        such counterpart carried something from one call to the next: drawn as a loop."""
         unit_of, units, items, keep = self.place.unit_of, self.place.units, self.g.items, self.keep
+        folded = self.folded
+        rep = folded.rep
         collapse = self.depth is not None
         seen: set = set()
+        plain = {(unit_of[a], unit_of[b]) for a, b in self.g.edges
+                 if rep[a] == a and rep[b] == b}
+        loops: dict = {}
         fed_by_rest: list = []
         for src, dst in self.g.edges:
             a, b = unit_of[src], unit_of[dst]
+            if (rep[src] != src or rep[dst] != dst) and b < keep and a < keep:
+                if folded.is_loop(src, dst):
+                    loops[(a, b)] = loops.get((a, b), 0) + 1
+                    continue
+                if (a, b) in plain:
+                    continue
+                plain.add((a, b))  # an edge of the last call only (leaving the loop)
             if b >= keep:
                 continue
             if a >= keep:
@@ -220,6 +249,10 @@ class Drawing:
                 self.lines.append(f'\t{_id(a)} -> {_id(b)} [color="{st.CONST[1]}" style=dashed]')
             else:
                 self.lines.append(f"\t{_id(a)} -> {_id(b)}")
+        for (a, b), n in loops.items():
+            self.lines.append(f'\t{_id(a)} -> {_id(b)} [color="{st.LOOP}" penwidth=1.8 '
+                              f'constraint=false label=<<FONT POINT-SIZE="9" COLOR="{st.LOOP}">'
+                              f"to the next call ×{n}</FONT>>]")
         return fed_by_rest
 
     def _more_note(self, left_out: int, fed: list[int]) -> None:
@@ -235,6 +268,16 @@ class Drawing:
                                                fillcolor=fill, color=border))
         for b in fed:
             self.lines.append(f'\tmore -> {_id(b)} [style=dashed color="{border}"]')
+
+
+def is_seed(d: torch.Tensor) -> bool:
+    """A broadcast 1: how the seed gradient ``ones`` of ``backward``/``grad`` enters a graph
+    recorded with ``create_graph=True`` (a sum's VJP expands it, every element one value)."""
+    if d.numel() == 0 or not d.is_floating_point():
+        return False
+    if not all(st == 0 for st, n in zip(d.stride(), d.shape) if n > 1):
+        return False
+    return bool((d.reshape(-1)[:1] == 1).all())
 
 
 def _dtype_text(fact: tuple | None) -> str:

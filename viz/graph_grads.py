@@ -87,7 +87,7 @@ def op_stat(node: Any) -> GradStat | None:
     return None if rec is None else rec.received
 
 
-def record_of(node: Any) -> "StepRecord | None":
+def record_of(node: Any) -> StepRecord | None:
     return _RECORDS.get(node)
 
 
@@ -112,8 +112,8 @@ class StepRecord:
         self.to_leaf: dict = {}
 
 
-_RECORDS: "weakref.WeakKeyDictionary[Any, StepRecord]" = weakref.WeakKeyDictionary()
-_WATCHED: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+_RECORDS: weakref.WeakKeyDictionary[Any, StepRecord] = weakref.WeakKeyDictionary()
+_WATCHED: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 _clock = itertools.count()
 
 
@@ -124,7 +124,7 @@ def _stat(g: Any) -> GradStat | None:
     return grad_stat(d, -1 if d.dim() >= 2 else None)
 
 
-def _prehook(ref: "weakref.ref") -> Any:
+def _prehook(ref: weakref.ref) -> Any:
     def record_received(g: Any) -> None:
         node = ref()
         if node is not None:
@@ -132,7 +132,7 @@ def _prehook(ref: "weakref.ref") -> Any:
     return record_received
 
 
-def _posthook(ref: "weakref.ref") -> Any:
+def _posthook(ref: weakref.ref) -> Any:
     def record_applied(grad_inputs: tuple, grad_output: Any) -> None:
         node = ref()
         if node is None:
@@ -172,7 +172,7 @@ class GradWatch:
     def __len__(self) -> int:
         return len(self._handles)
 
-    def __enter__(self) -> "GradWatch":
+    def __enter__(self) -> GradWatch:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,6 +6,7 @@ the node was recorded (set by ``nn.Module.__call__``), or whatever object a user
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from . import graph_api as api
@@ -15,9 +16,10 @@ from .graph_walk import OP, PARAM, Graph
 class Call:
     """One module call: a cluster in the picture, or one box when collapsed by ``depth=``."""
 
-    __slots__ = ("module", "parent", "level", "index", "chain", "name", "desc", "repeat")
+    __slots__ = ("module", "parent", "level", "index", "chain", "name", "desc", "repeat",
+                 "first", "fold")
 
-    def __init__(self, module: Any, parent: "Call | None", index: int) -> None:
+    def __init__(self, module: Any, parent: Call | None, index: int) -> None:
         self.module = module
         self.parent = parent
         self.level = 0 if parent is None else parent.level + 1
@@ -25,10 +27,16 @@ class Call:
         self.index = index
         self.name = ""      # dotted name in the model, '' when unknown (or the model itself)
         self.desc = describe(module)
-        self.repeat = 0     # 1, 2, ... when the same module is called more than once
+        self.repeat = 0     # 1, 2, ... in run order when the same module is called more than once
+        self.first = 0      # run rank of its first op (set by graph_fold.number_calls)
+        self.fold = 0       # N when this call stands for N folded calls
 
     def title(self) -> str:
         head = f"{self.name}: {self.desc}" if self.name else self.desc
+        if self.fold > 1:
+            return f"{head} ×{self.fold}"
+        if any(c.fold > 1 for c in self.chain):  # inside a folded call: it stands for them all
+            return head
         return f"{head} (call {self.repeat})" if self.repeat else head
 
 
@@ -58,7 +66,7 @@ def _split(scope: Any) -> tuple[Any, Any]:
 
 
 def find_calls(g: Graph) -> tuple[list[Call], list]:
-    """All module calls, numbered outermost first in walk order, and each item's innermost call."""
+    """All module calls, outermost first in walk order, and each item's innermost call."""
     calls: list[Call] = []
     known: dict = {}  # id(scope object) -> Call; the nodes keep the scopes alive meanwhile
     of_item: list = [None] * len(g.items)
@@ -77,14 +85,35 @@ def find_calls(g: Graph) -> tuple[list[Call], list]:
             known[id(s)] = c
             parent = c
         of_item[it.index] = known[id(api.scope(it.obj))]
-    counts: dict = {}
-    for c in calls:
-        counts[id(c.module)] = counts.get(id(c.module), 0) + 1
-    seen: dict = {}
-    for c in calls:
-        if counts[id(c.module)] > 1:
-            seen[id(c.module)] = c.repeat = seen.get(id(c.module), 0) + 1
     return calls, of_item
+
+
+def argument_name(g: Graph, i: int, of_item: list) -> str | None:
+    """The name of the argument through which input item ``i`` entered the innermost module
+    call using it, read from that call's ``forward`` signature (``x`` for PyTorch's generic
+    ``input``): a layer's ``x``, a loss's ``target``. None when it entered no call or the
+    argument cannot be told."""
+    it = g.items[i]
+    if not it.consumers:
+        return None
+    k = it.consumers[0]
+    call = of_item[k]
+    if call is None:
+        return None
+    try:
+        sig = inspect.signature(call.module.forward)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    params = [p.name for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    op_inputs = g.items[k].parents
+    if len(params) == 1:
+        name = params[0]
+    elif len(op_inputs) == len(params):  # an op taking the call's arguments in order
+        name = params[op_inputs.index(i)]
+    else:
+        return None
+    return "x" if name == "input" else name
 
 
 def _named(model: Any, what: str, **kw: Any) -> list:
@@ -137,7 +166,7 @@ class Placement:
     """
 
     def __init__(self, g: Graph, calls: list[Call], of_item: list, owners: dict,
-                 depth: int | None) -> None:
+                 depth: int | None, rep: list[int]) -> None:
         self.units: list[tuple] = []
         self.cluster_of: list = []
         self.unit_of: list[int] = [0] * len(g.items)
@@ -154,11 +183,13 @@ class Placement:
             return u
 
         for it in g.items:
+            if rep[it.index] != it.index:  # a folded copy: drawn as its representative
+                continue
             home = None
             if it.kind == OP:
                 home = of_item[it.index]
             elif it.kind == PARAM:
-                home = self._param_home(g, it, of_item, owners)
+                home = self._param_home(g, it, of_item, owners, rep)
             if home is not None and depth is not None and home.level >= depth:
                 u = box(home.chain[depth])
                 self.box_items[u].append(it.index)
@@ -167,15 +198,18 @@ class Placement:
                 self.units.append(("item", it.index))
                 self.cluster_of.append(home)
             self.unit_of[it.index] = u
+        for i, r in enumerate(rep):
+            self.unit_of[i] = self.unit_of[r]
 
     @staticmethod
-    def _param_home(g: Graph, it: Any, of_item: list, owners: dict) -> Call | None:
+    def _param_home(g: Graph, it: Any, of_item: list, owners: dict,
+                    rep: list[int]) -> Call | None:
         owner = owners.get(id(it.obj))
         if owner is None:
             return None
         home = None
         for k in it.consumers:
-            c = of_item[k]
+            c = of_item[rep[k]]
             while c is not None and c.module is not owner:
                 c = c.parent
             if c is None or (home is not None and c is not home):

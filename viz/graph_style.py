@@ -27,10 +27,13 @@ CLUSTER_BORDER = "#a7a7bd"
 ZERO_BORDER = "#d7191c"             # gradient view: an all-zero gradient
 NONFINITE = ("#ff66cc", "#8b0057")  # gradient view: NaN or Inf in the gradient
 EDGE = "#6b6b6b"
+LOOP = "#c05a00"                    # the state passed from one folded call to the next
 SUBTLE = "#555555"
 
-# Log-scale palette for gradient norms: blue (small, vanishing) -> grey -> red (large).
-_STOPS = ("#3b4cc0", "#8db0fe", "#dddcdc", "#f49a7b", "#b40426")
+# Log-scale palette for gradient norms: blue (small, vanishing) -> teal -> green -> yellow ->
+# orange -> red (large). No stop and no blend between neighbours is grey, so no gradient norm
+# looks like the grey of "no gradient" (neighbouring stops are close in hue, never opposite).
+_STOPS = ("#2c3e9e", "#1f8fd1", "#27b3a0", "#7cc743", "#f2d43d", "#f0892a", "#b2182b")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -102,7 +105,7 @@ def _hex(rgb: Sequence[float]) -> str:
 
 
 def palette(t: float) -> str:
-    """Colour at ``t`` in [0, 1] along the blue -> grey -> red palette."""
+    """Colour at ``t`` in [0, 1] along the blue -> green -> yellow -> red palette."""
     t = max(0.0, min(1.0, t))
     pos = t * (len(_STOPS) - 1)
     i = min(int(pos), len(_STOPS) - 2)

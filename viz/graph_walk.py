@@ -18,7 +18,7 @@ OP, PARAM, LEAF, CONST = "op", "param", "leaf", "const"
 # node -> {input index: constant Tensor}: remembered while a node still holds its saved tensors
 # (watch_grads and draw_graph fill it) so a picture drawn after backward() freed them can still
 # name and shape the constant inputs.
-_CONSTANTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_CONSTANTS: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
 
 
 class Item:

@@ -1,16 +1,17 @@
 """The gradient view: norms against torch.autograd, all-zero (dead) layers, the legend."""
 from __future__ import annotations
 
+import colorsys
 import math
 import re
 
 import pytest
 import torch
+from viz_support import course_loss, course_net, dead_layer_net, labels, parse, text_of
 
 import autodiff as ad
 import viz
 from viz.graph_grads import grad_stat, op_stat
-from viz_support import course_loss, course_net, dead_layer_net, labels, parse, text_of
 
 
 def _norm_in(label: str) -> float:
@@ -19,7 +20,7 @@ def _norm_in(label: str) -> float:
 
 
 def _torch_course(model, x, y):
-    """The same network in torch.nn.functional with autograd: pre-activation grads and param grads."""
+    """The course network in torch with autograd: pre-activation and parameter gradients."""
     params = {n: p.data.clone().requires_grad_(True) for n, p in model.named_parameters()}
     h = torch.as_tensor(x.data)
     pre = []
@@ -96,7 +97,7 @@ def test_dead_layer_is_marked_at_depth_1():
 def test_colours_follow_a_log_scale():
     scale = viz.graph_style.LogScale([1e-4, 1.0])
     assert (scale.lo, scale.hi) == (-4, 0)
-    assert scale(1e-4) == "#3b4cc0" and scale(1.0) == "#b40426"
+    assert scale(1e-4) == viz.graph_style.palette(0) and scale(1.0) == viz.graph_style.palette(1)
     assert scale(1e-2) == viz.graph_style.palette(0.5)
     x = ad.tensor([1.0, 1.0], requires_grad=True)
     y = (x * 1e-4).sum()  # |dy/dx| = 1.4e-4, the gradient reaching the product is 1.41
@@ -110,6 +111,18 @@ def test_colours_follow_a_log_scale():
     by = {text_of(v).split(" |")[0]: v for v in dot.nodes.values()}
     assert fill(by["input"]) == scale(math.sqrt(2) * 1e-4)
     assert fill(by["MulScalar"]) == scale(math.sqrt(2))
+
+
+def test_no_gradient_colour_looks_like_the_grey_of_no_gradient():
+    """Mid-range norms used to come out grey/beige, like the legend's "grey: no gradient"."""
+    def hsv(h):
+        return colorsys.rgb_to_hsv(*(int(h[i:i + 2], 16) / 255 for i in (1, 3, 5)))
+
+    assert hsv(viz.graph_style.NOGRAD[0])[1] < 0.05  # the no-gradient fill is grey
+    sats = [hsv(viz.graph_style.palette(k / 400))[1] for k in range(401)]
+    assert min(sats) > 0.4
+    low, high = hsv(viz.graph_style.palette(0))[0], hsv(viz.graph_style.palette(1))[0]
+    assert 0.55 < low < 0.72 and min(high, 1 - high) < 0.03  # blue at the bottom, red on top
 
 
 def test_without_watch_ops_say_so_and_leaves_still_show():

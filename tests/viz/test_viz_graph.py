@@ -6,12 +6,22 @@ import subprocess
 
 import pytest
 import torch
+from viz_support import (
+    HAS_DOT,
+    Net,
+    chain_of,
+    course_loss,
+    course_net,
+    labels,
+    needs_dot,
+    parse,
+    recorded_counts,
+    text_of,
+)
 
 import autodiff as ad
 import nn
 import viz
-from viz_support import (HAS_DOT, Net, chain_of, course_loss, course_net, labels, needs_dot,
-                         parse, recorded_counts, text_of)
 
 
 def _source(*args, **kw) -> str:
@@ -133,19 +143,45 @@ def test_names_without_model_come_from_the_outermost_module():
     assert _source(loss) == _source(loss, model=net)
 
 
-def test_module_called_twice_gives_two_clusters():
+def test_module_called_twice_unfolded_numbers_calls_in_run_order():
     lin = nn.Linear(3, 3, generator=torch.Generator().manual_seed(0))
     x = ad.randn(2, 3)
     y = lin(lin(x).tanh()).sum()
-    dot = parse(_source(y, model=lin))
+    dot = parse(_source(y, model=lin, fold=False))
     # each call holds one op (the weight is shared, so it lives outside): no cluster, the op
     # says which call it belongs to
     assert not dot.clusters
-    calls = sorted(v.split(" | ")[1] for v in labels(dot).values() if v.startswith("Linear"))
-    assert calls == ["Linear(3→3) (call 1)", "Linear(3→3) (call 2)"]
-    w = [k for k, v in labels(dot).items() if v.startswith("weight")]
+    lab = labels(dot)
+    start = next(k for k, v in lab.items() if v.startswith("x |"))
+    path = [lab[k] for k in chain_of(dot, start)]
+    assert [p.split(" | ")[:2] for p in path] == [
+        ["x", "(2, 3)"], ["Linear", "Linear(3→3) (call 1)"], ["Tanh", "(2, 3)"],
+        ["Linear", "Linear(3→3) (call 2)"], ["Sum", "()"]]
+    w = [k for k, v in lab.items() if v.startswith("weight")]
     assert len(w) == 1 and dot.home[w[0]] is None
     assert sum(1 for a, b, _ in dot.edges if a == w[0]) == 2
+
+
+def test_repeated_calls_fold_into_one_cluster_with_a_loop():
+    lin = nn.Linear(3, 3, generator=torch.Generator().manual_seed(0))
+    h = ad.randn(2, 3)
+    for _ in range(5):
+        h = lin(h).tanh()
+    dot = parse(_source(h.sum(), model=lin))
+    assert [c.label for c in dot.clusters.values()] == ["Linear(3→3) ×5"]
+    lab = labels(dot)
+    ops = sorted(v.split(" |")[0] for v in lab.values())
+    assert ops == ["Linear", "Sum", "Tanh", "bias", "weight", "x"]
+    assert "×5" in next(v for v in lab.values() if v.startswith("Tanh"))  # folded outside
+    loops = [(a, b) for a, b, at in dot.edges if "next call" in at]
+    assert len(loops) == 1 and "×4" in next(at for *_, at in dot.edges if "next call" in at)
+    a, b = loops[0]
+    assert lab[a].startswith("Tanh") and lab[b].startswith("Linear")
+    assert 'constraint="false"' in dot.edges[[e[:2] for e in dot.edges].index((a, b))][2] or \
+        "constraint=false" in dot.edges[[e[:2] for e in dot.edges].index((a, b))][2]
+    # unfolded: every call and its number, in run order along the chain
+    full = parse(_source(h.sum(), model=lin, fold=False))
+    assert sum(v.startswith("Linear") for v in labels(full).values()) == 5
 
 
 def test_user_scopes_make_clusters_too():
@@ -181,7 +217,7 @@ def test_depth_0_and_full_detail():
     loss, _, _ = course_loss(model)
     dot0 = parse(_source(loss, model=model, depth=0))
     assert sorted(v.split(" |")[0] for v in labels(dot0).values()) == [
-        "MSELoss", "Sequential", "input", "input"]
+        "MSELoss", "Sequential", "target", "x"]  # inputs named by the calls' arguments
     seq = next(v for v in labels(dot0).values() if v.startswith("Sequential"))
     assert "7 ops, 8 params" in seq
     assert _source(loss, model=model, depth=2) == _source(loss, model=model)
@@ -194,7 +230,7 @@ def test_depth_on_nested_modules():
     assert [c.label for c in d1.clusters.values()] == ["Net"]
     boxes = sorted(v.split(" |")[0] for v in labels(d1).values())
     assert boxes == ["Mean", "PowScalar", "Relu", "blocks: Sequential", "inp: Linear(2→8)",
-                     "input", "out: Linear(8→1)"]
+                     "out: Linear(8→1)", "x"]
     d2 = parse(_source(loss, model=net, depth=2))
     assert sorted(c.label for c in d2.clusters.values()) == [
         "Net", "blocks: Sequential", "inp: Linear(2→8)", "out: Linear(8→1)"]
@@ -252,7 +288,7 @@ def test_constant_inputs_are_named_and_shaped_until_backward_frees_them():
     model = course_net()
     loss, x, y = course_loss(model)
     before = labels(parse(_source(loss, model=model)))
-    assert "input | (16, 2)" in before.values()
+    assert "x | (16, 2)" in before.values() and "target | (16, 1)" in before.values()
     loss.backward()
     # remembered from the first drawing
     assert labels(parse(_source(loss, model=model))) == before
@@ -278,7 +314,7 @@ def test_show_saved_draws_saved_tensors():
     assert any("saved tensors freed" in v for v in labels(dot).values())
 
 
-# ---- escaping and determinism ---------------------------------------------------------------------
+# ---- escaping and determinism --------------------------------------------------------------------
 NASTY = 'we"ird <b>{x}|[y]\n& \\N end'
 
 

@@ -5,11 +5,11 @@ import argparse
 import sys
 
 import pytest
+from viz_support import course_loss, course_net, needs_dot, parse, recorded_counts
 
 import autodiff as ad
 import viz
 from viz import graph_command
-from viz_support import course_loss, course_net, needs_dot, parse, recorded_counts
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -44,7 +44,7 @@ def test_dot_files_need_no_graphviz(monkeypatch, tmp_path):
     for name in ("g.dot", "g.gv"):
         p = viz.render(loss, tmp_path / name, model=model)
         assert p.read_text(encoding="utf-8").startswith("digraph {")
-    with pytest.raises(ValueError, match=r"\.png, \.svg, \.pdf or \.dot"):
+    with pytest.raises(ValueError, match=r"\.png, \.svg, \.pdf, \.dot or \.html"):
         viz.render(loss, tmp_path / "g.jpeg")
     with pytest.raises(TypeError, match="depth"):
         viz.render(viz.draw_graph(loss), tmp_path / "g.dot", depth=1)
