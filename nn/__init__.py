@@ -15,11 +15,12 @@ from .conv_layers import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from .layers import Dropout, Identity, Linear
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module
+from .norm_layers import BatchNorm1d, BatchNorm2d, LayerNorm
 from .parameter import Parameter
 
 __all__ = [
     "Module", "Parameter", "Sequential", "Linear", "Identity", "Dropout",
-    "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
+    "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
     "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "SiLU", "Softplus",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
     "functional", "init", "optim", "data", "train", "checkpoint", "parallel",

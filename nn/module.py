@@ -31,6 +31,7 @@ class Module(CourseInterface):
         d = self.__dict__
         d["_parameters"] = OrderedDict()
         d["_modules"] = OrderedDict()
+        d["_buffer_tensors"] = OrderedDict()
         d["training"] = True
 
     def forward(self, *input: Any) -> Any:
@@ -68,6 +69,11 @@ class Module(CourseInterface):
                 raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' of "
                                 f"{type(self).__name__}: an nn.Parameter or None is expected")
             params[name] = None
+        elif name in d.get("_buffer_tensors", ()):
+            if value is not None and not isinstance(value, torch.Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer '{name}' of "
+                                f"{type(self).__name__}: a torch.Tensor or None is expected")
+            d["_buffer_tensors"][name] = value
         elif name in modules:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' "
@@ -88,6 +94,40 @@ class Module(CourseInterface):
             raise KeyError(f"parameter name must be non-empty and contain no '.', got {name!r}")
         self._parameters[name] = param
         _setattr(self, name, param)
+
+    def register_buffer(self, name: str, tensor: torch.Tensor | None,
+                        persistent: bool = True) -> None:
+        """A tensor that is state but not a parameter (BatchNorm's running statistics): in
+        ``state_dict()`` unless ``persistent=False``, moved by ``to()``, never trained."""
+        if tensor is not None and not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"register_buffer('{name}'): expected a torch.Tensor or None, got "
+                            f"{type(tensor).__name__}")
+        if "." in name or not name:
+            raise KeyError(f"buffer name must be non-empty and contain no '.', got {name!r}")
+        self._buffer_tensors[name] = tensor
+        if not persistent:
+            self.__dict__.setdefault("_non_persistent", set()).add(name)
+        _setattr(self, name, tensor)
+
+    def named_buffers(self, prefix: str = "",
+                      recurse: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(dotted_name, buffer)`` pairs such as ``bn.running_mean``."""
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mp, m in modules:
+            for name, b in m.__dict__.get("_buffer_tensors", {}).items():
+                if b is not None:
+                    yield (f"{mp}.{name}" if mp else name), b
+
+    def buffers(self, recurse: bool = True) -> Iterator[torch.Tensor]:
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def _persistent_buffers(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for mp, m in self.named_modules():
+            skip = m.__dict__.get("_non_persistent", ())
+            for name, b in m.__dict__.get("_buffer_tensors", {}).items():
+                if b is not None and name not in skip:
+                    yield (f"{mp}.{name}" if mp else name), b
 
     def add_module(self, name: str, module: "Module | None") -> None:
         if module is not None and not isinstance(module, Module):
@@ -170,8 +210,10 @@ class Module(CourseInterface):
 
     # ---- state -------------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, torch.Tensor]":
-        """Parameter name -> torch tensor (sharing memory with the parameter, like torch's)."""
-        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+        """Parameter (then buffer) name -> torch tensor, sharing memory like torch's."""
+        sd = OrderedDict((name, p.data) for name, p in self.named_parameters())
+        sd.update(self._persistent_buffers())
+        return sd
 
     def load_state_dict(self, state_dict: Any, strict: bool = True) -> IncompatibleKeys:
         """Copy tensors into the parameters, after checking every key and shape first: on any
@@ -181,6 +223,8 @@ class Module(CourseInterface):
             raise TypeError(f"{name}.load_state_dict: expected a mapping of name -> tensor, got "
                             f"{type(state_dict).__name__}")
         own = dict(self.named_parameters())
+        buffers = dict(self._persistent_buffers())
+        own.update(buffers)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems = []
@@ -199,6 +243,8 @@ class Module(CourseInterface):
             elif v.shape != p.data.shape:
                 problems.append(f"size mismatch for '{k}': the checkpoint has shape "
                                 f"{tuple(v.shape)}, the model has {tuple(p.data.shape)}")
+            elif k in buffers:
+                values[k] = v  # any dtype (num_batches_tracked counts in int64)
             elif not (v.is_floating_point() or v.is_complex()):
                 problems.append(f"'{k}' has dtype {v.dtype}; a floating point tensor is expected")
             else:
@@ -207,7 +253,7 @@ class Module(CourseInterface):
             raise RuntimeError(f"Error(s) in loading state_dict for {name}:\n  " + "\n  ".join(problems))
         with ad.no_grad():
             for k, v in values.items():
-                own[k].data.copy_(v)
+                (own[k] if k in buffers else own[k].data).copy_(v)
         return IncompatibleKeys(missing, unexpected)
 
     def to(self, *args: Any, **kwargs: Any) -> "Module":
@@ -216,6 +262,12 @@ class Module(CourseInterface):
             p.data = p.data.to(*args, **kwargs)
             if p.grad is not None:
                 p.grad = Tensor._make(p.grad.data.to(*args, **kwargs))
+        device = torch._C._nn._parse_to(*args, **kwargs)[0]
+        for m in self.modules():
+            for name, b in m.__dict__.get("_buffer_tensors", {}).items():
+                if b is not None:  # like torch: only floating buffers change dtype
+                    setattr(m, name, b.to(*args, **kwargs) if b.is_floating_point()
+                            else b.to(device) if device is not None else b)
         return self
 
     def float(self) -> "Module":

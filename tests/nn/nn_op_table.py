@@ -7,6 +7,7 @@ Shapes stay tiny: gradgradcheck differentiates a whole backward pass per input e
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ def _ints(lo: int, hi: int) -> st.SearchStrategy:
     return st.integers(lo, hi)
 
 
-# ---- convolution --------------------------------------------------------------------------------
+# ---- convolution ---------------------------------------------------------------------------------
 @st.composite
 def _conv(draw: Any, padding_kind: str = "int", bias: bool = True) -> tuple:
     """(x, w[, b]) and the conv arguments: strides beyond the kernel, dilated padding, groups up
@@ -66,7 +67,7 @@ def _conv_fn(ns: Any, x: Any, w: Any, b: Any = None, **kw: Any) -> Any:
     return ns.conv2d(x, w, b, **kw)
 
 
-# ---- pooling ------------------------------------------------------------------------------------
+# ---- pooling -------------------------------------------------------------------------------------
 @st.composite
 def _pool(draw: Any, kind: str) -> tuple:
     gen = draw(generators())
@@ -91,6 +92,41 @@ def _pool(draw: Any, kind: str) -> tuple:
     return [values(shape, "distinct" if kind == "max" else "real", gen)], kw
 
 
+# ---- normalisation -------------------------------------------------------------------------------
+@st.composite
+def _batch_norm(draw: Any, training: bool, affine: bool) -> tuple:
+    gen = draw(generators())
+    c = draw(_ints(1, 3))
+    spatial = draw(st.sampled_from([(), (2,), (1, 2), (2, 1)]))
+    n = draw(_ints(2 if not spatial or spatial == (1, 1) else 1, 3))
+    xs = [values((n, c) + spatial, "real", gen)]
+    if affine:
+        xs += [values((c,), "real", gen), values((c,), "real", gen)]
+    kw = {"training": training, "eps": draw(st.sampled_from([1e-5, 0.1]))}
+    if not training:
+        kw["running_mean"] = values((c,), "real", gen)
+        kw["running_var"] = values((c,), "pos", gen)
+    return xs, kw
+
+
+def _batch_norm_fn(ns: Any, x: Any, w: Any = None, b: Any = None, running_mean: Any = None,
+                   running_var: Any = None, **kw: Any) -> Any:
+    return ns.batch_norm(x, running_mean, running_var, w, b, **kw)
+
+
+@st.composite
+def _layer_norm(draw: Any, affine: bool) -> tuple:
+    gen = draw(generators())
+    shape = tuple(draw(st.lists(_ints(1, 3), min_size=1, max_size=3)))
+    k = draw(_ints(1, len(shape)))
+    ns = shape[len(shape) - k:]
+    assume(math.prod(ns) > 1)  # one element normalises to 0 whatever it is
+    xs = [values(shape, "real", gen)]
+    if affine:
+        xs += [values(ns, "real", gen), values(ns, "real", gen)]
+    return xs, {"normalized_shape": ns}
+
+
 def _covered(h: int, w: int, kw: dict, dil: tuple) -> bool:
     from nn.pool import pooled_size
     k, p = kw["kernel_size"], kw["padding"]
@@ -107,4 +143,10 @@ OPS: list[Op] = [
     Op("conv2d_same", _conv_fn, _conv("same")),
     Op("max_pool2d", lambda ns, x, **kw: ns.max_pool2d(x, **kw), _pool("max")),
     Op("avg_pool2d", lambda ns, x, **kw: ns.avg_pool2d(x, **kw), _pool("avg")),
+    Op("batch_norm_train", _batch_norm_fn, _batch_norm(training=True, affine=True)),
+    Op("batch_norm_train_no_affine", _batch_norm_fn, _batch_norm(training=True, affine=False)),
+    Op("batch_norm_eval", _batch_norm_fn, _batch_norm(training=False, affine=True)),
+    Op("layer_norm", lambda ns, x, w, b, **kw: ns.layer_norm(x, weight=w, bias=b, **kw),
+       _layer_norm(affine=True)),
+    Op("layer_norm_no_affine", lambda ns, x, **kw: ns.layer_norm(x, **kw), _layer_norm(False)),
 ]

@@ -88,7 +88,7 @@ def test_second_order(op, data):
         assert_close(got, want, f"second-order gradient w.r.t. input {i}", **TIGHT)
 
 
-# ---- corners ------------------------------------------------------------------------------------
+# ---- corners -------------------------------------------------------------------------------------
 def _both(fn_ad, fn_t, *xs):
     """Values and gradients (of a random projection) of both functions, asserted equal."""
     a_in, t_in = ad_leaves(xs), torch_leaves(xs)
@@ -189,3 +189,61 @@ def test_cnn_block_equals_torch_twin():
     ty.sum().backward()
     for (name, p), tp in zip(m.named_parameters(), tm.parameters()):
         assert_close(p.grad, tp.grad, f"gradient of {name}", **TIGHT)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batch_norm_module_trains_and_evaluates_like_torch(momentum):
+    gen = torch.Generator().manual_seed(4)
+    t = torch.nn.BatchNorm2d(3, momentum=momentum).double()
+    m = nn.BatchNorm2d(3, momentum=momentum, dtype=F64)
+    assert list(m.state_dict()) == list(t.state_dict())
+    with torch.no_grad():
+        t.weight.normal_(generator=gen)
+        t.bias.normal_(generator=gen)
+    m.load_state_dict(t.state_dict())
+    for _ in range(2):
+        x = torch.randn(4, 3, 2, 2, generator=gen, dtype=F64)
+        _both(m, t, x)
+        t.zero_grad()
+    for k, v in t.state_dict().items():
+        torch.testing.assert_close(m.state_dict()[k], v, rtol=1e-12, atol=1e-12, msg=k)
+    m.eval()
+    t.eval()
+    _both(m, t, torch.randn(2, 3, 1, 1, generator=gen, dtype=F64))
+
+
+def test_batch_norm1d_without_running_stats_and_errors():
+    t = torch.nn.BatchNorm1d(2, affine=False, track_running_stats=False).double()
+    m = nn.BatchNorm1d(2, affine=False, track_running_stats=False)
+    assert list(m.state_dict()) == [] and m.running_mean is None
+    x = torch.randn(3, 2, 4, dtype=F64)
+    _both(m.eval(), t.eval(), x)  # no running statistics: batch statistics in eval too
+    with pytest.raises(ValueError, match="batch_norm: expected more than 1 value per channel"):
+        nn.BatchNorm1d(2)(ad.randn(1, 2))
+    with pytest.raises(ad.ShapeError, match="BatchNorm2d: expected an .N, C, H, W. input"):
+        nn.BatchNorm2d(2)(ad.randn(3, 2))
+
+
+def test_buffers_follow_to_and_copy_into_the_same_tensors():
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    keys = ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+            "1.num_batches_tracked"]
+    assert sorted(m.state_dict()) == sorted(keys)
+    rm = m[1].running_mean
+    sd = {k: v.clone() + (1 if v.is_floating_point() else 5) for k, v in m.state_dict().items()}
+    m.load_state_dict(sd)
+    assert m[1].running_mean is rm and int(m[1].num_batches_tracked) == 5
+    m.double()
+    assert m[1].running_var.dtype == F64 and m[1].num_batches_tracked.dtype == torch.int64
+
+
+def test_layer_norm_module_like_torch():
+    t = torch.nn.LayerNorm((2, 3)).double()
+    m = nn.LayerNorm((2, 3), dtype=F64)
+    with torch.no_grad():
+        t.weight.uniform_(-1, 1)
+    m.load_state_dict(t.state_dict())
+    _both(m, t, torch.randn(4, 2, 3, dtype=F64))
+    assert list(nn.LayerNorm(4, bias=False).state_dict()) == ["weight"]
+    with pytest.raises(ad.ShapeError, match=r"layer_norm: normalized_shape \(4,\) must be"):
+        nn.LayerNorm(4)(ad.randn(4, 3))

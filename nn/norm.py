@@ -1,0 +1,196 @@
+"""Batch and layer normalisation as ops: torch's kernels forward, fused first-order backward,
+and a composite VJP written with tapegrad ops under ``create_graph`` (so every order works).
+
+Over the m elements each statistic covers, with x̂ = (x - μ) / σ, σ = sqrt(var + eps) (biased var):
+
+    dx = (w / σ) (g - mean(g) - x̂ mean(g x̂)),   dw = Σ g x̂,   db = Σ g
+
+In evaluation, batch norm uses the running statistics, constants: dx = g w / σ_running.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+import autodiff as ad
+from autodiff import ShapeError, Tensor, as_tensor
+
+from .conv import check_floats
+
+_RAW = torch.Tensor
+_aten = torch.ops.aten
+_batch_norm = _aten.native_batch_norm.default
+_batch_norm_backward = _aten.native_batch_norm_backward.default
+_layer_norm_backward = _aten.native_layer_norm_backward.default
+
+
+def _channel_dims(x: Any) -> tuple:
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _per_channel(t: Any, x: Any) -> Any:
+    """A (C,) tensor shaped to broadcast over x's channel dim 1."""
+    return t.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+# ---- batch norm ----------------------------------------------------------------------------------
+def _batch_norm_train(x: torch.Tensor, w: Any, b: Any, eps: float, momentum: float,
+                      running: Any) -> torch.Tensor:
+    # running statistics (when tracked) are updated here, by the kernel itself, as torch does:
+    # a replay of the step updates them too
+    rm, rv = running if running is not None else (None, None)
+    return _batch_norm(x, w, b, rm, rv, True, momentum, eps)[0]
+
+
+def _batch_norm_eval(x: torch.Tensor, w: Any, b: Any, rm: torch.Tensor, rv: torch.Tensor,
+                     eps: float) -> torch.Tensor:
+    return _batch_norm(x, w, b, rm, rv, False, 0.0, eps)[0]
+
+
+class BatchNorm(ad.Op):
+    """y = w x̂ + b with batch statistics per channel (dim 1);  dx = (w / σ) (g - mean(g)
+    - x̂ mean(g x̂)),  dw = Σ g x̂,  db = Σ g  (means and sums over all dims but 1)"""
+    args = ("input", "weight", "bias")
+    saves = ("input", "weight")
+    reads = {"input": ("input", "weight"), "weight": ("input",), "bias": ()}
+    fields = ("eps", "momentum", "running")  # running: the (mean, var) buffers updated, or None
+    forward = staticmethod(_batch_norm_train)
+
+    def vjp(self, g, x, w):
+        nx, nw, nb = self.needs_input_grad
+        dims = _channel_dims(x)
+        if g.__class__ is _RAW:  # first order: torch's fused kernel, from the batch statistics
+            var, mean = torch.var_mean(x, dims, correction=0)
+            invstd = (var + self.eps).rsqrt()
+            return tuple(_batch_norm_backward(g, x, w, None, None, mean, invstd, True, self.eps,
+                                              (nx, nw, nb)))
+        m = math.prod(x.shape) // x.shape[1]
+        mean = x.mean(dims, keepdim=True)
+        xc = x - mean
+        invstd = ((xc * xc).mean(dims, keepdim=True) + self.eps) ** -0.5
+        xhat = xc * invstd
+        gsum = g.sum(dims, keepdim=True)
+        gxsum = (g * xhat).sum(dims, keepdim=True) if (nx or nw) else None
+        gx = None
+        if nx:
+            scale = invstd if w is None else invstd * _per_channel(w, x)
+            gx = (g - gsum / m - xhat * (gxsum / m)) * scale
+        return (gx, gxsum.reshape(-1) if nw else None, gsum.reshape(-1) if nb else None)
+
+
+class BatchNormEval(ad.Op):
+    """y = w (x - μ_r) / σ_r + b with the running statistics (constants);  dx = g w / σ_r,
+    dw = Σ g (x - μ_r) / σ_r,  db = Σ g"""
+    opname = "batch_norm"
+    args = ("input", "weight", "bias", "running_mean", "running_var")
+    saves = ("input", "weight", "running_mean", "running_var")
+    reads = {"input": ("weight", "running_var"), "weight": ("input", "running_mean", "running_var"),
+             "bias": ()}
+    fields = ("eps",)
+    forward = staticmethod(_batch_norm_eval)
+
+    def vjp(self, g, x, w, rm, rv):
+        nx, nw, nb = self.needs_input_grad[:3]
+        dims = _channel_dims(g)
+        if g.__class__ is _RAW:
+            x = g.new_empty(g.shape) if x is None else x  # shape only, where not saved
+            invstd = (rv + self.eps).rsqrt()
+            return tuple(_batch_norm_backward(g, x, w, rm, rv, None, invstd, False, self.eps,
+                                              (nx, nw, nb))) + (None, None)
+        invstd = _per_channel((rv + self.eps) ** -0.5, g)
+        gx = g * (invstd if w is None else invstd * _per_channel(w, g)) if nx else None
+        gw = (g * ((x - _per_channel(rm, g)) * invstd)).sum(dims) if nw else None
+        return gx, gw, (g.sum(dims) if nb else None), None, None
+
+
+def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = None,
+               bias: Any = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise each channel (dim 1) of an (N, C, ...) input: with the batch's statistics when
+    ``training`` (updating ``running_mean``/``running_var`` in place when given:
+    r = (1 - momentum) r + momentum · stat, the variance unbiased), else with the running ones."""
+    op = "batch_norm"
+    x = as_tensor(input)
+    w = None if weight is None else as_tensor(weight)
+    b = None if bias is None else as_tensor(bias)
+    check_floats(op, input=x, weight=w, bias=b)
+    if x.ndim < 2:
+        raise ShapeError(f"{op}: expected an (N, C, ...) input, got shape {tuple(x.shape)}")
+    c = x.shape[1]
+    for name, t in (("weight", w), ("bias", b), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise ShapeError(f"{op}: {name} must have shape ({c},) for an input of shape "
+                             f"{tuple(x.shape)}, got {tuple(t.shape)}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if training or running_mean is None:
+        if x.shape.numel() // max(c, 1) <= 1:
+            raise ValueError(f"{op}: expected more than 1 value per channel when training, got "
+                             f"input of shape {tuple(x.shape)}")
+        running = None
+        if training and running_mean is not None:
+            running = tuple(t.data if isinstance(t, Tensor) else t
+                            for t in (running_mean, running_var))
+        return BatchNorm.apply(x, w, b, eps=eps, momentum=momentum, running=running)
+    return BatchNormEval.apply(x, w, b, running_mean, running_var, eps=eps)
+
+
+# ---- layer norm ----------------------------------------------------------------------------------
+def _layer_norm(x: torch.Tensor, w: Any, b: Any, normalized_shape: tuple,
+                eps: float) -> torch.Tensor:
+    return torch.layer_norm(x, normalized_shape, w, b, eps)
+
+
+class LayerNorm(ad.Op):
+    """y = w x̂ + b, statistics over the last dims (normalized_shape);  dx = (1 / σ) (g w
+    - mean(g w) - x̂ mean(g w x̂)),  dw = Σ_lead g x̂,  db = Σ_lead g"""
+    args = ("input", "weight", "bias")
+    saves = ("input", "weight")
+    reads = {"input": ("input", "weight"), "weight": ("input",), "bias": ()}
+    fields = ("normalized_shape", "eps")
+    forward = staticmethod(_layer_norm)
+
+    def vjp(self, g, x, w):
+        nx, nw, nb = self.needs_input_grad
+        ns = self.normalized_shape
+        dims = tuple(range(x.ndim - len(ns), x.ndim))
+        if g.__class__ is _RAW:  # first order: torch's fused kernel
+            var, mean = torch.var_mean(x, dims, correction=0, keepdim=True)
+            rstd = (var + self.eps).rsqrt()
+            b = g.new_empty(ns) if nb else None  # the kernel reads the bias's shape only
+            return tuple(_layer_norm_backward(g, x, ns, mean, rstd, w, b, (nx, nw, nb)))
+        mean = x.mean(dims, keepdim=True)
+        xc = x - mean
+        rstd = ((xc * xc).mean(dims, keepdim=True) + self.eps) ** -0.5
+        xhat = xc * rstd
+        gx = None
+        if nx:
+            gw = g if w is None else g * w
+            gx = (gw - gw.mean(dims, keepdim=True)
+                  - xhat * (gw * xhat).mean(dims, keepdim=True)) * rstd
+        # the lead dims flattened into one: summing over none of them stays well defined
+        dw = (g * xhat).reshape((-1,) + tuple(ns)).sum(0) if nw else None
+        db = g.reshape((-1,) + tuple(ns)).sum(0) if nb else None
+        return gx, dw, db
+
+
+def layer_norm(input: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise over the last ``len(normalized_shape)`` dims, then scale by ``weight`` and
+    shift by ``bias`` (both of ``normalized_shape``)."""
+    op = "layer_norm"
+    x = as_tensor(input)
+    w = None if weight is None else as_tensor(weight)
+    b = None if bias is None else as_tensor(bias)
+    check_floats(op, input=x, weight=w, bias=b)
+    ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not ns or tuple(x.shape[x.ndim - len(ns):]) != ns or len(ns) > x.ndim:
+        raise ShapeError(f"{op}: normalized_shape {ns} must be the last dims of the input, got "
+                         f"input of shape {tuple(x.shape)}")
+    for name, t in (("weight", w), ("bias", b)):
+        if t is not None and tuple(t.shape) != ns:
+            raise ShapeError(f"{op}: {name} must have shape {ns}, got {tuple(t.shape)}")
+    return LayerNorm.apply(x, w, b, normalized_shape=ns, eps=eps)
