@@ -142,3 +142,14 @@ def test_curves_keep_zero_errors_and_runs_without_a_test_set(tmp_path, monkeypat
                         lambda self, s, **kw: (scales.append(s), real(self, s, **kw))[1])
     assert plot_history(h, tmp_path / "c.png").read_bytes().startswith(PNG)
     assert scales == ["log", "symlog"]  # loss on log, errors on symlog: 0% stays on the plot
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_train_on_cuda_and_refuse_a_missing_index(tmp_path, capsys):
+    import torch
+    out = str(tmp_path / "a")
+    assert cli.main(["train", "--device", "cuda", "--quiet", "--out", out, *SMALL]) == 0
+    missing = f"cuda:{torch.cuda.device_count()}"
+    assert cli.main(["train", "--device", missing, "--out", str(tmp_path / "b"), *SMALL]) == 2
+    assert "argument --device" in capsys.readouterr().err and not (tmp_path / "b").exists()
