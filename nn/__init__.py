@@ -9,7 +9,7 @@
 Every module also speaks the course interface: ``forward``, ``backward``, ``param``.
 """
 from . import checkpoint, data, functional, init, optim, parallel, train  # noqa: F401
-from .activations import LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
+from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from .container import Sequential
 from .conv_layers import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from .layers import Dropout, Identity, Linear
@@ -17,10 +17,12 @@ from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module
 from .norm_layers import BatchNorm1d, BatchNorm2d, LayerNorm
 from .parameter import Parameter
+from .sparse import Embedding
 
 __all__ = [
     "Module", "Parameter", "Sequential", "Linear", "Identity", "Dropout",
     "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+    "Embedding", "GELU",
     "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "SiLU", "Softplus",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
     "functional", "init", "optim", "data", "train", "checkpoint", "parallel",

@@ -7,6 +7,7 @@ import autodiff as ad
 from autodiff import Tensor
 
 from . import functional as F
+from .gelu import gelu
 from .module import Module
 
 
@@ -60,3 +61,19 @@ class Softplus(Module):
 
     def forward(self, input: Any) -> Tensor:
         return F.softplus(input)
+
+
+class GELU(Module):
+    """x Φ(x), Φ the standard normal CDF (``approximate="tanh"``: torch's tanh approximation)"""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input: Any) -> Tensor:
+        return gelu(input, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"

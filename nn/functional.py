@@ -137,5 +137,7 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Tensor:
 
 # convolution, pooling, normalisation, embedding, attention: ops of their own files
 from .conv import conv2d  # noqa: E402, F401
+from .embedding import embedding  # noqa: E402, F401
+from .gelu import gelu  # noqa: E402, F401
 from .norm import batch_norm, layer_norm  # noqa: E402, F401
 from .pool import avg_pool2d, max_pool2d  # noqa: E402, F401

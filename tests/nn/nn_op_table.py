@@ -18,6 +18,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autodiff"))
+from ad_op_table import args  # noqa: E402
 from ad_support import ad_leaves, assert_close, generators, torch_leaves, values  # noqa: E402, F401
 
 F64 = torch.float64
@@ -30,6 +31,9 @@ class Op:
     args: st.SearchStrategy
     second: bool = True
     gc: dict = field(default_factory=dict)
+    # False where torch's gradient is deliberately not the derivative (an embedding's padding
+    # row): compared with torch only, not with finite differences
+    numeric: bool = True
 
 
 def _ints(lo: int, hi: int) -> st.SearchStrategy:
@@ -127,6 +131,20 @@ def _layer_norm(draw: Any, affine: bool) -> tuple:
     return xs, {"normalized_shape": ns}
 
 
+# ---- embedding, GELU -----------------------------------------------------------------------------
+@st.composite
+def _embedding(draw: Any, padding: bool) -> tuple:
+    gen = draw(generators())
+    n, d = draw(_ints(1, 4)), draw(_ints(1, 3))
+    shape = tuple(draw(st.lists(_ints(1, 3), min_size=0, max_size=2)))
+    # few rows, several lookups: indices repeat (their gradients add up)
+    idx = torch.randint(0, n, shape, generator=gen)
+    kw: dict = {"input": idx}
+    if padding:
+        kw["padding_idx"] = draw(_ints(-n, n - 1))
+    return [values((n, d), "real", gen)], kw
+
+
 def _covered(h: int, w: int, kw: dict, dil: tuple) -> bool:
     from nn.pool import pooled_size
     k, p = kw["kernel_size"], kw["padding"]
@@ -134,6 +152,10 @@ def _covered(h: int, w: int, kw: dict, dil: tuple) -> bool:
     return all(any(0 <= o * s[i] - p[i] + j * dil[i] < size for j in range(k[i]))
                for i, size in enumerate((h, w))
                for o in range(pooled_size(size, k[i], s[i], p[i], dil[i], kw["ceil_mode"])))
+
+
+def _gelu_args(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+    return {"approximate": draw(st.sampled_from(["none", "tanh"]))}
 
 
 # ---- the table -----------------------------------------------------------------------------------
@@ -149,4 +171,9 @@ OPS: list[Op] = [
     Op("layer_norm", lambda ns, x, w, b, **kw: ns.layer_norm(x, weight=w, bias=b, **kw),
        _layer_norm(affine=True)),
     Op("layer_norm_no_affine", lambda ns, x, **kw: ns.layer_norm(x, **kw), _layer_norm(False)),
+    Op("embedding", lambda ns, w, input: ns.embedding(input, w), _embedding(padding=False)),
+    Op("embedding_padding_idx", lambda ns, w, input, padding_idx:
+       ns.embedding(input, w, padding_idx), _embedding(padding=True), numeric=False),
+    Op("gelu", lambda ns, x, approximate: ns.gelu(x, approximate=approximate),
+       args("real", params=_gelu_args)),
 ]
