@@ -123,10 +123,13 @@ def _add_train(sub: Any) -> None:
                    help=f"in [0, 1] ({_preset_default('weight_decay')})")
     p.add_argument("--batch-size", type=int, help=f"({_preset_default('batch_size')})")
     p.add_argument("--epochs", type=int, help=f"({_preset_default('epochs')})")
-    p.add_argument("--activation", choices=list(ACTIVATIONS), help="hidden activation")
+    p.add_argument("--activation", choices=list(ACTIVATIONS),
+                   help=f"hidden activation ({_preset_default('activation')})")
     p.add_argument("--loss", choices=list(LOSSES),
-                   help="bce: logits + BCEWithLogitsLoss; mse: MSE on 0/1 labels")
-    p.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule")
+                   help="bce: logits + BCEWithLogitsLoss; mse: MSE on 0/1 labels "
+                        f"({_preset_default('loss')})")
+    p.add_argument("--schedule", choices=list(SCHEDULES),
+                   help=f"learning-rate schedule ({_preset_default('schedule')})")
     p.add_argument("--warmup", type=int,
                    help="linear warm-up epochs of the cosine schedule "
                         f"({_preset_default('warmup')})")
