@@ -115,7 +115,7 @@ JS = r"""
     let n = 0;
     for (const g of boxes(depth)) {
       const b = boxInfo[g.getAttribute('data-tg')];
-      const hit = q !== '' && b && (b.params || []).some(p => p.toLowerCase().includes(q));
+      const hit = !!(q && b && (b.params || []).some(p => p.toLowerCase().includes(q)));
       g.classList.toggle('tg-found', hit);
       if (hit) n++;
     }
