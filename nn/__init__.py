@@ -10,6 +10,7 @@ Every module also speaks the course interface: ``forward``, ``backward``, ``para
 """
 from . import checkpoint, data, functional, init, optim, parallel, train  # noqa: F401
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
+from .attention import MultiheadAttention
 from .container import Sequential
 from .conv_layers import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from .layers import Dropout, Identity, Linear
@@ -22,7 +23,7 @@ from .sparse import Embedding
 __all__ = [
     "Module", "Parameter", "Sequential", "Linear", "Identity", "Dropout",
     "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
-    "Embedding", "GELU",
+    "Embedding", "GELU", "MultiheadAttention",
     "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "SiLU", "Softplus",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
     "functional", "init", "optim", "data", "train", "checkpoint", "parallel",

@@ -136,6 +136,7 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Tensor:
 
 
 # convolution, pooling, normalisation, embedding, attention: ops of their own files
+from .attention import scaled_dot_product_attention  # noqa: E402, F401
 from .conv import conv2d  # noqa: E402, F401
 from .embedding import embedding  # noqa: E402, F401
 from .gelu import gelu  # noqa: E402, F401

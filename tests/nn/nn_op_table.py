@@ -145,6 +145,27 @@ def _embedding(draw: Any, padding: bool) -> tuple:
     return [values((n, d), "real", gen)], kw
 
 
+# ---- attention -----------------------------------------------------------------------------------
+@st.composite
+def _attention(draw: Any, mask: str) -> tuple:
+    """q (..., L, E), k (..., S, E), v (..., S, Ev); L = 1 and S = 1 included."""
+    gen = draw(generators())
+    batch = tuple(draw(st.lists(_ints(1, 2), min_size=0, max_size=2)))
+    n_q, n_k, e, ev = draw(_ints(1, 3)), draw(_ints(1, 3)), draw(_ints(1, 3)), draw(_ints(1, 2))
+    xs = [values(batch + (n_q, e), "real", gen), values(batch + (n_k, e), "real", gen),
+          values(batch + (n_k, ev), "real", gen)]
+    kw: dict = {}
+    if mask == "causal":
+        kw["is_causal"] = True
+    elif mask == "bool":  # rows with every key masked out included
+        kw["attn_mask"] = torch.rand((n_q, n_k), generator=gen) > 0.4
+    elif mask == "float":
+        kw["attn_mask"] = values((n_q, n_k), "real", gen)
+    if draw(st.booleans()):
+        kw["scale"] = draw(st.sampled_from([0.25, 1.5]))
+    return xs, kw
+
+
 def _covered(h: int, w: int, kw: dict, dil: tuple) -> bool:
     from nn.pool import pooled_size
     k, p = kw["kernel_size"], kw["padding"]
@@ -176,4 +197,12 @@ OPS: list[Op] = [
        ns.embedding(input, w, padding_idx), _embedding(padding=True), numeric=False),
     Op("gelu", lambda ns, x, approximate: ns.gelu(x, approximate=approximate),
        args("real", params=_gelu_args)),
+    Op("sdpa", lambda ns, q, k, v, **kw: ns.scaled_dot_product_attention(q, k, v, **kw),
+       _attention("none")),
+    Op("sdpa_causal", lambda ns, q, k, v, **kw: ns.scaled_dot_product_attention(q, k, v, **kw),
+       _attention("causal")),
+    Op("sdpa_bool_mask", lambda ns, q, k, v, **kw: ns.scaled_dot_product_attention(q, k, v, **kw),
+       _attention("bool")),
+    Op("sdpa_float_mask", lambda ns, q, k, v, **kw:
+       ns.scaled_dot_product_attention(q, k, v, **kw), _attention("float")),
 ]

@@ -288,3 +288,102 @@ def test_gelu_module_like_torch():
         _both(nn.GELU(approximate), torch.nn.GELU(approximate), x)
     with pytest.raises(ValueError, match="GELU: approximate"):
         nn.GELU("fast")
+
+
+def test_attention_dropout_draws_its_mask_from_the_generator():
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 4, generator=gen, dtype=F64) for _ in range(3))
+
+    def ours(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=0.4, is_causal=True,
+                                              generator=torch.Generator().manual_seed(7))
+
+    def reference(q, k, v):
+        keep = torch.rand((2, 3, 3), generator=torch.Generator().manual_seed(7), dtype=F64) >= 0.4
+        scores = (q @ k.mT / 2).masked_fill(~torch.ones(3, 3, dtype=torch.bool).tril(),
+                                            float("-inf"))
+        return (scores.softmax(-1) * keep / 0.6) @ v
+
+    _both(ours, reference, q, k, v)
+    y = ours(*(ad.Tensor(t) for t in (q, k, v)))
+    assert not torch.equal(y.data, F.scaled_dot_product_attention(
+        *(ad.Tensor(t) for t in (q, k, v)), is_causal=True).data)  # something was dropped
+
+
+def test_attention_fully_masked_row_is_zero_with_finite_gradients():
+    q, k, v = (ad.randn(1, 2, 3, dtype=F64, requires_grad=True) for _ in range(3))
+    mask = torch.tensor([[True, False], [False, False]])  # query 1 may attend nothing
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    t = TF.scaled_dot_product_attention(q.data, k.data, v.data, attn_mask=mask)
+    assert_close(y, t, "output", **TIGHT)
+    assert not y.data[0, 1].any()
+    y.sum().backward()
+    assert all(bool(x.grad.data.isfinite().all()) for x in (q, k, v))
+    with pytest.raises(ValueError, match="scaled_dot_product_attention: give attn_mask or"):
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=True)
+    with pytest.raises(ad.ShapeError, match="scaled_dot_product_attention: expected query"):
+        F.scaled_dot_product_attention(q, ad.randn(1, 2, 4, dtype=F64), v)
+
+
+def _mha_pair(batch_first: bool, bias: bool = True, dropout: float = 0.0):
+    torch.manual_seed(3)
+    t = torch.nn.MultiheadAttention(4, 2, dropout=dropout, bias=bias, batch_first=batch_first)
+    torch.manual_seed(3)
+    m = nn.MultiheadAttention(4, 2, dropout=dropout, bias=bias, batch_first=batch_first)
+    assert list(m.state_dict()) == list(t.state_dict())
+    for key, value in t.state_dict().items():
+        assert torch.equal(m.state_dict()[key], value), key  # initialised like torch's
+    return m.double(), t.double()
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_attention_equals_torch(batch_first):
+    m, t = _mha_pair(batch_first)
+    gen = torch.Generator().manual_seed(0)
+    n, n_q, n_k = 2, 3, 4
+    q = torch.randn((n, n_q, 4) if batch_first else (n_q, n, 4), generator=gen, dtype=F64)
+    kv = torch.randn((n, n_k, 4) if batch_first else (n_k, n, 4), generator=gen, dtype=F64)
+    pad = torch.tensor([[False, False, True, False], [False, False, False, False]])
+    per_head = torch.rand(n * 2, n_q, n_k, generator=gen) > 0.7
+    per_head[..., 0] = False  # every query keeps one key (torch's weights would be NaN)
+    for kw in ({}, {"key_padding_mask": pad}, {"attn_mask": per_head, "need_weights": False},
+               {"attn_mask": torch.randn(n_q, n_k, generator=gen, dtype=F64),
+                "average_attn_weights": False}):
+        a_in = ad_leaves([q, kv])
+        t_in = torch_leaves([q, kv])
+        (y, w), (ty, tw) = m(a_in[0], a_in[1], a_in[1], **kw), t(t_in[0], t_in[1], t_in[1], **kw)
+        assert_close(y, ty, f"output {kw}", **TIGHT)
+        assert (w is None) == (tw is None)
+        if w is not None:
+            assert_close(w, tw, f"weights {kw}", **TIGHT)
+        (y * y).sum().backward()
+        (ty * ty).sum().backward()
+        for (name, p), tp in zip(m.named_parameters(), t.parameters()):
+            assert_close(p.grad, tp.grad, f"gradient of {name} {kw}", **TIGHT)
+        for a, b in zip(a_in, t_in):
+            assert_close(a.grad, b.grad, f"input gradient {kw}", **TIGHT)
+        m.zero_grad()
+        t.zero_grad()
+
+
+def test_multihead_self_attention_causal_unbatched_and_len_one():
+    m, t = _mha_pair(batch_first=True, bias=False)
+    for n_q in (1, 3):
+        x = torch.randn(n_q, 4, dtype=F64)  # unbatched (L, E)
+        causal = torch.nn.Transformer.generate_square_subsequent_mask(n_q, dtype=F64)
+        y, w = m(*(ad.Tensor(x),) * 3, is_causal=True)  # no mask needed here (torch needs one)
+        ty, tw = t(x, x, x, attn_mask=causal, is_causal=True)
+        assert_close(y, ty, "output", **TIGHT)
+        assert_close(w, tw, "weights", **TIGHT)
+    with pytest.raises(ValueError, match="MultiheadAttention: embed_dim .5. must be divisible"):
+        nn.MultiheadAttention(5, 2)
+
+
+def test_multihead_attention_dropout_only_in_training():
+    m, t = _mha_pair(batch_first=True, dropout=0.5)
+    x = ad.Tensor(torch.randn(2, 3, 4, dtype=F64))
+    y1, y2 = m(x, x, x)[0], m(x, x, x)[0]
+    assert not torch.equal(y1.data, y2.data)
+    m.eval()
+    t.eval()
+    assert_close(m(x, x, x)[0], t(x.data, x.data, x.data)[0], "eval output", **TIGHT)
