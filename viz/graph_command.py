@@ -3,7 +3,8 @@
 Builds 2 -> 25 -> 25 -> 25 -> 1 (the course's disc classifier), runs the forward pass and
 ``backward()`` on one mini-batch of the disc data set and writes two pictures into ``--out``:
 ``graph_forward.<fmt>`` (the recorded graph, one box per layer by default) and
-``graph_grad.<fmt>`` (every op and parameter coloured by the norm of its gradient).
+``graph_grad.<fmt>`` (every op and parameter coloured by the norm of its gradient); with
+``--format html``, one interactive page ``graph.html`` holding both.
 """
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direction", choices=("TB", "LR"), default="TB",
                         help="layout direction: TB (top to bottom, default) or LR (left to right)")
     parser.add_argument("--format", choices=FORMATS, default="png",
-                        help="output format (default png; dot writes the Graphviz source)")
+                        help="output format (default png; dot writes the Graphviz source; html "
+                             "writes one page, graph.html, with every depth, tooltips and a "
+                             "backward stepper)")
     parser.add_argument("--out", default="runs/graph",
                         help="output folder (default runs/graph)")
     parser.add_argument("--activation", default="relu",
@@ -89,12 +92,23 @@ def run(args: argparse.Namespace) -> int:
             missing = e
             written.append(out / f"{name}.dot")
 
+    if args.format == "html":  # one page: every depth, tooltips and the backward stepper
+        watch = watch_grads(loss)
+        loss.backward()
+        watch.remove()
+        draw("graph", depth=args.depth if args.depth is not None else fwd_depth,
+             title=f"one training step: {what}")
+        return _report(written, missing)
     draw("graph_forward", depth=fwd_depth, title=f"forward graph of one training step\n{what}")
     watch = watch_grads(loss)
     loss.backward()
     watch.remove()
     draw("graph_grad", depth=grad_depth, show_grad=True,
          title=f"gradient norms after backward()\n{what}")
+    return _report(written, missing)
+
+
+def _report(written: list, missing: Exception | None) -> int:
     for p in written:
         print(p)
     if missing is not None:

@@ -17,6 +17,7 @@ from . import graph_style as st
 from .graph_api import Tensor
 from .graph_fold import Fold
 from .graph_gradview import GradView
+from .graph_layout import layout_attrs
 from .graph_modules import Call, Placement, argument_name, exit_item, visible_clusters
 from .graph_walk import CONST, LEAF, OP, PARAM, Graph, tensor_facts
 
@@ -92,7 +93,11 @@ class Drawing:
             if root < self.keep:  # keeps the legend below (TB) or beside (LR) the output
                 self.lines.append(f"\t{_id(root)} -> legend [style=invis]")
 
-        dot = graphviz.Digraph(graph_attr={**GRAPH_ATTR, "rankdir": self.rankdir},
+        attrs = {**GRAPH_ATTR, "rankdir": self.rankdir}
+        fast = layout_attrs(self.keep)
+        if fast:
+            del attrs["ordering"]
+        dot = graphviz.Digraph(graph_attr={**attrs, **fast},
                                node_attr=NODE_ATTR, edge_attr=EDGE_ATTR)
         if self.title:
             head, *rest = self.title.split("\n")

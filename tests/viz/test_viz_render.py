@@ -136,6 +136,16 @@ def test_graph_command_pngs(tmp_path):
         assert data.startswith(PNG) and len(data) > 10_000
 
 
+@needs_dot
+def test_graph_command_html_page(tmp_path, capsys):
+    assert graph_command.run(_args(tmp_path, "--format", "html")) == 0
+    text = (tmp_path / "graph.html").read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and 'id="tg-step-info"' in text
+    assert '"name":"MSELoss"' in text  # the recorded backward, first step
+    assert not (tmp_path / "graph_forward.png").exists()
+    assert "graph.html" in capsys.readouterr().out
+
+
 def test_graph_command_rejects_bad_options(tmp_path, capsys):
     assert graph_command.run(_args(tmp_path, "--activation", "nope")) == 2
     assert "unknown activation" in capsys.readouterr().err

@@ -84,7 +84,7 @@ def recorded_counts(roots) -> tuple[int, int, int, int]:
 class Cluster:
     name: str
     label: str = ""
-    parent: "Cluster | None" = None
+    parent: Cluster | None = None
     nodes: list = field(default_factory=list)
 
 
