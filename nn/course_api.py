@@ -17,7 +17,6 @@ import torch
 import autodiff as ad
 from autodiff import Tensor
 from autodiff.errors import GraphError, ShapeError
-from autodiff.grad_mode import state as _state
 
 
 def _course_forward(fn: Callable) -> Callable:
@@ -25,21 +24,19 @@ def _course_forward(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def forward(self: Any, *input: Any, **kwargs: Any) -> Any:
-        prev = _state.scope
+        prev = ad.current_scope()
         if prev.__class__ is tuple and prev[0] is self:
             return fn(self, *input, **kwargs)  # super().forward(...) inside our own call
-        if not _state.grad_enabled:
+        recording = ad.is_grad_enabled()
+        if not recording:
             self.__dict__["_course"] = None
             tracked: list = []
             args = input
         else:
             tracked, args = _track_inputs(input, self._course_inputs)
-        _state.scope = (self, prev)
-        try:
+        with ad.scope((self, prev)):  # as Module.__call__ tags the nodes with the call
             out = fn(self, *args, **kwargs)
-        finally:
-            _state.scope = prev
-        if _state.grad_enabled:
+        if recording:
             self.__dict__["_course"] = (tracked, out)
         return out
 
@@ -58,11 +55,10 @@ def _track_inputs(input: tuple, limit: int | None) -> tuple[list, tuple]:
         if isinstance(x, torch.Tensor):
             x = Tensor(x)
         if isinstance(x, Tensor):
-            if not x._requires_grad and (x.data.is_floating_point() or x.data.is_complex()):
-                x = Tensor._make(x.data)
-                x._requires_grad = True
+            if not x.requires_grad and (x.data.is_floating_point() or x.data.is_complex()):
+                x = x.detach().requires_grad_(True)
             args[i] = x
-            tracked.append(x if x._requires_grad else None)
+            tracked.append(x if x.requires_grad else None)
         else:
             tracked.append(None)
     return tracked, tuple(args)
@@ -105,8 +101,8 @@ class CourseInterface:
                 raise ShapeError(f"{name}.backward(): the gradient has shape {tuple(g.shape)} but "
                                  f"forward() returned shape {tuple(o.shape)}; they must match.")
         inputs = [x for x in tracked if x is not None]
-        params = [p for p in self.parameters() if p._requires_grad]
-        live = [i for i, o in enumerate(outs) if isinstance(o, Tensor) and o._requires_grad]
+        params = [p for p in self.parameters() if p.requires_grad]
+        live = [i for i, o in enumerate(outs) if isinstance(o, Tensor) and o.requires_grad]
         grads: tuple = (None,) * (len(inputs) + len(params))
         if live and (inputs or params):
             gos = [gradwrtoutput[i] for i in live] if gradwrtoutput else None
@@ -115,7 +111,7 @@ class CourseInterface:
         self.__dict__["_course"] = None  # the graph between output and inputs is now freed
         for p, g in zip(params, grads[len(inputs):]):
             if g is not None:
-                p.grad = g if p.grad is None else Tensor._make(p.grad.data + g.data)
+                p.grad = g if p.grad is None else Tensor(p.grad.data + g.data)
         it = iter(grads[:len(inputs)])
         result = []
         for x in tracked:
