@@ -17,6 +17,10 @@ first call (as in any tracer). Tensors the step reads but did not compute are re
 constants, except the step's inputs and the leaves that require grad (read afresh each call).
 Steps that use ops without a raw kernel (``where`` on data, indexing by a data tensor,
 comparisons feeding the loss, custom Functions, ...) are refused with an error naming the op.
+
+``replay(fn, optimizer=opt)`` also runs ``opt.step()`` and ``opt.zero_grad()`` in each call;
+``compile=True`` compiles the replayed step, the optimizer's update included, with
+``torch.compile`` (``autodiff.replay_compile``).
 """
 from __future__ import annotations
 
@@ -40,6 +44,15 @@ class _Plan:
 
     __slots__ = ("inputs", "params", "consts", "forward", "backward", "root", "n_slots", "_fn",
                  "compiled")
+    inputs: list     # slot of each step input
+    params: list     # (slot, leaf) of each leaf that requires grad
+    consts: list     # (slot, raw tensor) read as constants
+    forward: list    # (out slot, kernel, argument slots)
+    backward: list   # (gradient slot, VJP, saved slots, parent slots)
+    root: int
+    n_slots: int
+    _fn: Any
+    compiled: Any    # None (not yet), False (plain replay), or a replay_compile.CompiledStep
 
     def compile(self) -> None:
         namespace: dict = {}
@@ -61,7 +74,8 @@ class _Plan:
         for i, slot in enumerate(self.inputs):
             blocks.append(([f"s{slot} = inputs[{i}]"], ()))
         for i, (slot, _) in enumerate(self.params):
-            blocks.append(([f"s{slot} = params[{i}]" + ("" if raw_params else ".data")], ()))
+            read = f"params[{i}]" if raw_params else f"params[{i}].data"
+            blocks.append(([f"s{slot} = {read}"], ()))
         for i, (slot, _) in enumerate(self.consts):
             blocks.append(([f"s{slot} = consts[{i}]"], ()))
         for k, (out, _, args) in enumerate(self.forward):
@@ -110,7 +124,7 @@ if hasattr(engine, "accumulate"):
         engine.accumulate(p, g, False, foreign)
 else:  # TEMP: the engine before the redesign
     def _accumulate_one(p: Any, g: Any, foreign: set) -> None:
-        engine._accumulate(p, g, foreign, False)
+        engine._accumulate(p, g, foreign, False)  # type: ignore[attr-defined]
 
 
 def _acc(a: Any, b: Any) -> Any:

@@ -120,6 +120,7 @@ class CompiledStep:
         self.rule = rule if rule is not None else _NoUpdate()
         self.params = [p for _, p in plan.params]
         self.owned = tuple(self.rule.owned)
+        self.owned_params = [self.params[i] for i in self.owned]
         owned = set(self.owned)
         self.others = tuple(i for i in range(len(self.params)) if i not in owned)
         self.consts = [c for _, c in plan.consts]
@@ -181,15 +182,14 @@ class CompiledStep:
         (not compiled, or the optimizer's state not made yet)."""
         if self.failed is not None:
             return None
-        params = self.params
-        for i in self.owned:
-            if params[i].grad is not None:  # accumulated before the step: the plain path adds it
+        for p in self.owned_params:
+            if p.grad is not None:  # accumulated before the step: the plain path adds it
                 return None
         prep = self.rule.prepare()
         if prep is None:
             return None
         key, st, hyper = prep
-        raw_params = [p.data for p in params]
+        raw_params = [p.data for p in self.params]
         entry = self.fns.get(key)
         if entry is None:
             try:

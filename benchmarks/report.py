@@ -4,11 +4,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-IMPLS = ("tapegrad", "tapegrad_replay", "torch_eager", "lower_bound")  # column order
+IMPLS = ("tapegrad", "tapegrad_replay", "tapegrad_compiled", "jax_jit", "torch_compile",
+         "torch_eager", "lower_bound")  # column order
 LABELS = {"tapegrad": "tapegrad", "tapegrad_replay": "tapegrad replay",
-          "torch_eager": "torch eager", "lower_bound": "lower bound"}
-SHORT = {"tapegrad": "tapegrad", "tapegrad_replay": "replay", "torch_eager": "eager",
+          "tapegrad_compiled": "tapegrad compiled", "jax_jit": "jax.jit",
+          "torch_compile": "torch.compile", "torch_eager": "torch eager",
+          "lower_bound": "lower bound"}
+SHORT = {"tapegrad": "tapegrad", "tapegrad_replay": "replay", "tapegrad_compiled": "compiled",
+         "jax_jit": "jax", "torch_compile": "torch.compile", "torch_eager": "eager",
          "lower_bound": "lower"}
+MINE = ("tapegrad", "tapegrad_replay", "tapegrad_compiled")
+# ratio columns: tapegrad's implementations over these (the compiled step also over jax.jit)
+AGAINST = {"tapegrad": ("torch_eager", "lower_bound"),
+           "tapegrad_replay": ("torch_eager", "lower_bound"),
+           "tapegrad_compiled": ("torch_eager", "lower_bound", "jax_jit")}
 
 
 def fmt_time(s: float | None) -> str:
@@ -39,13 +48,16 @@ def fmt_ratio(r: float | None) -> str:
 
 
 def ratios(values: dict) -> dict:
-    """tapegrad (and tapegrad replay, when measured) over torch eager and over the lower bound."""
+    """tapegrad (and its replay and compiled step, when measured) over torch eager and over the
+    lower bound; the compiled step also over jax.jit."""
     out = {}
-    for mine in ("tapegrad", "tapegrad_replay"):
+    for mine in MINE:
         if mine not in values:
             continue
         tg = values[mine]
-        for other in ("torch_eager", "lower_bound"):
+        for other in AGAINST[mine]:
+            if other == "jax_jit" and other not in values:
+                continue
             v = values.get(other)
             out[f"{mine}/{other}"] = tg / v if tg is not None and v else None
     return out
@@ -55,8 +67,8 @@ def _columns(rows: list[dict], key: str = "results") -> tuple[list[str], list[st
     """The implementations present and the ratio keys present, in table order."""
     present = {k for r in rows for k in r[key]}
     impls = [k for k in IMPLS if k in present]
-    rats = [f"{a}/{b}" for a in ("tapegrad", "tapegrad_replay") if a in present
-            for b in ("torch_eager", "lower_bound")]
+    rats = [f"{a}/{b}" for a in MINE if a in present for b in AGAINST[a]
+            if b in present or b != "jax_jit"]
     return impls, rats
 
 
@@ -170,6 +182,35 @@ def chain_memory_table(rows: list[dict]) -> list[str]:
     return _table(header, body, right_from=2)
 
 
+def compile_table(rows: list[dict]) -> list[str]:
+    """Compile time (first calls minus as many steady steps), and after how many steps it pays
+    off against torch eager and, for tapegrad compiled, against tapegrad's plain replay."""
+    header = ["workload", "device", "threads", "implementation", "compile", "per step",
+              "break-even vs torch eager", "break-even vs tapegrad replay"]
+    body = []
+
+    def even(c: float, slow: float | None, fast: float) -> str:
+        if slow is None:
+            return "-"
+        return "never" if slow <= fast else f"{max(c, 0.0) / (slow - fast):,.0f} steps"
+    for r in rows:
+        for k, c in r.get("compile_s", {}).items():
+            med = {n: v["median"] for n, v in r["results"].items()}
+            replay = med.get("tapegrad_replay") if k == "tapegrad_compiled" else None
+            body.append([r["label"], r["device"], str(r["threads"]), LABELS[k], fmt_time(c),
+                         fmt_time(med[k]), even(c, med.get("torch_eager"), med[k]),
+                         even(c, replay, med[k]) if replay else "-"])
+    return _table(header, body, right_from=4)
+
+
+def starts_table(rows: list[dict]) -> list[str]:
+    header = ["implementation", "device", "first process (empty compile cache)",
+              "second process (cache from the first)", "speed-up"]
+    body = [[LABELS[r["impl"]], r["device"], fmt_time(r["cold_s"]), fmt_time(r["warm_s"]),
+             fmt_ratio(r["cold_s"] / r["warm_s"] if r["warm_s"] else None)] for r in rows]
+    return _table(header, body, right_from=2)
+
+
 def machine_line(m: dict) -> str:
     return (f"{m['cpu']} ({m['cpus']} CPUs visible), {m.get('gpu') or 'no GPU'}, "
             f"torch {m['torch']}, Python {m['python']}, {m['platform']}; "
@@ -193,6 +234,12 @@ def markdown(res: dict) -> str:
         lines.append(f"Sanity ({dev}): {s['summary']}")
     if res.get("timing"):
         lines += ["", "## Time (training step, whole run, per op)", "", *timing_table(res["timing"])]
+    if any(r.get("compile_s") for r in res.get("timing", [])):
+        lines += ["", "## Compile time and break-even (in-process; Inductor's cache may be warm)",
+                  "", *compile_table(res["timing"])]
+    if res.get("compile_starts"):
+        lines += ["", "## Compile time at process start: empty cache, then the cache left by the "
+                  "first process", "", *starts_table(res["compile_starts"])]
     if res.get("chains"):
         lines += ["", "## Deep chains (tanh and neg alternating, then sum; time per op)", "",
                   *chain_table(res["chains"])]

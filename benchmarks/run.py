@@ -1,7 +1,8 @@
-"""The benchmark: tapegrad vs PyTorch eager vs the hand-written lower bound, in one process run.
+"""The benchmark: tapegrad vs PyTorch eager vs the hand-written lower bound, in one process run,
+with the compiled peers (tapegrad's compiled replay, jax.jit, torch.compile) in the 1-thread pass.
 
     python -m benchmarks.run                     # everything (several minutes)
-    python -m benchmarks.run --quick             # a smoke run (seconds)
+    python -m benchmarks.run --quick             # a smoke run (seconds; no compiled peers)
     python -m benchmarks.run --workloads course,chain --threads 1 --device cpu
 
 Writes benchmarks/results/latest.json and latest.md (a ``--quick`` run: results/quick/, so the
@@ -27,12 +28,27 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`: make the package im
 
 import torch
 
-from . import lower_bound, memory, report, tapegrad_impl, tapegrad_replay, timing, torch_eager
+from . import (
+    compile_time,
+    jax_jit,
+    lower_bound,
+    memory,
+    report,
+    tapegrad_compiled,
+    tapegrad_impl,
+    tapegrad_replay,
+    timing,
+    torch_compile,
+    torch_eager,
+)
 from . import workloads as W
 
 IMPLS = {"tapegrad": tapegrad_impl, "torch_eager": torch_eager, "lower_bound": lower_bound}
 REPLAY = {"tapegrad_replay": tapegrad_replay}  # added when autodiff.replay exists (--no-replay: not)
-WORKLOADS = ("course", "epochs", "wide", "chain", "memory")
+# Compiled steps: their first calls compile (seconds), so they run in the 1-thread pass only and
+# not in --quick runs; each is left out, with the reason, when it cannot run here.
+PEERS = {"tapegrad_compiled": tapegrad_compiled, "jax_jit": jax_jit, "torch_compile": torch_compile}
+WORKLOADS = ("course", "epochs", "wide", "chain", "memory", "compile")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -53,6 +69,7 @@ class Config:
     budget_s: float = 60.0  # per measurement: fewer rounds (not fewer steps) beyond it
     course_batches: tuple = W.COURSE_BATCHES
     impls: dict = None  # name -> implementation module, in table order
+    peers: dict = field(default_factory=dict)  # compiled peers, name -> module (1 thread only)
     notes: list = field(default_factory=list)  # what was skipped or cut short, and why
 
     @classmethod
@@ -162,15 +179,18 @@ def sanity_check(impls: dict, device: str, steps: int = 5) -> dict:
 def _probe(mod) -> str | None:
     """Why an optional implementation cannot run the course step (None: it can)."""
     if not getattr(mod, "AVAILABLE", True):
-        return "not available in this version of tapegrad"
+        return getattr(mod, "WHY_NOT", None) or "not available in this version of tapegrad"
     try:
         tr = mod.Trainer(W.COURSE, W.init_weights(W.COURSE), "cpu")
         b = tr.batch(*W.random_batch(4, 2))
-        for _ in range(2):
+        for _ in range(3):
             mod.loss_value(tr.step(b))
     except Exception as e:  # report it and carry on with the others
         return f"{type(e).__name__}: {e}"
-    return None
+    return getattr(tr, "why_not_compiled", lambda: None)()
+
+
+FIRST_CALLS = 3  # calls timed apart for implementations that compile on their first calls
 
 
 # ---- workloads -------------------------------------------------------------------------------------
@@ -183,23 +203,45 @@ def _timing_row(label: str, workload: str, device: str, threads: object, samples
     return row
 
 
+def _impls(cfg: Config, threads: object, device: str) -> dict:
+    """The implementations of this pass: the compiled peers in the 1-thread pass only (jax.jit
+    on the CPU only: the bench extra installs jax's CPU build)."""
+    if threads != 1 or not cfg.peers:
+        return cfg.impls
+    peers = [(k, m) for k, m in cfg.peers.items() if k != "jax_jit" or device == "cpu"]
+    names = list(cfg.impls)
+    at = names.index("torch_eager") if "torch_eager" in names else len(names)
+    return dict([*list(cfg.impls.items())[:at], *peers, *list(cfg.impls.items())[at:]])
+
+
 def step_rows(cfg: Config, spec: W.MLPSpec, batches: list, device: str, threads: object,
               rounds: int, workload: str) -> list[dict]:
     sync = timing.syncer(device)
     rows = []
     for batch, x, y in batches:
-        measures, round_s = {}, 0.0
-        for name, mod in cfg.impls.items():
+        measures, round_s, first = {}, 0.0, {}
+        for name, mod in _impls(cfg, threads, device).items():
             tr = mod.Trainer(spec, W.init_weights(spec), device)
             b = tr.batch(x.to(device), y.to(device))
             fn = (lambda tr=tr, b=b: tr.step(b))
+            if getattr(mod, "COMPILES", False):
+                sync()
+                t0 = time.perf_counter()
+                for _ in range(FIRST_CALLS):
+                    fn()
+                sync()
+                first[name] = time.perf_counter() - t0
             inner, per_call = timing.calibrate(fn, sync, cfg.warmup_s, cfg.block_s)
             measures[name] = timing.block_timer(fn, inner, sync)
             round_s += inner * per_call
         samples = timing.alternate(measures, timing.fit_rounds(rounds, round_s, cfg.budget_s,
                                                                min(3, rounds)))
         label = f"{workload} {'-'.join(map(str, spec.sizes))}, batch {batch}, per step"
-        rows.append(_timing_row(label, workload, device, threads, samples, batch=batch))
+        row = _timing_row(label, workload, device, threads, samples, batch=batch)
+        if first:  # compile time: the first calls minus as many steady steps
+            row["compile_s"] = {k: t - FIRST_CALLS * row["results"][k]["median"]
+                                for k, t in first.items()}
+        rows.append(row)
         log_row(rows[-1])
     return rows
 
@@ -238,11 +280,13 @@ def epoch_rows(cfg: Config, device: str, threads: object) -> list[dict]:
             return {"step": time.perf_counter() - t0}
         return m
 
+    impls = _impls(cfg, threads, device)
     round_s = 0.0
-    for name, mod in cfg.impls.items():
+    for name, mod in impls.items():
         t0 = time.perf_counter()
-        run(name, mod, 1)  # warm-up
-        round_s += (time.perf_counter() - t0) * cfg.epochs
+        run(name, mod, 1)  # warm-up (compiled peers: a first compile, which fills the caches)
+        round_s += (time.perf_counter() - t0) * (1 if getattr(mod, "COMPILES", False) else
+                                                 cfg.epochs)
     if round_s > 10 * cfg.budget_s:
         note = (f"{cfg.epochs}-epoch run on {device} with {threads} threads skipped: one round "
                 f"of the three would take about {round_s:.0f} s (busy machine?)")
@@ -250,8 +294,10 @@ def epoch_rows(cfg: Config, device: str, threads: object) -> list[dict]:
         log(note)
         return []
     rounds = timing.fit_rounds(cfg.epoch_rounds, round_s, 2 * cfg.budget_s, 1)
-    samples = timing.alternate({n: measure(n, m) for n, m in cfg.impls.items()}, rounds)
+    samples = timing.alternate({n: measure(n, m) for n, m in impls.items()}, rounds)
     label = f"course, {cfg.epochs} epochs at batch {W.EPOCH_BATCH} on {W.N_POINTS} points, whole run"
+    if len(impls) > len(cfg.impls):
+        label += " (compiled: compile included)"
     row = _timing_row(label, "epochs", device, threads, samples, epochs=cfg.epochs,
                       final_loss=final)
     log_row(row)
@@ -353,6 +399,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=None, help="override alternating rounds per step workload")
     p.add_argument("--no-replay", action="store_true",
                    help="leave out the tapegrad replay column (autodiff.replay)")
+    p.add_argument("--peers", default=None,
+                   help=f"compiled peers to run in the 1-thread pass, from {','.join(PEERS)} "
+                        "(default: all of them; none with --quick; 'none': none)")
     p.add_argument("--memory-inprocess", action="store_true",
                    help="measure memory in this process (fast, less fair; for tests)")
     a = p.parse_args(argv)
@@ -363,6 +412,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     _LOG_ROWS = not a.quick  # a quick run's tables come seconds later: log each result once
     if a.threads is None:
         a.threads = "1" if a.quick else "1,default"
+    if a.peers is None:
+        a.peers = "none" if a.quick else ",".join(PEERS)
+    a.peers = [] if a.peers == "none" else [x.strip() for x in a.peers.split(",") if x.strip()]
+    bad = [x for x in a.peers if x not in PEERS]
+    if bad:
+        p.error(f"--peers: unknown {bad}; choose from {','.join(PEERS)} or 'none'")
     a.workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]
     bad = [w for w in a.workloads if w not in WORKLOADS]
     if bad:
@@ -399,17 +454,27 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             left_out["tapegrad_replay"] = why
             log(f"tapegrad replay left out: {why}")
+    for name in a.peers:
+        log(f"probing {name} (compiles)")
+        why = _probe(PEERS[name])
+        if why is None:
+            cfg.peers[name] = PEERS[name]
+        else:
+            left_out[name] = why
+            log(f"{name} left out: {why}")
     default_threads = torch.get_num_threads()
     res: dict = {"machine": machine_info(),
                  "config": {"quick": cfg.quick, "workloads": a.workloads, "devices": a.devices,
                             "threads": a.threads, "rounds": cfg.rounds,
                             "tapegrad_mode": tapegrad_impl.MODE, "implementations": list(cfg.impls),
+                            "peers": list(cfg.peers),
                             "left_out": left_out},
-                 "sanity": {}, "timing": [], "chains": [], "memory": [], "chain_memory": []}
+                 "sanity": {}, "timing": [], "chains": [], "memory": [], "chain_memory": [],
+                 "compile_starts": []}
     log(f"machine: {report.machine_line(res['machine'])}")
     try:
         for device in a.devices:
-            res["sanity"][device] = s = sanity_check(cfg.impls, device)
+            res["sanity"][device] = s = sanity_check(_impls(cfg, 1, device), device)
             log(f"sanity ({device}): {s['summary']}")
             # Everything alive now (torch, with what its first uses imported) stays alive: keep it
             # out of the collections between measurements (a full one takes ~0.1 s otherwise).
@@ -434,6 +499,14 @@ def main(argv: list[str] | None = None) -> dict:
                 steps, chains = memory_rows(cfg, device, a.memory_inprocess)
                 res["memory"] += steps
                 res["chain_memory"] += chains
+            if "compile" in a.workloads and cfg.peers:
+                for name in cfg.peers:
+                    if name == "jax_jit":
+                        continue  # XLA keeps no compile cache across processes by default
+                    r = compile_time.process_starts(name, device)
+                    log(f"compile at process start, {name} ({device}): first process "
+                        f"{r['cold_s']:.2f} s, second {r['warm_s']:.2f} s")
+                    res["compile_starts"].append(r)
     finally:
         torch.set_num_threads(default_threads)
         gc.unfreeze()

@@ -1,7 +1,8 @@
 """tapegrad: the network built with ``nn`` and trained with ``nn.optim``, as a user writes it.
 
 Other modes of the same Trainer: ``"replay"`` runs the step through ``autodiff.replay`` (tape
-recorded once, replayed as straight-line kernels; see tapegrad_replay.py); ``"ops"`` (also the
+recorded once, replayed as straight-line kernels; see tapegrad_replay.py); ``"compiled"`` replays
+the whole step, optimizer included, compiled by torch.compile (tapegrad_compiled.py); ``"ops"`` (also the
 fallback when ``nn`` is missing) builds the network from raw autodiff ops (``ad.linear``,
 ``ad.tanh``, a hand-written momentum update), which isolates the cost of the nn layers.
 """
@@ -25,7 +26,7 @@ MODE = "nn" if nn is not None else "ops"
 class Trainer:
     def __init__(self, spec: MLPSpec, weights: list, device: str, mode: str | None = None) -> None:
         self.mode = mode or MODE
-        if self.mode in ("nn", "replay"):
+        if self.mode in ("nn", "replay", "compiled"):
             layers = []
             for i, (w, b) in enumerate(weights):
                 lin = nn.Linear(w.shape[1], w.shape[0], device=device)
@@ -41,6 +42,10 @@ class Trainer:
             if self.mode == "replay":
                 self._replayed = ad.replay(lambda x, y: self.loss_fn(self.model(x), y))
                 self.step = self._step_replay
+            elif self.mode == "compiled":
+                self._replayed = ad.replay(lambda x, y: self.loss_fn(self.model(x), y),
+                                           optimizer=self.opt, compile=True)
+                self.step = self._step_compiled
         else:
             self.layers = [(ad.Tensor(w.to(device, copy=True), requires_grad=True),
                             ad.Tensor(b.to(device, copy=True), requires_grad=True))
@@ -72,6 +77,20 @@ class Trainer:
         loss = self._replayed(x, y)  # forward + backward from the tape recorded at the first call
         self.opt.step()
         return loss
+
+    def _step_compiled(self, batch: tuple) -> ad.Tensor:
+        return self._replayed(*batch)  # forward, backward, update and zero_grad in one call
+
+    def why_not_compiled(self) -> str | None:
+        """Why the compiled mode runs the plain replay instead (None: it is compiled)."""
+        if self.mode != "compiled":
+            return None
+        for plan in self._replayed._plans.values():
+            if plan.compiled is False or plan.compiled is None:
+                return "the step was not compiled (see the warning above)"
+            if plan.compiled.failed:
+                return plan.compiled.failed
+        return None
 
     def _step_ops(self, batch: tuple) -> ad.Tensor:
         x, y = batch
@@ -129,10 +148,20 @@ def graph_saved_bytes(out: ad.Tensor) -> tuple[int, int]:
         if n is None or id(n) in seen or isinstance(n, ad.Tensor):
             continue
         seen.add(id(n))
-        for s in (n.saved or ()) + ((n.out,) if n.out is not None else ()):
+        for s in _saved(n):
             raw = s.data if isinstance(s, ad.Tensor) else s
             if isinstance(raw, torch.Tensor):
                 st = raw.untyped_storage()
                 storages[st.data_ptr()] = st.nbytes()  # a storage saved twice counts once
-        stack.extend(n.parents)
+        stack.extend(getattr(n, "inputs", None) or n.next_functions)
     return len(seen), sum(storages.values())
+
+
+def _saved(node) -> tuple:
+    """What a node still holds for its backward (nothing once released)."""
+    if hasattr(type(node), "saved_tensors"):  # the public Node API
+        try:
+            return tuple(t for t in node.saved_tensors if t is not None)
+        except ad.GraphError:  # released by backward
+            return ()
+    return (node.saved or ()) + ((node.out,) if node.out is not None else ())  # before it

@@ -429,10 +429,11 @@ class _UpdateRule:
     def _map(self) -> None:
         index = {id(p): i for i, p in enumerate(self.params)}
         self._groups = self.opt.param_groups
-        self._members = [[index[id(p)] for p in g["params"] if id(p) in index]
-                         for g in self._groups]
-        self._owned = tuple(i for m in self._members for i in m)
-        self._tensors: list = [None] * len(self._groups)  # per group: (values, 0-d tensors)
+        members = [[index[id(p)] for p in g["params"] if id(p) in index] for g in self._groups]
+        self._owned = tuple(i for m in members for i in m)
+        # per group holding some of the step's parameters: (group index, its parameters)
+        self._live = [(gi, [self.params[i] for i in m]) for gi, m in enumerate(members) if m]
+        self._tensors: list = [None] * len(self._groups)  # per group: [values, 0-d tensors]
         self._states: list = []
 
     def prepare(self) -> tuple | None:
@@ -442,31 +443,33 @@ class _UpdateRule:
             if self._owned != self.owned:
                 return None
         key, state, hyper, all_states = [], [], [], []
-        for gi, (group, members) in enumerate(zip(self._groups, self._members)):
-            if not members:
-                continue
+        store = opt.state
+        for gi, ps in self._live:
+            group = self._groups[gi]
             names = opt._state_keys(group)
-            states = [opt.state.get(self.params[i]) for i in members]
-            if names and any(s is None or any(n not in s for n in names) for s in states):
-                return None  # state made by the first (eager) step
+            states = [store.get(p) for p in ps]
+            if names:
+                try:
+                    state += [s[n] for s in states for n in names]
+                except (KeyError, TypeError):  # not made yet: the first step is the eager one
+                    return None
             values = opt._hyper(group, states)
             if values is None:
                 return None
             have = self._tensors[gi]
-            if have is None or len(have[0]) != len(values):
+            if have is None or len(have[1]) != len(values):
                 # In the parameters' dtype (as eager's Python scalars are cast): a float64
                 # scalar next to float32 tensors would be specialized on its value.
-                like = self.params[members[0]].data
+                like = ps[0].data
                 have = self._tensors[gi] = [
-                    None, [torch.zeros((), dtype=like.dtype, device=like.device)
-                           for _ in values]]
+                    (None,) * len(values),
+                    [torch.zeros((), dtype=like.dtype, device=like.device) for _ in values]]
             if have[0] != values:
-                for t, old, new in zip(have[1], have[0] or [None] * len(values), values):
+                for t, old, new in zip(have[1], have[0], values):
                     if old != new:
                         t.fill_(new)
                 have[0] = values
-            key.append((len(members), len(names), len(values), opt._flags(group)))
-            state += [s[n] for s in states for n in names]
+            key.append((len(ps), len(names), len(values), opt._flags(group)))
             hyper += have[1]
             all_states += states
         self._states = all_states

@@ -146,6 +146,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--replay", action="store_true",
                    help="record the training step once and replay it (same numbers, faster)")
     p.add_argument("--quiet", action="store_true", help="print only the final errors")
+    p.add_argument("--compile", action="store_true",
+                   help="replay the whole step, optimizer included, compiled by torch.compile "
+                        "(a few seconds to compile; same numbers up to float rounding)")
     _add_threads(p)
     distributed.add_arguments(p)
     p.set_defaults(func=cmd_train, parser=p)
@@ -261,7 +264,8 @@ def _train(args: argparse.Namespace, cfg: Any, out: Path) -> int:
         if distributed.rank() != 0:
             return 0  # rank 0 alone prints and writes the run's files
     else:
-        run = run_config(cfg, progress=progress, on_epoch=on_epoch, replay=args.replay)
+        run = run_config(cfg, progress=progress, on_epoch=on_epoch, replay=args.replay,
+                         compile=args.compile)
     wall = time.perf_counter() - t0
     h = run.history
     final = h.final

@@ -221,10 +221,12 @@ def prepare(cfg: TrainConfig) -> tuple:
 
 
 def run(cfg: TrainConfig, progress: bool | None = None,
-        on_epoch: Callable[[dict], None] | None = None, replay: bool = False) -> Run:
-    """Train one configuration and return the model and its history (``replay``: see ``fit``)."""
+        on_epoch: Callable[[dict], None] | None = None, replay: bool = False,
+        compile: bool = False) -> Run:
+    """Train one configuration and return the model and its history (``replay``, ``compile``:
+    see ``fit``)."""
     train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
     history = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
                   seed=batch_seed, progress=progress, on_epoch=on_epoch,
-                  threshold=threshold(cfg), replay=replay)
+                  threshold=threshold(cfg), replay=replay, compile=compile)
     return Run(cfg, model, history, train, test, opt)
