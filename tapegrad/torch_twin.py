@@ -41,17 +41,22 @@ def _optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     return cls(params, **optimizer_options(cfg, cls))
 
 
-def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> Any:
+def _cosine(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """Our cosine schedule with warm-up is torch's LinearLR then CosineAnnealingLR."""
     S = torch.optim.lr_scheduler
-    if cfg.schedule == "cosine":
-        if cfg.warmup == 0:
-            return S.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
-        return S.SequentialLR(opt, [S.LinearLR(opt, start_factor=0.01, total_iters=cfg.warmup),
-                                    S.CosineAnnealingLR(opt, T_max=cfg.epochs - cfg.warmup)],
-                              milestones=[cfg.warmup])
-    if cfg.schedule == "step":
-        return S.StepLR(opt, step_size=max(cfg.epochs // 4, 1), gamma=0.5)
-    return None
+    if cfg.warmup == 0:
+        return S.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    return S.SequentialLR(opt, [S.LinearLR(opt, start_factor=0.01, total_iters=cfg.warmup),
+                                S.CosineAnnealingLR(opt, T_max=cfg.epochs - cfg.warmup)],
+                          milestones=[cfg.warmup])
+
+
+SCHEDULES = {
+    "none": lambda opt, cfg: None,
+    "cosine": _cosine,
+    "step": lambda opt, cfg: torch.optim.lr_scheduler.StepLR(
+        opt, step_size=max(cfg.epochs // 4, 1), gamma=0.5),
+}
 
 
 def torch_fit(cfg: TrainConfig, state_dict: dict, train: tuple, test: tuple, batch_seed: int,
@@ -60,7 +65,7 @@ def torch_fit(cfg: TrainConfig, state_dict: dict, train: tuple, test: tuple, bat
     model = torch_model(cfg, state_dict)
     loss_fn = LOSSES[cfg.loss]()
     opt = _optimizer(cfg, model.parameters())
-    sched = _scheduler(cfg, opt)
+    sched = SCHEDULES[cfg.schedule](opt, cfg)
     x, y = (t.data if hasattr(t, "grad_fn") else t for t in train)
     xt, yt = (t.data if hasattr(t, "grad_fn") else t for t in test)
     loader = BatchLoader(x, y, cfg.batch_size, shuffle=True, seed=batch_seed)

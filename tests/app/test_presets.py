@@ -63,3 +63,18 @@ def test_history_without_a_test_set_has_no_test_error():
     assert h.final["test_error"] is None and 0 <= h.final["train_error"] <= 100
     assert json.loads(json.dumps(h.to_dict()))["records"][-1]["test_error"] is None
     assert "test error" not in repr(h) and "train error" in repr(h)
+
+
+@pytest.mark.parametrize("schedule, warmup", [("none", 0), ("step", 0), ("cosine", 0),
+                                              ("cosine", 2)])
+def test_the_torch_twin_follows_the_same_schedule(schedule, warmup):
+    from tapegrad.torch_twin import torch_fit
+    cfg = preset("default").replace(epochs=5, warmup=warmup, schedule=schedule, n_train=32,
+                                    n_test=8)
+    train, test, model, loss, opt, sched, batch_seed = presets.prepare(cfg)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    ours = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
+               seed=batch_seed, progress=False)
+    _, theirs = torch_fit(cfg, init, train, test, batch_seed, presets.threshold(cfg))
+    assert ours["lr"] == pytest.approx(theirs["lr"], rel=1e-12)
+    assert len(set(ours["lr"])) == (1 if schedule == "none" else len(set(theirs["lr"])))
