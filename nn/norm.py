@@ -60,10 +60,14 @@ class BatchNorm(ad.Op):
 
     def vjp(self, g, x, w):
         nx, nw, nb = self.needs_input_grad
-        dims = _channel_dims(x)
+        dims = _channel_dims(g)
+        if not (nx or nw):  # the bias alone: x was not saved
+            return None, None, g.sum(dims)
         if g.__class__ is _RAW:  # first order: torch's fused kernel, from the batch statistics
             var, mean = torch.var_mean(x, dims, correction=0)
             invstd = (var + self.eps).rsqrt()
+            if w is None and nw:  # not saved: its values feed no wanted gradient
+                w = g.new_empty(x.shape[1])
             return tuple(_batch_norm_backward(g, x, w, None, None, mean, invstd, True, self.eps,
                                               (nx, nw, nb)))
         m = math.prod(x.shape) // x.shape[1]
@@ -92,14 +96,10 @@ class BatchNormEval(ad.Op):
     forward = staticmethod(_batch_norm_eval)
 
     def vjp(self, g, x, w, rm, rv):
+        # elementwise with constants: the same few kernels on both paths
         nx, nw, nb = self.needs_input_grad[:3]
         dims = _channel_dims(g)
-        if g.__class__ is _RAW:
-            x = g.new_empty(g.shape) if x is None else x  # shape only, where not saved
-            invstd = (rv + self.eps).rsqrt()
-            return tuple(_batch_norm_backward(g, x, w, rm, rv, None, invstd, False, self.eps,
-                                              (nx, nw, nb))) + (None, None)
-        invstd = _per_channel((rv + self.eps) ** -0.5, g)
+        invstd = _per_channel((rv + self.eps) ** -0.5, g) if (nx or nw) else None
         gx = g * (invstd if w is None else invstd * _per_channel(w, g)) if nx else None
         gw = (g * ((x - _per_channel(rm, g)) * invstd)).sum(dims) if nw else None
         return gx, gw, (g.sum(dims) if nb else None), None, None
@@ -156,11 +156,15 @@ class LayerNorm(ad.Op):
     def vjp(self, g, x, w):
         nx, nw, nb = self.needs_input_grad
         ns = self.normalized_shape
+        if not (nx or nw):  # the bias alone: x was not saved
+            return None, None, g.reshape((-1,) + tuple(ns)).sum(0)
         dims = tuple(range(x.ndim - len(ns), x.ndim))
         if g.__class__ is _RAW:  # first order: torch's fused kernel
             var, mean = torch.var_mean(x, dims, correction=0, keepdim=True)
             rstd = (var + self.eps).rsqrt()
-            b = g.new_empty(ns) if nb else None  # the kernel reads the bias's shape only
+            # stand-ins the kernel reads the shape of only (their values feed no wanted gradient)
+            b = g.new_empty(ns) if nb else None
+            w = g.new_empty(ns) if w is None and nw else w
             return tuple(_layer_norm_backward(g, x, ns, mean, rstd, w, b, (nx, nw, nb)))
         mean = x.mean(dims, keepdim=True)
         xc = x - mean

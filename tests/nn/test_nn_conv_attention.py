@@ -387,3 +387,50 @@ def test_multihead_attention_dropout_only_in_training():
     m.eval()
     t.eval()
     assert_close(m(x, x, x)[0], t(x.data, x.data, x.data)[0], "eval output", **TIGHT)
+
+
+@pytest.mark.parametrize("wanted", [(True, False, False), (False, True, False),
+                                    (False, False, True), (False, True, True)])
+def test_only_the_wanted_gradients_first_and_second_order(wanted):
+    """Frozen inputs: the saved tensors and kernels cover each subset of gradients."""
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 2, 4, 3, generator=gen, dtype=F64)
+    cases = [
+        (lambda ns, x, w, b: ns.conv2d(x, w, b, stride=2, padding=1),
+         torch.randn(3, 2, 2, 2, generator=gen, dtype=F64), torch.randn(3, generator=gen,
+                                                                        dtype=F64)),
+        (lambda ns, x, w, b: ns.batch_norm(x, torch.zeros(2, dtype=F64),
+                                           torch.ones(2, dtype=F64), w, b, training=False),
+         torch.randn(2, generator=gen, dtype=F64), torch.randn(2, generator=gen, dtype=F64)),
+        (lambda ns, x, w, b: ns.batch_norm(x, None, None, w, b, training=True),
+         torch.randn(2, generator=gen, dtype=F64), torch.randn(2, generator=gen, dtype=F64)),
+        (lambda ns, x, w, b: ns.layer_norm(x, (3,), w, b),
+         torch.randn(3, generator=gen, dtype=F64), torch.randn(3, generator=gen, dtype=F64)),
+    ]
+    for fn, w, b in cases:
+        xs = [x, w, b]
+        a_in = [ad.Tensor(t.clone(), requires_grad=r) for t, r in zip(xs, wanted)]
+        t_in = [t.clone().requires_grad_(r) for t, r in zip(xs, wanted)]
+        a_out, t_out = fn(AD, *a_in), fn(TORCH, *t_in)
+        v = torch.randn(t_out.shape, generator=gen, dtype=F64)
+        picked = [i for i, r in enumerate(wanted) if r]
+        a_g = ad.grad(a_out, [a_in[i] for i in picked], ad.Tensor(v), create_graph=True)
+        t_g = torch.autograd.grad(t_out, [t_in[i] for i in picked], v, create_graph=True)
+        for a, t in zip(a_g, t_g):
+            assert_close(a, t, "gradient", **TIGHT)
+        a_first = ad.grad(fn(AD, *a_in), [a_in[i] for i in picked], ad.Tensor(v))
+        for a, t in zip(a_first, t_g):
+            assert_close(a, t, "first-order gradient", **TIGHT)
+        live = [i for i, a in enumerate(a_g) if a.requires_grad]
+        if live:
+            us = [torch.randn(a_g[i].shape, generator=gen, dtype=F64) for i in live]
+            targets = [a_in[i] for i in picked]
+            a_gg = ad.grad([a_g[i] for i in live], targets, us, allow_unused=True)
+            t_gg = torch.autograd.grad([t_g[i] for i in live], [t_in[i] for i in picked], us,
+                                       allow_unused=True)
+            for a, t in zip(a_gg, t_gg):
+                if t is None:
+                    assert a is None or not a.data.any()
+                else:
+                    assert_close(a if a is not None else torch.zeros_like(t), t, "second order",
+                                 **TIGHT)
