@@ -131,6 +131,7 @@ def test_max_pool_indices_are_version_checked():
         y.sum().backward()
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on its own copy
 def test_conv_corners_equal_torch():
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 4, 5, 1, generator=gen, dtype=F64)  # a size-1 spatial dim
@@ -144,6 +145,13 @@ def test_conv_corners_equal_torch():
     x3 = torch.randn(4, 5, 5, generator=gen, dtype=F64)  # unbatched (C, H, W)
     _both(lambda *t: F.conv2d(*t, padding=1), lambda *t: TF.conv2d(*t, padding=1),
           x3, torch.randn(2, 4, 2, 2, generator=gen, dtype=F64))
+    # "same" with an even kernel pads one more at the bottom/right (torch's rule), in a node
+    # of its own; second order through it too
+    w_even = torch.randn(2, 4, 2, 2, generator=gen, dtype=F64)
+    _both(lambda *t: F.conv2d(*t, padding="same"), lambda *t: TF.conv2d(*t, padding="same"),
+          x3, w_even)
+    assert ad.gradgradcheck(lambda *t: F.conv2d(*t, padding="same"),
+                            ad_leaves([x3[:2, :3, :3].contiguous(), w_even[:1, :2]]))
 
 
 def test_conv_errors_name_the_op_and_shapes():
