@@ -92,6 +92,12 @@ class set_grad_enabled(SetFlag):
     """Set grad mode to ``mode`` for the block (or for the thread, when not used with ``with``)."""
 
 
+def current_scope() -> Any:
+    """What the innermost ``scope(...)`` block on this thread holds (None outside any): a caller
+    that nests scopes links the new one to it (nn: ``scope((module, current_scope()))``)."""
+    return state.scope
+
+
 class scope:
     """Tag every node recorded inside the block with ``obj`` (readable as ``node.scope``).
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from autodiff import Tensor
-from autodiff.ops.linalg import linear as _linear
+from autodiff import linear as _linear
 
 from . import functional as F
 from . import init

@@ -9,7 +9,6 @@ import torch
 
 import autodiff as ad
 from autodiff import Tensor
-from autodiff.grad_mode import state as _state
 
 from .course_api import CourseInterface
 from .parameter import Parameter
@@ -40,13 +39,10 @@ class Module(CourseInterface):
     _call_forward = forward
 
     def __call__(self, *input: Any, **kwargs: Any) -> Any:
-        # The scope tags every node recorded during this call with the module (read by viz).
-        prev = _state.scope
-        _state.scope = (self, prev)
-        try:
+        # The scope tags every node recorded during this call with (module, enclosing scope):
+        # viz reads it to draw the module boxes.
+        with ad.scope((self, ad.current_scope())):
             return self._call_forward(*input, **kwargs)
-        finally:
-            _state.scope = prev
 
     # ---- registration ------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -261,7 +257,7 @@ class Module(CourseInterface):
         for p in self.parameters():
             p.data = p.data.to(*args, **kwargs)
             if p.grad is not None:
-                p.grad = Tensor._make(p.grad.data.to(*args, **kwargs))
+                p.grad = Tensor(p.grad.data.to(*args, **kwargs))
         device = torch._C._nn._parse_to(*args, **kwargs)[0]
         for m in self.modules():
             for name, b in m.__dict__.get("_buffer_tensors", {}).items():

@@ -1,46 +1,48 @@
-"""Fused graph nodes that nn adds to the engine's catalogue: the losses and two activations.
+"""Fused ops that nn adds to the engine's catalogue: the losses and two activations.
 
-One node per loss keeps the tape short (a loss is one step of backward, and one box in a
-picture). Forward values come from torch's array kernels, so they equal torch's exactly. VJPs are
-written with operators and methods shared by torch and autodiff tensors, so they are
-differentiable again under ``create_graph=True``. ``s`` is 1/N for ``reduction='mean'``, else 1.
+Each is an ``autodiff.Op`` (the public extension API), like the engine's own ops. One node per
+loss keeps the tape short (a loss is one step of backward, and one box in a picture). Forward
+values come from torch's array kernels, so they equal torch's exactly. VJPs are written with
+operators and methods shared by torch and autodiff tensors, so they are differentiable again
+under ``create_graph=True``. ``s`` is 1/N for ``reduction='mean'`` (N the number of terms), else 1.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from autodiff.engine import Node, kernel
+import autodiff as ad
 
 _K = torch.nn.functional
 _REDUCTION_ENUM = {"none": 0, "mean": 1, "sum": 2}  # torch's internal reduction codes
 _mse_backward = torch.ops.aten.mse_loss_backward.default
+_RAW = torch.Tensor
 
 
-def reduction_of(scale: float, shape: torch.Size) -> str:
-    """The reduction a loss node was recorded with, from its ``meta`` (the scale) and output shape
-    (for ``replay``; a mean over one element is the same as a sum)."""
-    if len(shape):
-        return "none"
-    return "mean" if scale != 1.0 else "sum"
+def _scale(reduction: str, n: int) -> float:
+    """``s``: 1/n for a mean over n terms, else 1."""
+    return 1.0 / n if reduction == "mean" and n > 0 else 1.0
 
 
-def _loss_replay(fn):
-    return staticmethod(lambda scale, shape: (
-        lambda x, t, _r=reduction_of(scale, shape): fn(x, t, reduction=_r)))
+def _mse(input: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tensor:
+    # torch's C kernel directly: F.mse_loss's Python wrapper costs more than the kernel here
+    return torch._C._nn.mse_loss(input, target, _REDUCTION_ENUM[reduction])
 
 
-class MSELoss(Node):
+class MSELoss(ad.Op):
     """l = (x - t)²;  dx = 2 s g (x - t),  dt = -dx"""
-    __slots__ = ()
-    replay = _loss_replay(_K.mse_loss)
+    args = saves = ("input", "target")
+    fields = ("reduction",)
+    forward = staticmethod(_mse)
 
     def vjp(self, g, x, t):
-        if g.__class__ is torch.Tensor:  # first order: torch's one fused kernel
-            d = _mse_backward(g, x, t, _REDUCTION_ENUM[reduction_of(self.meta, self.shape)])
+        if g.__class__ is _RAW:  # first order: torch's one fused kernel
+            d = _mse_backward(g, x, t, _REDUCTION_ENUM[self.reduction])
         else:
-            d = (x - t) * (g * (2.0 * self.meta))
-        return (d if self.parents[0] is not None else None,
-                -d if self.parents[1] is not None else None)
+            d = (x - t) * (g * (2.0 * _scale(self.reduction, x.numel())))
+        dx, dt = self.needs_input_grad
+        return (d if dx else None), (-d if dt else None)
 
 
 # torch guards the division at x = 0 or 1 with 1e-12 rounded to float32; the same value here
@@ -48,74 +50,99 @@ class MSELoss(Node):
 _BCE_EPS = float(torch.tensor(1e-12, dtype=torch.float32))
 
 
-class BCELoss(Node):
-    """l = -(t log x + (1 - t) log(1 - x));  dx = s g (x - t) / (x (1 - x)),  dt = s g log((1 - x) / x)"""
-    __slots__ = ()
-    replay = _loss_replay(_K.binary_cross_entropy)
+class BCELoss(ad.Op):
+    """l = -(t log x + (1 - t) log(1 - x));
+    dx = s g (x - t) / (x (1 - x)),  dt = s g log((1 - x) / x)"""
+    args = saves = ("input", "target")
+    reads = {"input": ("input", "target"), "target": ("input",)}
+    fields = ("reduction",)
+    forward = staticmethod(_K.binary_cross_entropy)
 
     def vjp(self, g, x, t):
-        gs = g * self.meta
+        gs = g * _scale(self.reduction, x.numel())
+        dx, dt = self.needs_input_grad
         gx = gt = None
-        if self.parents[0] is not None:
+        if dx:
             gx = gs * (x - t) / (x * (1 - x)).clamp(min=_BCE_EPS)
-        if self.parents[1] is not None:
+        if dt:
             gt = gs * ((-x).log1p().clamp(min=-100.0) - x.log().clamp(min=-100.0))
         return gx, gt
 
 
-class BCEWithLogitsLoss(Node):
+class BCEWithLogitsLoss(ad.Op):
     """l = max(x, 0) - x t + log(1 + exp(-|x|));  dx = s g (σ(x) - t),  dt = -s g x"""
-    __slots__ = ()
-    replay = _loss_replay(_K.binary_cross_entropy_with_logits)
+    args = saves = ("input", "target")
+    reads = {"input": ("input", "target"), "target": ("input",)}
+    fields = ("reduction",)
+    forward = staticmethod(_K.binary_cross_entropy_with_logits)
 
     def vjp(self, g, x, t):
-        gs = g * self.meta
-        return (gs * (x.sigmoid() - t) if self.parents[0] is not None else None,
-                -(gs * x) if self.parents[1] is not None else None)
+        gs = g * _scale(self.reduction, x.numel())
+        dx, dt = self.needs_input_grad
+        return (gs * (x.sigmoid() - t) if dx else None), (-(gs * x) if dt else None)
 
 
-class CrossEntropyLoss(Node):
-    """l = logsumexp(x) - x[t];  dx = s g (softmax(x) - onehot(t))  (class dim 1, or 0 for 1-D x)"""
-    __slots__ = ()
-
-    def vjp(self, g, x, onehot):
-        cdim, scale, reduced = self.meta
-        gs = g * scale if reduced else (g * scale).unsqueeze(cdim)
-        return (gs * (x.softmax(cdim) - onehot),)
+def _class_dim(x: Any) -> int:
+    return 1 if x.ndim >= 2 else 0
 
 
-class SoftCrossEntropyLoss(Node):
-    """l = -Σ_c t log_softmax(x);  dx = s g (softmax(x) Σ_c t - t),  dt = -s g log_softmax(x)"""
-    __slots__ = ()
+class CrossEntropyLoss(ad.Op):
+    """l = logsumexp(x) - x[t] for class indices t;  dx = s g (softmax(x) - onehot(t))
+    (class dim 1, or 0 for 1-D x)"""
+    args = saves = ("input", "target")
+    fields = ("reduction",)
+    forward = staticmethod(_K.cross_entropy)
 
     def vjp(self, g, x, t):
-        cdim, scale, reduced = self.meta
-        gs = g * scale if reduced else (g * scale).unsqueeze(cdim)
+        cdim = _class_dim(x)
+        rt = t.data if isinstance(t, ad.Tensor) else t
+        gs = g * _scale(self.reduction, rt.numel())
+        if self.reduction == "none":
+            gs = gs.unsqueeze(cdim)
+        rx = x.data if isinstance(x, ad.Tensor) else x
+        return gs * (x.softmax(cdim) - onehot(rt, rx, cdim)), None
+
+
+class SoftCrossEntropyLoss(ad.Op):
+    """l = -Σ_c t log_softmax(x) for class probabilities t;
+    dx = s g (softmax(x) Σ_c t - t),  dt = -s g log_softmax(x)"""
+    args = saves = ("input", "target")
+    reads = {"input": ("input", "target"), "target": ("input",)}
+    fields = ("reduction",)
+    forward = staticmethod(_K.cross_entropy)
+
+    def vjp(self, g, x, t):
+        cdim = _class_dim(x)
+        gs = g * _scale(self.reduction, x.numel() // max(x.shape[cdim], 1))
+        if self.reduction == "none":
+            gs = gs.unsqueeze(cdim)
+        dx, dt = self.needs_input_grad
         gx = gt = None
-        if self.parents[0] is not None:
+        if dx:
             gx = gs * (x.softmax(cdim) * t.sum(cdim, keepdim=True) - t)
-        if self.parents[1] is not None:
+        if dt:
             gt = -(gs * x.log_softmax(cdim))
         return gx, gt
 
 
-class SiLU(Node):
+
+class SiLU(ad.Op):
     """y = x σ(x);  dx = g σ(x) (1 + x (1 - σ(x)))"""
-    __slots__ = ()
-    replay = kernel(_K.silu)
+    saves = ("x",)
+    forward = staticmethod(_K.silu)
 
     def vjp(self, g, x):
         s = x.sigmoid()
-        return (g * (s * (1 + x * (1 - s))),)
+        return g * (s * (1 + x * (1 - s)))
 
 
-class Softplus(Node):
+class Softplus(ad.Op):
     """y = log(1 + exp(x));  dx = g σ(x)"""
-    __slots__ = ()
-    replay = kernel(_K.softplus)
+    saves = ("x",)
+    forward = staticmethod(_K.softplus)
 
     def vjp(self, g, x):
-        return (g * x.sigmoid(),)
+        return g * x.sigmoid()
 
 
 def onehot(target: torch.Tensor, like: torch.Tensor, cdim: int) -> torch.Tensor:

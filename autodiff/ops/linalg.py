@@ -1,33 +1,40 @@
 """Matrix products: ``matmul`` (1-D, 2-D, batched with broadcasting) and the fused ``linear``."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
-from ..engine import Node, kernel, record
-from ..errors import DTypeError, ShapeError
-from ..tensor import Tensor
-from ._common import as_tensor, check_float_pair, explain, shape_str, sum_to
+from ..errors import DeviceError, DTypeError, ShapeError
+from ..op import Op
+from ._common import Tensor, as_tensor, check_float_pair, shape_str
 
 
-class MatMul(Node):
+class MatMul(Op):
     """y = a @ b;  da = g @ bᵀ,  db = aᵀ @ g  (1-D operands are promoted, batch dims summed)"""
-    __slots__ = ()
-    replay = kernel(torch.matmul)
+    args = saves = ("a", "b")
+    reads = {"a": ("b",), "b": ("a",)}
+    forward = staticmethod(torch.matmul)
 
     def vjp(self, g, a, b):
-        p = self.parents
-        a_shape, b_shape = a.shape, b.shape
+        da, db = self.needs_input_grad
+        a_vec = len(self.in_meta[0][0] if da else a.shape) == 1
+        b_vec = len(self.in_meta[1][0] if db else b.shape) == 1
         # b first: for a 1-D @ 1-D dot product g is 0-d, and only unsqueeze(-1) accepts that.
-        if len(b_shape) == 1:
-            b = b.unsqueeze(-1)
+        if b_vec:
             g = g.unsqueeze(-1)
-        if len(a_shape) == 1:
-            a = a.unsqueeze(0)
+        if a_vec:
             g = g.unsqueeze(-2)
-        ga = sum_to(g @ b.mT, a.shape).reshape(a_shape) if p[0] is not None else None
-        gb = sum_to(a.mT @ g, b.shape).reshape(b_shape) if p[1] is not None else None
+        ga = gb = None
+        if da:
+            ga = g @ (b.unsqueeze(-1) if b_vec else b).mT
+            if a_vec:
+                ga = ga.squeeze(-2)
+        if db:
+            gb = (a.unsqueeze(0) if a_vec else a).mT @ g
+            if b_vec:
+                gb = gb.squeeze(-1)
         return ga, gb
 
 
@@ -51,64 +58,75 @@ def matmul(a: Any, b: Any) -> Tensor:
     ra, rb = a.data, b.data
     check_float_pair("matmul", ra, rb)
     try:
-        out = torch.matmul(ra, rb)
-    except RuntimeError as e:
-        if ra.device != rb.device:
-            raise explain("matmul", e, a, b) from None
+        return MatMul.apply(a, b)
+    except DeviceError:
+        raise
+    except RuntimeError:  # torch's message (or a broadcasting one) says less than ours
         raise _matmul_error(ra, rb) from None
-    return record(MatMul, out, (a, b), (a, b))
 
 
 _linear = torch.nn.functional.linear  # a plain kernel call: torch's autograd is not involved
 _RAW = torch.Tensor
 
 
-class Linear(Node):
-    """y = x @ Wᵀ + b;  dx = g @ W,  dW = gᵀ @ x,  db = Σ_batch g"""
-    __slots__ = ()
-    replay = kernel(_linear)
+class Linear(Op):
+    """y = x @ Wᵀ + b;  dx = g @ W,  dW = gᵀ @ x,  db = Σ_batch g  (a 1-D W is one output row)"""
+    args = ("x", "weight", "bias")
+    saves = ("x", "weight")
+    reads = {"x": ("weight",), "weight": ("x",), "bias": ()}
+    forward = staticmethod(_linear)
 
     def vjp(self, g, x, w):
-        p = self.parents
-        if g.__class__ is _RAW and g.ndim == 2:  # first-order, 2-D: plain mm kernels
-            return (g.mm(w) if p[0] is not None else None,
-                    g.t().mm(x) if p[1] is not None else None,
-                    g.sum(0) if len(p) > 2 and p[2] is not None else None)
-        gx = g @ w if p[0] is not None else None
-        gw = gb = None
-        if p[1] is not None or (len(p) > 2 and p[2] is not None):
-            if g.ndim != 2:
-                g = g.reshape(-1, g.shape[-1])
-                x = x.reshape(-1, x.shape[-1])
-            if p[1] is not None:
-                gw = g.mT @ x
-            if len(p) > 2 and p[2] is not None:
-                gb = g.sum(0)
+        dx, dw, db = self.needs_input_grad
+        # the bias's gradient: g summed over the batch, or g itself for the engine to sum down
+        # to a bias that broadcasts differently
+        gb = (g.sum(0) if g.ndim == 2 and len(self.in_meta[2][0]) == 1 else g) if db else None
+        w_vec = len(self.in_meta[1][0]) == 1 if dw else (w is not None and w.ndim == 1)
+        if g.__class__ is _RAW and g.ndim == 2 and not w_vec:  # first order, 2-D: mm kernels
+            return g.mm(w) if dx else None, g.t().mm(x) if dw else None, gb
+        if w_vec:  # y = x @ w: one output feature, dropped from y's shape
+            g = g.unsqueeze(-1)
+        gx = (g @ (w.unsqueeze(0) if w_vec else w)) if dx else None
+        gw = None
+        if dw:
+            n = math.prod(g.shape[:-1])  # explicit sizes: reshape(-1, 0) is ambiguous
+            gw = g.reshape(n, g.shape[-1]).mT @ x.reshape(n, x.shape[-1])
+            if w_vec:
+                gw = gw.reshape(self.in_meta[1][0])
         return gx, gw, gb
 
 
 def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
-    """Affine map ``x @ weight.T + bias`` as one node (one ``addmm`` kernel for 2-D x)."""
+    """Affine map ``x @ weight.T + bias`` as one node (one ``addmm`` kernel for 2-D x); a bias
+    broadcasts to the output, as in torch."""
     x, weight = as_tensor(x), as_tensor(weight)
     rx, rw = x.data, weight.data
     check_float_pair("linear", rx, rw)
-    try:
-        if bias is None:
-            out = _linear(rx, rw)
-            return record(Linear, out, (x, weight), (x, weight))
+    if bias is not None:
         bias = as_tensor(bias)
-        rb = bias.data
-        if rb.dim() != 1 or rb.shape[0] != rw.shape[0]:
-            raise RuntimeError("bias shape")
-        out = _linear(rx, rw, rb)  # addmm for 2-D inputs, in C++ (no Python-side transpose)
-    except RuntimeError as e:
-        if rx.device != rw.device:
-            raise explain("linear", e, x, weight) from None
+        check_float_pair("linear", rx, bias.data)
+    try:
+        return Linear.apply(x, weight, bias)
+    except DeviceError:
+        raise
+    except RuntimeError:
         if rx.dtype != rw.dtype:
             raise DTypeError(f"linear: input dtype {rx.dtype} does not match weight dtype "
                              f"{rw.dtype}; convert the input, e.g. x.float()") from None
         bshape = "" if bias is None else f", bias {shape_str(bias.shape)}"
         raise ShapeError(f"linear: input {shape_str(rx.shape)} does not fit weight "
                          f"{shape_str(rw.shape)}{bshape}: the input's last dim must equal "
-                         "weight.shape[1] (in_features), bias must have weight.shape[0] elements") from None
-    return record(Linear, out, (x, weight, bias), (x, weight))
+                         "weight.shape[-1] (in_features), and bias must broadcast to the output "
+                         "(e.g. weight.shape[0] elements)") from None
+
+
+def _rmatmul(self: Any, other: Any) -> Any:
+    return matmul(other, self)
+
+
+class LinalgMethods:
+    """The Tensor methods and operators of this module (mixed into ``autodiff.Tensor``)."""
+
+    __slots__ = ()
+    __matmul__ = matmul = matmul
+    __rmatmul__ = _rmatmul

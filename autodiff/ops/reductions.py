@@ -1,119 +1,134 @@
 """Reductions over ``dim`` (int, tuple or None for all; ``keepdim``) and the softmax family.
 
-VJPs first put the reduced dims back (``g`` reshaped to the keepdim shape), then broadcast.
+``dim=()`` and ``dim=[]`` reduce over all dims, as in torch. A VJP first puts the reduced dims
+back (``g`` reshaped to the keepdim shape), then broadcasts it over the input's shape.
 """
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from typing import Any
 
 import torch
 
-from ..engine import Node, derived, kernel, record
-from ..tensor import Tensor
-from ._common import as_tensor, keep_shape, norm_dims, raw
+from ..engine import derived
+from ..op import Op
+from ._common import Tensor, as_tensor, keep_shape, norm_dims, raw
 
-MaxResult = namedtuple("MaxResult", ["values", "indices"])
-
-
-def _reduce_meta(op: str, x: Tensor, dim: Any) -> tuple:
-    dims = norm_dims(op, dim, x.data.dim())
-    return dims, x.data.shape, keep_shape(x.data.shape, dims)
+# torch.return_types.max / .min: ``values, indices = x.max(dim)``, or ``.values``/``.indices``
+max_result = namedtuple("max", ["values", "indices"])  # type: ignore[name-match]
+min_result = namedtuple("min", ["values", "indices"])  # type: ignore[name-match]
 
 
-class Sum(Node):
+def _dims(op: str, dim: Any, ndim: int) -> tuple[int, ...]:
+    """``dim`` as a sorted tuple of dims; None, () and [] all mean every dim (torch's rule)."""
+    if isinstance(dim, (tuple, list)) and len(dim) == 0:
+        dim = None
+    return norm_dims(op, dim, ndim)
+
+
+def _all(dim: Any) -> bool:
+    return dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0)
+
+
+def _unreduce(op: Any, g: Any) -> Any:
+    """``g`` with the reduced dims put back (size 1) and broadcast over the input's shape."""
+    shape = op.in_meta[0][0]
+    dim = op.dim
+    if not op.keepdim and dim is not None and g.ndim:  # a 0-d g broadcasts as it is
+        g = g.reshape(keep_shape(shape, (dim,) if dim.__class__ is int else dim))
+    return g.expand(shape)
+
+
+def _count(shape: torch.Size, dims: Any) -> int:
+    """How many elements each output element reduces (a 0-d tensor holds one)."""
+    if dims is None:
+        return math.prod(shape)
+    return math.prod(shape[d] for d in dims) if shape else 1
+
+
+class Sum(Op):
     """y = Σ_dims x;  dx = g broadcast back over dims"""
-    __slots__ = ()
-    replay = staticmethod(lambda m, shape: _reducer("sum", m[0], m[1], shape))
+    fields = ("dim", "keepdim")
+    forward = staticmethod(torch.sum)
 
     def vjp(self, g):
-        shape, kshape = self.meta
-        if g.ndim:  # a 0-d gradient (full reduction) expands as it is
-            g = g.reshape(kshape)
-        return (g.expand(shape),)
+        return _unreduce(self, g)
 
 
-class Mean(Node):
+class Mean(Op):
     """y = Σ_dims x / n;  dx = g / n broadcast back over dims"""
-    __slots__ = ()
-    replay = staticmethod(lambda m, shape: _reducer("mean", m[0], m[1], shape))
+    fields = ("dim", "keepdim")
+    forward = staticmethod(torch.mean)
 
     def vjp(self, g):
-        shape, kshape, n = self.meta
-        if g.ndim:
-            g = g.reshape(kshape)
-        return ((g / n).expand(shape),)
+        return _unreduce(self, g / _count(self.in_meta[0][0], self.dim))
 
 
-def _reducer(name: str, in_shape: torch.Size, kshape: tuple, out_shape: torch.Size) -> Any:
-    """The raw reduction that maps ``in_shape`` to ``out_shape`` (for replay)."""
-    dims = tuple(i for i, (a, k) in enumerate(zip(in_shape, kshape)) if k == 1 and a != 1)
-    keep = len(out_shape) == len(in_shape) and len(in_shape) > 0
-    if not dims:
-        return lambda x: x.reshape(out_shape).clone()
-    return lambda x: getattr(x, name)(dims, keepdim=keep)
-
-
-def _count(shape: torch.Size, dims: tuple[int, ...]) -> int:
-    n = 1
-    for d in dims:
-        if shape:  # a 0-d tensor accepts dim 0 (as in torch) and holds one element
-            n *= shape[d]
-    return n
-
-
-def sum(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: torch.dtype | None = None) -> Tensor:
-    """Sum over ``dim`` (all dims when None)."""
+def sum(x: Any, dim: Any = None, keepdim: bool = False, *,
+        dtype: torch.dtype | None = None) -> Tensor:
+    """Sum over ``dim`` (all dims when None or ())."""
     x = as_tensor(x)
-    if dim is None and not keepdim and dtype is None:  # the common full reduction, kept lean
-        d = x.data
-        return record(Sum, d.sum(), (x,), meta=(d.shape, (1,) * d.dim()))
     if dtype is not None and dtype != x.data.dtype:
         # cast first (a recorded cast): the gradient then returns in the input's dtype
         x = x.to(dtype)
-    dims, shape, kshape = _reduce_meta("sum", x, dim)
-    out = x.data.sum(dims, keepdim=keepdim) if dims else x.data.clone()
-    return record(Sum, out, (x,), meta=(shape, kshape))
+    if dim is not None:
+        dim = _dims("sum", dim, x.data.dim())
+    return Sum.apply(x, dim=dim, keepdim=keepdim)
 
 
 def mean(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
-    """Mean over ``dim`` (all dims when None)."""
+    """Mean over ``dim`` (all dims when None or ())."""
     x = as_tensor(x)
-    d = x.data
-    if dim is None and not keepdim and d.is_floating_point():  # the common full reduction
-        return record(Mean, d.mean(), (x,), meta=(d.shape, (1,) * d.dim(), d.numel()))
-    dims, shape, kshape = _reduce_meta("mean", x, dim)
+    if dim is not None:
+        dim = _dims("mean", dim, x.data.dim())
     if not x.data.is_floating_point():
         raise TypeError(f"mean: needs a floating point tensor, got dtype {x.dtype}")
-    out = x.data.mean(dims, keepdim=keepdim) if dims else x.data.clone()
-    return record(Mean, out, (x,), meta=(shape, kshape, _count(shape, dims)))
+    return Mean.apply(x, dim=dim, keepdim=keepdim)
 
 
-class Amax(Node):
-    """y = max over dims;  dx = g shared evenly among the elements equal to the max"""
-    __slots__ = ()
+class Amax(Op):
+    """y = max over dims;  dx = (g / c) * [x = y], c = the number of elements equal to y
+    (torch's rule, kept exactly: a NaN max gives NaN to its slice, an infinite g gives NaN to the
+    other elements)"""
+    saves = ("x", "out")
+    fields = ("dim", "keepdim")
+    forward = staticmethod(torch.amax)
 
     def vjp(self, g, x, y):
-        shape, kshape, dims = self.meta
-        hit = raw(x) == raw(y).reshape(kshape)
-        count = hit.sum(dims, keepdim=True)
-        return (g.reshape(kshape).expand(shape).where(hit, 0.0) / count,)
+        return _share(self, g, x, y)
 
 
-class Amin(Amax):
-    """y = min over dims;  dx = g shared evenly among the elements equal to the min"""
-    __slots__ = ()
+class Amin(Op):
+    """y = min over dims;  dx = (g / c) * [x = y], c = the number of elements equal to y
+    (torch's rule, as for Amax)"""
+    saves = ("x", "out")
+    fields = ("dim", "keepdim")
+    forward = staticmethod(torch.amin)
+
+    def vjp(self, g, x, y):
+        return _share(self, g, x, y)
 
 
-def _extreme(name: str, cls: type[Node]) -> Any:
+def _share(op: Any, g: Any, x: Any, y: Any) -> Any:
+    shape = op.in_meta[0][0]
+    kshape = keep_shape(shape, op.dim)
+    hit = raw(x) == raw(y).reshape(kshape)
+    count = hit.sum(op.dim, keepdim=True)
+    # torch multiplies by the mask here (its inf * 0 = NaN included): the same product gives
+    # torch's values exactly, where a selection would differ from it for an infinite g
+    return (g.reshape(kshape) / count) * hit
+
+
+def _extreme(name: str, cls: type[Op]) -> Any:
     def op(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
         x = as_tensor(x)
-        dims, shape, kshape = _reduce_meta(name, x, dim)
+        dims = _dims(name, dim, x.data.dim())
         _check_nonempty(name, x, dims)
-        out = getattr(x.data, name)(dims, keepdim=keepdim) if dims else x.data.clone()
-        return record(cls, out, (x,), (x,), meta=(shape, kshape, dims), save_out=True)
+        return cls.apply(x, dim=dims, keepdim=keepdim)
     op.__name__ = name
-    op.__doc__ = f"{name[1:].capitalize()} over ``dim`` (ties share the gradient evenly)."
+    op.__doc__ = (f"{name[1:].capitalize()} over ``dim`` (all dims when None or ()); ties share "
+                  "the gradient evenly.")
     return op
 
 
@@ -128,31 +143,83 @@ def _check_nonempty(op: str, x: Tensor, dims: tuple) -> None:
                          f"dims {dims} (the max of nothing is undefined)")
 
 
-class MaxDim(Node):
-    """values = max along dim;  dx = g at the index of the chosen element, 0 elsewhere"""
-    __slots__ = ()
+class Max(Op):
+    """y = max of all elements;  dx = g / c at the c elements equal to y (at the NaNs when y is
+    NaN), 0 elsewhere (torch's evenly distributed gradient)"""
+    saves = ("x", "out")
+    forward = staticmethod(torch.max)
 
-    def vjp(self, g):
-        shape, kshape, dim, idx = self.meta
-        hit = torch.zeros(shape, dtype=torch.bool, device=idx.device).scatter_(dim, idx, True)
-        return (g.reshape(kshape).expand(shape).where(hit, 0.0),)
-
-
-class MinDim(MaxDim):
-    """values = min along dim;  dx = g at the index of the chosen element, 0 elsewhere"""
-    __slots__ = ()
+    def vjp(self, g, x, y):
+        return _evenly(self, g, x, y)
 
 
-def _select_reduce(op: str, cls: type[Node], full: Any, x: Any, dim: Any, keepdim: bool) -> Any:
+class Min(Op):
+    """y = min of all elements;  dx = g / c at the c elements equal to y (at the NaNs when y is
+    NaN), 0 elsewhere"""
+    saves = ("x", "out")
+    forward = staticmethod(torch.min)
+
+    def vjp(self, g, x, y):
+        return _evenly(self, g, x, y)
+
+
+def _evenly(op: Any, g: Any, x: Any, y: Any) -> Any:
+    rx, ry = raw(x), raw(y)
+    hit = rx.isnan() if bool(ry.isnan()) else rx == ry
+    return (g / hit.sum()).expand(op.in_meta[0][0]).where(hit, 0.0)
+
+
+def _gather(x: torch.Tensor, indices: torch.Tensor, dim: int, keepdim: bool) -> torch.Tensor:
+    """The values max/min(dim) chose: ``x`` at ``indices`` along ``dim``."""
+    if keepdim or x.dim() == 0:
+        return x.gather(dim, indices)
+    return x.gather(dim, indices.unsqueeze(dim)).squeeze(dim)
+
+
+class MaxDim(Op):
+    """values = x at indices along dim (the max);  dx = g at the indices, 0 elsewhere"""
+    args = ("x", "indices")
+    saves = ("indices",)
+    fields = ("dim", "keepdim")
+    forward = staticmethod(_gather)
+
+    def vjp(self, g, indices):
+        return _select(self, g, indices), None
+
+
+class MinDim(Op):
+    """values = x at indices along dim (the min);  dx = g at the indices, 0 elsewhere"""
+    args = ("x", "indices")
+    saves = ("indices",)
+    fields = ("dim", "keepdim")
+    forward = staticmethod(_gather)
+
+    def vjp(self, g, indices):
+        return _select(self, g, indices), None
+
+
+def _select(op: Any, g: Any, indices: Any) -> Any:
+    shape = op.in_meta[0][0]
+    idx = raw(indices)
+    if not op.keepdim and idx.dim() < len(shape):
+        idx = idx.unsqueeze(op.dim)
+    hit = torch.zeros(shape, dtype=torch.bool, device=idx.device).scatter_(op.dim, idx, True)
+    return _unreduce(op, g).where(hit, 0.0)
+
+
+def _select_reduce(op: str, cls: type[Op], full: type[Op], result: Any, x: Any, dim: Any,
+                   keepdim: bool) -> Any:
     x = as_tensor(x)
     if dim is None:
-        return full(x)
+        _check_nonempty(op, x, ())
+        return full.apply(x)
     (d,) = norm_dims(op, dim, x.data.dim())
     _check_nonempty(op, x, (d,))
-    values, idx = getattr(torch, op)(x.data, d, keepdim=keepdim)
-    kshape = keep_shape(x.data.shape, (d,))
-    v = record(cls, values, (x,), meta=(x.data.shape, kshape, d, idx.reshape(kshape)))
-    return MaxResult(v, derived(idx))
+    _, idx = getattr(torch, op)(x.data, d, keepdim=keepdim)
+    # The indices are an input of the node: backward reads them, so changing them in place
+    # before backward() is refused, as in torch.
+    indices = derived(idx)
+    return result(cls.apply(x, indices, dim=d, keepdim=keepdim), indices)
 
 
 def max(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
@@ -160,7 +227,7 @@ def max(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .elementwise import maximum
         return maximum(x, dim)
-    return _select_reduce("max", MaxDim, amax, x, dim, keepdim)
+    return _select_reduce("max", MaxDim, Max, max_result, x, dim, keepdim)
 
 
 def min(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
@@ -168,7 +235,7 @@ def min(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .elementwise import minimum
         return minimum(x, dim)
-    return _select_reduce("min", MinDim, amin, x, dim, keepdim)
+    return _select_reduce("min", MinDim, Min, min_result, x, dim, keepdim)
 
 
 def argmax(x: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
@@ -179,98 +246,113 @@ def argmin(x: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
     return derived(torch.argmin(raw(x), dim=dim, keepdim=keepdim))
 
 
-class Var(Node):
+class Var(Op):
     """y = Σ(x - mean)² / (n - correction);  dx = g * 2 (x - mean) / (n - correction)"""
-    __slots__ = ()
+    saves = ("x",)
+    fields = ("dim", "correction", "keepdim")
+    forward = staticmethod(torch.var)
 
     def vjp(self, g, x):
-        shape, kshape, dims, denom = self.meta
-        centred = x - x.mean(dims, keepdim=True)
+        denom = _count(self.in_meta[0][0], self.dim) - self.correction
         # divide last: with no degrees of freedom left (denom 0) this gives nan, as in torch,
         # instead of a ZeroDivisionError in the middle of backward()
-        return (g.reshape(kshape) * centred * 2.0 / denom,)
+        return _unreduce(self, g) * (x - x.mean(self.dim, keepdim=True)) * 2.0 / denom
+
+
+class Std(Op):
+    """y = sqrt(var(x));  dx = g * (x - mean) / ((n - correction) * y)  (0 where y = 0)"""
+    saves = ("x", "out")
+    fields = ("dim", "correction", "keepdim")
+    forward = staticmethod(torch.std)
+
+    def vjp(self, g, x, y):
+        shape = self.in_meta[0][0]
+        kshape = keep_shape(shape, self.dim)
+        denom = _count(shape, self.dim) - self.correction
+        y = y.reshape(kshape)
+        # A constant slice has y = 0: its gradient is 0 (as in torch), not sqrt's 0 * inf = nan.
+        scale = (g.reshape(kshape) / (y * denom)).where(raw(y) != 0, 0.0)
+        return scale * (x - x.mean(self.dim, keepdim=True))
+
+
+def _spread(cls: type[Op], op: str, x: Any, dim: Any, correction: float | None,
+            unbiased: bool | None, keepdim: bool) -> Tensor:
+    """var and std: the same arguments and fields."""
+    x = as_tensor(x)
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    dims = _dims(op, dim, x.data.dim())
+    return cls.apply(x, dim=dims, correction=correction, keepdim=keepdim)
 
 
 def var(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
         keepdim: bool = False) -> Tensor:
     """Variance over ``dim``; ``correction=1`` (the default, like torch) is Bessel's correction."""
-    return _spread(Var, torch.var, x, dim, correction, unbiased, keepdim)
-
-
-def _spread(cls: type[Node], fn: Any, x: Any, dim: Any, correction: float | None,
-            unbiased: bool | None, keepdim: bool) -> Tensor:
-    """var and std: the same arguments, meta and saved input (std also saves its output)."""
-    x = as_tensor(x)
-    if correction is None:
-        correction = 1 if unbiased is None or unbiased else 0
-    dims, shape, kshape = _reduce_meta(fn.__name__, x, dim)
-    out = fn(x.data, dims, correction=correction, keepdim=keepdim)
-    denom = _count(shape, dims) - correction
-    return record(cls, out, (x,), (x,), meta=(shape, kshape, dims, denom), save_out=cls is Std)
-
-
-class Std(Node):
-    """y = sqrt(var(x));  dx = g * (x - mean) / ((n - correction) * y)  (0 where y = 0)"""
-    __slots__ = ()
-
-    def vjp(self, g, x, y):
-        shape, kshape, dims, denom = self.meta
-        # A constant slice has y = 0: its gradient is 0 (as in torch), not sqrt's 0 * inf = nan.
-        nonzero = raw(y).reshape(kshape) != 0
-        scale = (g.reshape(kshape) / (y.reshape(kshape) * denom)).where(nonzero, 0.0)
-        return (scale * (x - x.mean(dims, keepdim=True)),)
+    return _spread(Var, "var", x, dim, correction, unbiased, keepdim)
 
 
 def std(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
         keepdim: bool = False) -> Tensor:
     """Standard deviation: sqrt(var), one node (so a constant input gets a 0 gradient)."""
-    return _spread(Std, torch.std, x, dim, correction, unbiased, keepdim)
+    return _spread(Std, "std", x, dim, correction, unbiased, keepdim)
 
 
-class LogSumExp(Node):
+class LogSumExp(Op):
     """y = log Σ exp(x);  dx = g * exp(x - y)  (= g * softmax(x))"""
-    __slots__ = ()
+    saves = ("x", "out")
+    fields = ("dim", "keepdim")
+    forward = staticmethod(torch.logsumexp)
 
     def vjp(self, g, x, y):
-        kshape = self.meta
-        return (g.reshape(kshape) * (x - y.reshape(kshape)).exp(),)
+        shape = self.in_meta[0][0]
+        kshape = keep_shape(shape, self.dim)
+        return g.reshape(kshape) * (x - y.reshape(kshape)).exp()
 
 
 def logsumexp(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x))) over ``dim``, computed stably."""
     x = as_tensor(x)
-    dims, shape, kshape = _reduce_meta("logsumexp", x, dim)
-    out = torch.logsumexp(x.data, dims, keepdim=keepdim)
-    return record(LogSumExp, out, (x,), (x,), meta=kshape, save_out=True)
+    return LogSumExp.apply(x, dim=_dims("logsumexp", dim, x.data.dim()), keepdim=keepdim)
 
 
-class Softmax(Node):
+class Softmax(Op):
     """y = exp(x) / Σ exp(x);  dx = y * (g - Σ g * y)"""
-    __slots__ = ()
-    replay = staticmethod(lambda d, shape: lambda x: torch.softmax(x, d))
+    saves = ("out",)
+    fields = ("dim",)
+    forward = staticmethod(torch.softmax)
 
     def vjp(self, g, y):
-        return (y * (g - (g * y).sum(self.meta, keepdim=True)),)
+        return y * (g - (g * y).sum(self.dim, keepdim=True))
 
 
-class LogSoftmax(Node):
+class LogSoftmax(Op):
     """y = x - logsumexp(x);  dx = g - exp(y) * Σ g"""
-    __slots__ = ()
-    replay = staticmethod(lambda d, shape: lambda x: torch.log_softmax(x, d))
+    saves = ("out",)
+    fields = ("dim",)
+    forward = staticmethod(torch.log_softmax)
 
     def vjp(self, g, y):
-        return (g - y.exp() * g.sum(self.meta, keepdim=True),)
+        return g - y.exp() * g.sum(self.dim, keepdim=True)
 
 
 def softmax(x: Any, dim: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim`` (shifted by the max: stable)."""
     x = as_tensor(x)
     (d,) = norm_dims("softmax", dim, x.data.dim())
-    return record(Softmax, torch.softmax(x.data, d), (x,), meta=d, save_out=True)
+    return Softmax.apply(x, dim=d)
 
 
 def log_softmax(x: Any, dim: int = -1) -> Tensor:
     """x - logsumexp(x) along ``dim`` (stable)."""
     x = as_tensor(x)
     (d,) = norm_dims("log_softmax", dim, x.data.dim())
-    return record(LogSoftmax, torch.log_softmax(x.data, d), (x,), meta=d, save_out=True)
+    return LogSoftmax.apply(x, dim=d)
+
+
+class ReductionMethods:
+    """The Tensor methods of this module (mixed into ``autodiff.Tensor``)."""
+
+    __slots__ = ()
+    sum, mean, max, min, amax, amin = sum, mean, max, min, amax, amin
+    argmax, argmin, var, std = argmax, argmin, var, std
+    logsumexp, softmax, log_softmax = logsumexp, softmax, log_softmax
