@@ -2,6 +2,7 @@
 
     tapegrad train --out runs/disc          # the course experiment, curves + decision map
     tapegrad train --preset best            # the best configuration found
+    tapegrad train --task digits            # other workloads: digits (CNN), reverse (transformer)
     tapegrad experiments --quick            # the course reports' tables (smoke-test size)
     tapegrad graph ...                      # pictures of the recorded graph (viz.graph_command)
 
@@ -106,6 +107,7 @@ def _preset_default(field: str) -> str:
 
 def _add_train(sub: Any) -> None:
     from .presets import ACTIVATIONS, DTYPES, LIMITS, LOSSES, OPTIMIZERS, PRESETS, SCHEDULES
+    from .tasks import TASKS
     p = sub.add_parser("train", help="train the disc classifier and write its plots",
                        description="Train the course's disc classifier (1,000 points in [0,1]², "
                                    "2 -> 25 -> 25 -> 25 -> 1) and write curves.png, "
@@ -139,7 +141,10 @@ def _add_train(sub: Any) -> None:
                    help="seed of data, initial weights and batch order, in [0, 2**63) (default 0)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--dtype", choices=DTYPES, help="(default float32)")
-    p.add_argument("--out", default="runs/disc", help="output folder (default runs/disc)")
+    p.add_argument("--task", choices=TASKS, default="disc",
+                   help="disc (default), digits (a CNN on scikit-learn's 8x8 digits) or reverse "
+                        "(a small transformer reversing digit sequences); see tapegrad.tasks")
+    p.add_argument("--out", help="output folder (default runs/<task>, e.g. runs/disc)")
     p.add_argument("--every", type=int, default=0,
                    help="print every N-th epoch (default 0: about 25 rows in all)")
     p.add_argument("--no-graph", action="store_true", help="do not draw graph.png")
@@ -210,6 +215,9 @@ def _draw_graph(run: Any, out: Path) -> Path | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .presets import ConfigError
+    if args.task != "disc":
+        from .tasks.command import run_task
+        return run_task(args)
     parser = args.parser
     try:
         cfg = config_from_args(args)
@@ -222,7 +230,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     bad = distributed.problem(args, cfg)
     if bad is not None:
         _fail(parser, *bad)
-    out = Path(args.out)
+    out = Path(args.out or "runs/disc")
     _check_folder(parser, "--out", out)
     # last check: a bad --out fails before training (rank 0 alone writes, under torchrun too)
     created = _make_folder(parser, "--out", out) if distributed.rank() == 0 else []
