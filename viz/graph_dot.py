@@ -196,13 +196,13 @@ class Drawing:
         entries = api.saved(node)
         if entries is None:
             return
-        out = api.saved_output(node)
+        out = api.output_slot(node)
         fill, border = st.SAVED
         for j, s in enumerate(entries):
             if not isinstance(s, (Tensor, torch.Tensor)):
                 continue
             d = s.data if isinstance(s, Tensor) else s
-            what = "saved output" if out is not None and s is out else "saved"
+            what = "saved output" if j == out else "saved"
             text = st.shape_text(d.shape) + _dtype_text((d.dtype, d.device))
             label = st.html_label(what, [st.esc(text)], bold=False)
             sid = f"{_id(u)}_s{j}"

@@ -100,9 +100,9 @@ def leaf_stat(t: Tensor) -> GradStat | None:
 class StepRecord:
     """What one VJP application did in a watched backward: when (``step``, a counter over all
     watched backwards, so sorting by it gives the engine's order), the gradient it received,
-    and what it sent to each input (``sent``, None where nothing was sent or the engine cannot
-    tell). ``to_leaf`` keeps a copy of the gradients sent to leaves (parameters), so repeated
-    calls of a module can show each call's share of a parameter's gradient."""
+    and what it sent to each input (``sent``, None where nothing was sent). ``to_leaf`` keeps a
+    copy of the gradients sent to leaves (parameters), so repeated calls of a module can show
+    each call's share of a parameter's gradient."""
 
     __slots__ = ("step", "received", "sent", "to_leaf")
 
@@ -122,14 +122,6 @@ def _stat(g: Any) -> GradStat | None:
         return None
     d = g.data if isinstance(g, Tensor) else g
     return grad_stat(d, -1 if d.dim() >= 2 else None)
-
-
-def _prehook(ref: weakref.ref) -> Any:
-    def record_received(g: Any) -> None:
-        node = ref()
-        if node is not None:
-            _RECORDS[node] = StepRecord(next(_clock), _stat(g))
-    return record_received
 
 
 def _posthook(ref: weakref.ref) -> Any:
@@ -198,8 +190,6 @@ def watch_grads(tensors: Any) -> GradWatch:
         constant_inputs(node)  # remember the constant inputs before backward frees them
         ref = weakref.ref(node)
         h = api.add_hook(node, _posthook(ref))
-        if h is None:  # an engine without post-VJP hooks: the order and what was received
-            h = api.add_prehook(node, _prehook(ref))
         _WATCHED[node] = True
         nodes.append(node)
         handles.append(h)

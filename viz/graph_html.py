@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any
 
 import torch
 
@@ -181,32 +180,19 @@ def steps(drawings: dict) -> list:
         sent = []
         for k, p in enumerate(it.parents):
             what = _input_text(first, p)
-            s = None if rec.sent is None else rec.sent[k]
+            s = rec.sent[k]
             if g.items[p].kind == CONST:
                 continue
-            if rec.sent is None:
-                sent.append(f"{what}: (this engine does not report what a VJP sent)")
-            elif s is None:
+            if s is None:
                 sent.append(f"{what}: nothing (no gradient needed)")
             else:
                 arrived[p] = arrived.get(p, 0) + 1
                 extra = f", summed with {arrived[p] - 1} earlier" if arrived[p] > 1 else ""
                 sent.append(f"{what}: ∇ {_stat_text(s)}{extra}")
-        summed = arrived.get(i, 0) if rec.sent is not None else _consumers_done(g, i, rec)
         out.append({"name": it.obj.name, "received": _stat_text(rec.received), "sent": sent,
-                    "summed": summed, "item": i,
+                    "summed": arrived.get(i, 0), "item": i,
                     "box": {k: f"n{d.place.unit_of[i]}" for k, d in drawings.items()}})
     return out
-
-
-def _consumers_done(g: Graph, i: int, rec: Any) -> int:
-    """Without per-input reports: the ops using item ``i`` whose VJP ran before it."""
-    n = 0
-    for k in set(g.items[i].consumers):
-        r = record_of(g.items[k].obj)
-        if r is not None and r.step < rec.step:
-            n += g.items[k].parents.count(i)
-    return n
 
 
 def _input_text(d: Drawing, p: int) -> str:

@@ -68,7 +68,7 @@ def constant_inputs(node: Any) -> dict:
     """``{i: Tensor}`` for inputs ``i`` that need no grad and that ``node`` saved.
 
     Ops save their inputs first, in input order, when their VJP needs them (Linear saves
-    ``(x, W)``, Mul ``(a, b)``). That alignment is trusted only when every differentiable input
+    ``(x, weight)``, Mul ``(a, b)``; a slot not needed this time is None). That alignment is trusted only when every differentiable input
     in the saved prefix is where it should be; otherwise nothing is claimed.
     """
     known = _CONSTANTS.get(node)
@@ -77,6 +77,8 @@ def constant_inputs(node: Any) -> dict:
         return known or {}
     found = {}
     for i, (p, s) in enumerate(zip(api.inputs(node), saved)):
+        if s is None:  # a slot the VJP does not need this time
+            continue
         if not isinstance(s, Tensor):
             if p is not None:
                 return known or {}

@@ -11,7 +11,6 @@ import torch
 import autodiff as ad
 import nn
 from autodiff import Tensor
-from autodiff.engine import Node
 
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz `dot` is not installed")
@@ -68,7 +67,7 @@ def recorded_counts(roots) -> tuple[int, int, int, int]:
     nodes.update(stack)
     while stack:
         n = stack.pop()
-        for p in n.parents:
+        for p in n.next_functions:
             edges += 1
             if p is None:
                 none_inputs += 1
@@ -164,4 +163,4 @@ def dead_layer_net(dead: int = 2):
 
 
 def is_node(x) -> bool:
-    return isinstance(x, Node)
+    return isinstance(x, ad.Node)
