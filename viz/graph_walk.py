@@ -68,8 +68,9 @@ def constant_inputs(node: Any) -> dict:
     """``{i: Tensor}`` for inputs ``i`` that need no grad and that ``node`` saved.
 
     Ops save their inputs first, in input order, when their VJP needs them (Linear saves
-    ``(x, weight)``, Mul ``(a, b)``; a slot not needed this time is None). That alignment is trusted only when every differentiable input
-    in the saved prefix is where it should be; otherwise nothing is claimed.
+    ``(x, weight)``, Mul ``(a, b)``; a slot not needed this time is None). That alignment is
+    trusted only when every differentiable input in the saved prefix is where it should be;
+    otherwise nothing is claimed.
     """
     known = _CONSTANTS.get(node)
     saved = api.saved(node)
