@@ -17,23 +17,28 @@ from .parameter import Parameter
 class _BatchNorm(Module):
     """y = w (x - μ) / sqrt(var + eps) + b per channel (dim 1): in training with the batch's
     statistics (then running_mean/var ← (1 - momentum) · running + momentum · batch, the variance
-    unbiased; ``momentum=None`` is a cumulative average), in evaluation with the running ones."""
+    unbiased; ``momentum=None`` is a cumulative average), in evaluation with the running ones.
+    ``affine=False``: no w, b; ``bias=False``: no b."""
 
     _dims: tuple = ()
     _expects = ""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, *, device: Any = None,
-                 dtype: torch.dtype | None = None) -> None:
+                 affine: bool = True, track_running_stats: bool = True, *, bias: bool = True,
+                 device: Any = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
             raise ValueError(f"{type(self).__name__}: num_features must be a positive int, got "
                              f"{num_features!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
+        self.has_bias = affine and bias
         if affine:
             self.weight = Parameter(torch.ones(num_features, device=device, dtype=dtype))
-            self.bias = Parameter(torch.zeros(num_features, device=device, dtype=dtype))
+            if bias:
+                self.bias = Parameter(torch.zeros(num_features, device=device, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -59,7 +64,8 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         if self.affine:
             init.ones_(self.weight)
-            init.zeros_(self.bias)
+            if self.bias is not None:
+                init.zeros_(self.bias)
 
     def forward(self, input: Any) -> Tensor:
         x = as_tensor(input)
@@ -79,7 +85,8 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.has_bias}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -105,6 +112,7 @@ class LayerNorm(Module):
         ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps = ns, eps
         self.elementwise_affine = elementwise_affine
+        self.has_bias = elementwise_affine and bias
         if elementwise_affine:
             self.weight = Parameter(torch.ones(ns, device=device, dtype=dtype))
             if bias:
@@ -120,4 +128,4 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+                f"elementwise_affine={self.elementwise_affine}, bias={self.has_bias}")

@@ -230,6 +230,11 @@ def test_batch_norm1d_without_running_stats_and_errors():
     assert list(m.state_dict()) == [] and m.running_mean is None
     x = torch.randn(3, 2, 4, dtype=F64)
     _both(m.eval(), t.eval(), x)  # no running statistics: batch statistics in eval too
+    t2 = torch.nn.BatchNorm1d(2, bias=False).double()
+    m2 = nn.BatchNorm1d(2, bias=False, dtype=F64)
+    assert list(m2.state_dict()) == list(t2.state_dict())
+    _both(m2, t2, x)
+    _both(m2.eval(), t2.eval(), x)
     with pytest.raises(ValueError, match="batch_norm: expected more than 1 value per channel"):
         nn.BatchNorm1d(2)(ad.randn(1, 2))
     with pytest.raises(ad.ShapeError, match="BatchNorm2d: expected an .N, C, H, W. input"):
@@ -442,3 +447,16 @@ def test_only_the_wanted_gradients_first_and_second_order(wanted):
                 else:
                     assert_close(a if a is not None else torch.zeros_like(t), t, "second order",
                                  **TIGHT)
+
+
+def test_layer_reprs_match_torch():
+    for ours, theirs in (
+            (nn.Conv2d(1, 4, 3, padding=1, groups=1), torch.nn.Conv2d(1, 4, 3, padding=1)),
+            (nn.Conv2d(4, 4, 2, stride=2, dilation=2, groups=2, bias=False),
+             torch.nn.Conv2d(4, 4, 2, stride=2, dilation=2, groups=2, bias=False)),
+            (nn.MaxPool2d(2), torch.nn.MaxPool2d(2)),
+            (nn.AvgPool2d(3, 1), torch.nn.AvgPool2d(3, 1)),
+            (nn.Flatten(), torch.nn.Flatten()), (nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)),
+            (nn.LayerNorm((2, 3)), torch.nn.LayerNorm((2, 3))), (nn.GELU(), torch.nn.GELU()),
+            (nn.Embedding(5, 2, padding_idx=0), torch.nn.Embedding(5, 2, padding_idx=0))):
+        assert repr(ours) == repr(theirs)
