@@ -168,6 +168,27 @@ def _linear_shapes(draw: Any, bias: bool) -> tuple:
     return (lead + (i,), (o, i)) + (((o,),) if bias else ())
 
 
+@st.composite
+def _linear_1d_weight_shapes(draw: Any) -> tuple:
+    """A 1-D weight (one output feature, dropped from the output's shape), as torch accepts."""
+    i = draw(st.integers(1, 3))
+    return (tuple(draw(st.lists(st.integers(1, 3), max_size=2))) + (i,), (i,))
+
+
+@st.composite
+def _linear_broadcast_bias_shapes(draw: Any) -> tuple:
+    """A bias that broadcasts to the output without having out_features elements: (1,), (), and
+    for a 2-D input (batch, out) or (1, out) (torch refuses those for other ranks)."""
+    x, w, _ = draw(_linear_shapes(True))
+    more = [(x[0], w[0]), (1, w[0]), (1, 1)] if len(x) == 2 else []
+    return x, w, draw(st.sampled_from([(1,), ()] + more))
+
+
+def _all_dims_listed(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+    """``dim=()`` or ``dim=[]``: torch reduces over every dim."""
+    return {"dim": draw(st.sampled_from([(), []])), "keepdim": draw(st.booleans())}
+
+
 def _where_cond(n_branches: int) -> Any:
     """A random bool condition: the third of three broadcastable shapes (two tensor branches),
     or a shape broadcastable with the single tensor branch."""
@@ -254,6 +275,10 @@ OPS: list[Op] = [
        second=True),
     Op("linear_bias", lambda m, x, w, b: m.linear(x, w, b),
        args("real", "real", "real", shape_st=_linear_shapes(True)), second=True),
+    Op("linear_1d_weight", lambda m, x, w: m.linear(x, w),
+       args(*RR, shape_st=_linear_1d_weight_shapes()), second=True),
+    Op("linear_broadcast_bias", lambda m, x, w, b: m.linear(x, w, b),
+       args("real", "real", "real", shape_st=_linear_broadcast_bias_shapes()), second=True),
     # unary math and activations
     Op("exp", lambda m, a: a.exp(), args("real"), second=True),
     Op("exp_fn", lambda m, a: m.exp(a), args("real")),
@@ -297,6 +322,14 @@ OPS: list[Op] = [
     Op("mean", lambda m, a, dim, keepdim: a.mean(dim, keepdim=keepdim),
        args("real", params=_reduce()), second=True),
     Op("mean_all", lambda m, a: a.mean(), args("real"), second=True),
+    Op("sum_dim_empty", lambda m, a, dim, keepdim: a.sum(dim, keepdim=keepdim),
+       args("real", params=_all_dims_listed), second=True),
+    Op("mean_dim_empty", lambda m, a, dim, keepdim: m.mean(a, dim, keepdim=keepdim),
+       args("real", params=_all_dims_listed), second=True),
+    Op("amax_dim_empty", lambda m, a, dim, keepdim: a.amax(dim, keepdim=keepdim),
+       args("distinct", params=_all_dims_listed), second=True),
+    Op("amin_dim_empty", lambda m, a, dim, keepdim: m.amin(a, dim, keepdim=keepdim),
+       args("distinct", params=_all_dims_listed)),
     Op("amax", lambda m, a, dim, keepdim: a.amax(*(() if dim is None else (dim,)), keepdim=keepdim),
        args("distinct", params=_reduce()), second=True),
     Op("amin", lambda m, a, dim, keepdim: a.amin(*(() if dim is None else (dim,)), keepdim=keepdim),
