@@ -46,8 +46,8 @@ class Node:
     and the hooks ``register_prehook`` / ``register_hook``.
     """
 
-    __slots__ = ("inputs", "saved", "versions", "in_meta", "shape", "scope", "prehooks",
-                 "posthooks", "__weakref__", "__dict__")  # TEMP __dict__: legacy nodes, see record
+    __slots__ = ("inputs", "saved", "versions", "in_meta", "out_meta", "scope", "prehooks",
+                 "posthooks", "__weakref__")
 
     saves: tuple = ()          # names of what the VJP reads (set per op class)
     out_index: int = -1        # position of "out" in ``saves`` (-1: the output is not saved)
@@ -70,16 +70,14 @@ class Node:
         return self.inputs
 
     @property
-    def parents(self) -> tuple:  # TEMP legacy alias
-        return self.inputs
-
-    def needs_grad(self, i: int) -> bool:  # TEMP legacy
-        return self.inputs[i] is not None
-
-    @property
     def needs_input_grad(self) -> tuple:
         """Whether each input wants a gradient (as PyTorch's ``ctx.needs_input_grad``)."""
         return tuple(p is not None for p in self.inputs)
+
+    @property
+    def shape(self) -> torch.Size:
+        """The shape of the op's output."""
+        return self.out_meta[0]
 
     @property
     def released(self) -> bool:
@@ -131,36 +129,7 @@ class RemovableHandle:
 
 
 # ---- recording ----------------------------------------------------------------------------
-# TEMPORARY shim while op modules move to autodiff.Op (removed once all are converted).
-def kernel(fn: Any) -> Any:
-    return staticmethod(lambda meta, shape: fn)
-
-
-def _legacy_record(cls: Any, out: Any, inputs: Any, saved: tuple, meta: Any, save_out: bool) -> Any:
-    t = record(cls, out, inputs, None)
-    node = t.grad_fn
-    if node is not None and node.__class__ is cls:
-        node.meta = meta
-        node.saved = tuple(saved) + ((out,) if save_out else ())
-        node.versions = tuple(_version(x) for x in node.saved)
-        node.out_index = len(saved) if save_out else -1
-    elif st_trace() is not None:
-        pass
-    return t
-
-
-def st_trace() -> Any:
-    return state.trace
-
-
-def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: Any = None,
-           meta: Any = None, save_out: bool = False) -> Any:
-    if fields.__class__ is tuple or meta is not None or save_out:
-        return _legacy_record(cls, out, inputs, fields or (), meta, save_out)
-    return _record(cls, out, inputs, fields)
-
-
-def _record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | None = None) -> Any:
+def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | None = None) -> Any:
     """Wrap ``out`` in a Tensor; when recording and an input requires grad, attach a ``cls`` node.
 
     ``inputs`` are Tensors or raw torch tensors (constants such as index tensors: saved and
@@ -189,14 +158,15 @@ def _record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | N
         fn = x.grad_fn
         if fn is not None:
             edges.append(fn)
+            meta.append(fn.out_meta)  # x is fn's output: its shape and dtype are known
         elif x._requires_grad:
             edges.append(x)
+            d = x.data
+            meta.append((d.shape, d.dtype))
         else:
             edges.append(None)
             meta.append(None)
             continue
-        d = x.data
-        meta.append((d.shape, d.dtype))
         wanted = True
     if not wanted:
         return t
@@ -206,7 +176,7 @@ def _record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | N
     if fields:
         for k, v in fields.items():
             setattr(node, k, v)
-    node.shape = out.shape
+    node.out_meta = (out.shape, out.dtype)
     node.scope = st.scope
     node.prehooks = node.posthooks = None
     plan = cls.save_plan

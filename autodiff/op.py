@@ -35,6 +35,7 @@ import torch
 
 from . import engine
 from .errors import DeviceError, ShapeError
+from .tensor_base import TensorBase
 
 
 class _OpType(type):
@@ -82,11 +83,15 @@ class Op(engine.Node, metaclass=_OpType):
         """Compute ``forward`` on the inputs' data and record a node when one requires grad.
 
         Inputs are autodiff Tensors, or raw torch tensors for constants (indices, masks)."""
-        raws = [x.data if hasattr(x, "grad_fn") else x for x in inputs]
         try:
-            out = cls.forward(*raws, **fields) if fields else cls.forward(*raws)
+            if len(inputs) == 1:  # the common case, without building a list
+                x = inputs[0].data
+                out = cls.forward(x, **fields) if fields else cls.forward(x)
+            else:
+                raws = [x.data if isinstance(x, TensorBase) else x for x in inputs]
+                out = cls.forward(*raws, **fields) if fields else cls.forward(*raws)
         except (RuntimeError, TypeError, ValueError, IndexError) as e:
-            raise explain(cls.opname, e, *raws) from None
+            raise explain(cls.opname, e, *inputs) from None
         return engine.record(cls, out, inputs, fields)
 
     @classmethod
@@ -114,7 +119,7 @@ def broadcast_mismatch(*shapes: Any) -> str:
 
 def explain(op: str, err: Exception, *operands: Any) -> Exception:
     """Turn a torch failure inside ``op``'s forward into an error naming op, shapes and devices."""
-    ts = [o.data if hasattr(o, "grad_fn") else o for o in operands]
+    ts = [o.data if isinstance(o, TensorBase) else o for o in operands]
     ts = [t for t in ts if isinstance(t, torch.Tensor)]
     devices = {t.device for t in ts if t.dim() > 0}
     if len(devices) > 1:

@@ -302,10 +302,9 @@ def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
 
 def _kernel(cls: Any, fields: Any, out: Tensor) -> Any:
     """The raw function that recomputes a recorded op's output: the op's own ``forward``."""
-    if cls.forward is not None:
-        return functools.partial(cls.forward, **fields) if fields else cls.forward
-    make = getattr(cls, "replay", None)  # TEMP: legacy nodes
-    return make(fields, out.data.shape) if make is not None else None
+    if cls.forward is None:
+        return None
+    return functools.partial(cls.forward, **fields) if fields else cls.forward
 
 
 def _contract(n: engine.Node) -> Any:

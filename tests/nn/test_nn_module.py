@@ -134,7 +134,7 @@ def test_call_sets_module_scope_on_nodes_and_restores_it():
     out = m(ad.ones(4, 2))
     node = out.grad_fn  # the multiplication by scale, recorded in Block's forward
     assert node.scope[0] is m and node.scope[1] is None
-    linear_node = node.parents[0]
+    linear_node = node.inputs[0]
     assert linear_node.name == "Linear"
     assert linear_node.scope[0] is m.layers[2] and linear_node.scope[1][0] is m.layers
     assert linear_node.scope[1][1][0] is m
