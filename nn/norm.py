@@ -36,11 +36,17 @@ def _per_channel(t: Any, x: Any) -> Any:
 
 
 # ---- batch norm ----------------------------------------------------------------------------------
-def _batch_norm_train(x: torch.Tensor, w: Any, b: Any, eps: float, momentum: float,
+def _batch_norm_train(x: torch.Tensor, w: Any, b: Any, eps: float, momentum: Any,
                       running: Any) -> torch.Tensor:
     # running statistics (when tracked) are updated here, by the kernel itself, as torch does:
-    # a replay of the step updates them too
-    rm, rv = running if running is not None else (None, None)
+    # a replay of the step updates (and counts) them too
+    if running is None:
+        return _batch_norm(x, w, b, None, None, True, 0.0, eps)[0]
+    rm, rv, count = running
+    if count is not None:
+        count.add_(1)
+        if momentum is None:  # a cumulative average: the n-th batch weighs 1/n
+            momentum = 1.0 / float(count)
     return _batch_norm(x, w, b, rm, rv, True, momentum, eps)[0]
 
 
@@ -55,7 +61,8 @@ class BatchNorm(ad.Op):
     args = ("input", "weight", "bias")
     saves = ("input", "weight")
     reads = {"input": ("input", "weight"), "weight": ("input",), "bias": ()}
-    fields = ("eps", "momentum", "running")  # running: the (mean, var) buffers updated, or None
+    # running: the (mean, var, batch count or None) buffers updated in forward, or None
+    fields = ("eps", "momentum", "running")
     forward = staticmethod(_batch_norm_train)
 
     def vjp(self, g, x, w):
@@ -106,11 +113,14 @@ class BatchNormEval(ad.Op):
 
 
 def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = None,
-               bias: Any = None, training: bool = False, momentum: float = 0.1,
-               eps: float = 1e-5) -> Tensor:
+               bias: Any = None, training: bool = False, momentum: float | None = 0.1,
+               eps: float = 1e-5, *, num_batches_tracked: torch.Tensor | None = None) -> Tensor:
     """Normalise each channel (dim 1) of an (N, C, ...) input: with the batch's statistics when
     ``training`` (updating ``running_mean``/``running_var`` in place when given:
-    r = (1 - momentum) r + momentum · stat, the variance unbiased), else with the running ones."""
+    r = (1 - momentum) r + momentum · stat, the variance unbiased), else with the running ones.
+
+    ``num_batches_tracked`` (nn.BatchNorm's counter, beyond torch's signature) is incremented
+    with the update; ``momentum=None`` then averages cumulatively (1 / count)."""
     op = "batch_norm"
     x = as_tensor(input)
     w = None if weight is None else as_tensor(weight)
@@ -132,8 +142,11 @@ def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = No
                              f"input of shape {tuple(x.shape)}")
         running = None
         if training and running_mean is not None:
+            if momentum is None and num_batches_tracked is None:
+                raise ValueError(f"{op}: momentum=None (a cumulative average) needs "
+                                 "num_batches_tracked")
             running = tuple(t.data if isinstance(t, Tensor) else t
-                            for t in (running_mean, running_var))
+                            for t in (running_mean, running_var)) + (num_batches_tracked,)
         return BatchNorm.apply(x, w, b, eps=eps, momentum=momentum, running=running)
     return BatchNormEval.apply(x, w, b, running_mean, running_var, eps=eps)
 

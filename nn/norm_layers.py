@@ -72,16 +72,11 @@ class _BatchNorm(Module):
         if x.ndim not in self._dims:
             raise ShapeError(f"{type(self).__name__}: expected {self._expects} input, got shape "
                              f"{tuple(x.shape)}")
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:  # a cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked)
         use_batch = self.training or self.running_mean is None
-        track = not self.training or self.track_running_stats
-        return batch_norm(x, self.running_mean if track else None,
-                          self.running_var if track else None, self.weight, self.bias,
-                          use_batch, factor, self.eps)
+        # the statistics and their count are updated by the op itself (a replay updates them)
+        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                          use_batch, self.momentum, self.eps,
+                          num_batches_tracked=self.num_batches_tracked)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

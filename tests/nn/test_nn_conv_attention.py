@@ -460,3 +460,22 @@ def test_layer_reprs_match_torch():
             (nn.LayerNorm((2, 3)), torch.nn.LayerNorm((2, 3))), (nn.GELU(), torch.nn.GELU()),
             (nn.Embedding(5, 2, padding_idx=0), torch.nn.Embedding(5, 2, padding_idx=0))):
         assert repr(ours) == repr(theirs)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_replayed_training_updates_batch_norm_statistics_like_torch(momentum):
+    torch.manual_seed(8)
+    t = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2, momentum=momentum),
+                            torch.nn.Flatten(), torch.nn.Linear(8, 1)).double()
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, momentum=momentum), nn.Flatten(),
+                      nn.Linear(8, 1)).double()
+    m.load_state_dict(t.state_dict())
+    step = ad.replay(lambda x: m(x).sum())
+    for _ in range(3):  # recorded once, replayed twice
+        x = torch.randn(3, 1, 4, 4, dtype=F64)
+        step(ad.Tensor(x))
+        t(x).sum().backward()
+    for k, v in t.state_dict().items():
+        torch.testing.assert_close(m.state_dict()[k], v, rtol=1e-12, atol=1e-12, msg=k)
+    for (name, p), tp in zip(m.named_parameters(), t.parameters()):
+        assert_close(p.grad, tp.grad, f"gradient of {name}", **TIGHT)
