@@ -26,7 +26,8 @@ GRAPH_ATTR = {"rankdir": "TB", "fontname": st.FONT, "fontsize": "11", "ranksep":
               "ordering": "in"}  # ordering: an op's inputs left to right in input order
 NODE_ATTR = {"fontname": st.FONT, "fontsize": "11", "shape": "box", "style": "rounded,filled",
              "height": "0.3", "margin": "0.12,0.05", "penwidth": "1.2"}
-EDGE_ATTR = {"color": st.EDGE, "arrowsize": "0.6", "penwidth": "1.1"}
+EDGE_ATTR = {"color": st.EDGE, "arrowsize": "0.6", "penwidth": "1.1", "fontname": st.FONT}
+SHARE_ABOVE = 150  # boxes; bigger pictures draw a widely shared input at each use
 
 
 def _id(u: int) -> str:
@@ -56,6 +57,9 @@ class Drawing:
         self.lines: list[str] = []
 
     def digraph(self) -> graphviz.Digraph:
+        self.shared = self._shared_inputs()
+        self.node_attrs: dict = {}
+        self.copies: set = set()
         home, annotate, children = visible_clusters(self.g, self.calls, self.place, self.keep)
         blocks: dict = {}
         for u in reversed(range(self.keep)):  # inputs first: dot places in declaration order
@@ -124,8 +128,12 @@ class Drawing:
             elif style.get("color") != st.ZERO_BORDER:
                 style["color"] = st.ROOT[1]
         sub = "#e6e6e6" if style.get("fontcolor") == "#ffffff" else st.SUBTLE
-        self.lines.append(f"{ind}{_id(u)} "
-                          f"{st.attrs(label=st.html_label(title, lines, color=sub), **style)}")
+        if u in self.shared:
+            lines = lines + [f"used {len(self.shared[u])} times: drawn at each use"]
+        text = st.attrs(label=st.html_label(title, lines, color=sub), **style)
+        if u in self.shared:
+            self.node_attrs[u] = text
+        self.lines.append(f"{ind}{_id(u)} {text}")
         if self.show_saved and kind == "item" and self.g.items[ref].kind == OP:
             self._saved(u, self.g.items[ref].obj, ind)
 
@@ -211,6 +219,35 @@ class Drawing:
             self.lines.append(f'{ind}{sid} -> {_id(u)} [style=dashed color="{border}" '
                               "arrowhead=none]")
 
+    def _shared_inputs(self) -> dict:
+        """``{unit: [the units it feeds]}`` for inputs drawn once per use: in a big picture, a
+        parameter or input feeding more than two boxes. One box with edges to uses far apart
+        (a weight shared by the 200 calls of an unfolded loop) costs Graphviz minutes; a copy
+        next to each use costs nothing."""
+        if self.keep <= SHARE_ABOVE:
+            return {}
+        unit_of, units, items = self.place.unit_of, self.place.units, self.g.items
+        uses: dict = {}
+        for src, dst in self.g.edges:
+            a, b = unit_of[src], unit_of[dst]
+            if (a < self.keep and b < self.keep and a != b and units[a][0] == "item"
+                    and items[units[a][1]].kind in (PARAM, LEAF, CONST)):
+                seen = uses.setdefault(a, [])
+                if b not in seen:
+                    seen.append(b)
+        return {a: bs for a, bs in uses.items() if len(bs) > 2}
+
+    def _edge_source(self, a: int, b: int) -> str:
+        """The box an edge from unit ``a`` to ``b`` leaves: ``a``, or its copy next to ``b``."""
+        uses = self.shared.get(a)
+        if not uses or b == uses[0]:
+            return _id(a)
+        copy = f"{_id(a)}_u{b}"
+        if copy not in self.copies:
+            self.copies.add(copy)
+            self.lines.append(f"\t{copy} {self.node_attrs[a]}")
+        return copy
+
     # ---- edges -------------------------------------------------------------------------------
     def _edges(self) -> list[int]:
         """Edges between kept boxes (one per recorded input; merged inside collapsed modules
@@ -248,12 +285,13 @@ class Drawing:
                     continue
                 seen.add((a, b))
             kind = items[src].kind if units[a][0] == "item" else OP
+            head = self._edge_source(a, b) if a in self.shared else _id(a)
             if kind == PARAM:
-                self.lines.append(f'\t{_id(a)} -> {_id(b)} [color="{st.PARAM[1]}"]')
+                self.lines.append(f'\t{head} -> {_id(b)} [color="{st.PARAM[1]}"]')
             elif kind == CONST:
-                self.lines.append(f'\t{_id(a)} -> {_id(b)} [color="{st.CONST[1]}" style=dashed]')
+                self.lines.append(f'\t{head} -> {_id(b)} [color="{st.CONST[1]}" style=dashed]')
             else:
-                self.lines.append(f"\t{_id(a)} -> {_id(b)}")
+                self.lines.append(f"\t{head} -> {_id(b)}")
         for (a, b), n in loops.items():
             self.lines.append(f'\t{_id(a)} -> {_id(b)} [color="{st.LOOP}" penwidth=1.8 '
                               f'constraint=false label=<<FONT POINT-SIZE="9" COLOR="{st.LOOP}">'

@@ -156,7 +156,8 @@ JS = r"""
   });
   document.addEventListener('mouseover', e => {
     const g = e.target.closest && e.target.closest('g.node');
-    const b = g && data.boxes[depth][g.getAttribute('data-tg')];
+    // a shared input drawn at each use (n5_u12) shows the facts of its box (n5)
+    const b = g && data.boxes[depth][g.getAttribute('data-tg').replace(/_u\d+$/, '')];
     if (!b) { tip.style.display = 'none'; return; }
     tip.innerHTML = tipHtml(b);
     tip.style.display = 'block';

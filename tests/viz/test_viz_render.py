@@ -5,9 +5,11 @@ import argparse
 import sys
 
 import pytest
-from viz_support import course_loss, course_net, needs_dot, parse, recorded_counts
+import torch
+from viz_support import course_loss, course_net, needs_dot, parse, recorded_counts, text_of
 
 import autodiff as ad
+import nn
 import viz
 from viz import graph_command
 
@@ -89,6 +91,26 @@ def test_a_100k_op_chain_gives_its_dot_without_recursion_error():
         dot = parse(viz.draw_graph(y).source)
     assert len(dot.nodes) == 1001 and "more" in dot.nodes
     assert "use depth= to collapse modules" in dot.nodes["more"]
+
+
+def test_big_pictures_draw_a_widely_shared_input_at_each_use():
+    lin = nn.Linear(3, 3, generator=torch.Generator().manual_seed(0))
+    h = ad.randn(2, 3)
+    for _ in range(80):  # unfolded: 164 boxes
+        h = lin(h).tanh()
+    ops, leaves, none_inputs, edges = recorded_counts([h.sum()])
+    with pytest.warns(UserWarning, match="more boxes not drawn"):
+        small = parse(viz.draw_graph(h.sum(), model=lin, fold=False, max_nodes=100).source)
+    big = parse(viz.draw_graph(h.sum(), model=lin, fold=False, max_nodes=None).source)
+    assert len(big.edges) == edges  # every use keeps its edge
+    weights = [k for k in big.nodes if text_of(big.nodes[k]).startswith("weight")]
+    assert len(weights) == 80 and all(sum(a == w for a, _, _ in big.edges) == 1 for w in weights)
+    assert "used 80 times: drawn at each use" in text_of(big.nodes[weights[0]])
+    # a small picture keeps one weight box with an edge to each use
+    w = [k for k in small.nodes if text_of(small.nodes[k]).startswith("weight")]
+    assert len(w) == 1 and sum(a == w[0] for a, _, _ in small.edges) > 2
+    assert "mclimit" in viz.draw_graph(h.sum(), model=lin, fold=False, max_nodes=None).source
+    assert "mclimit" not in viz.draw_graph(h.sum(), model=lin).source  # folded: 7 boxes
 
 
 def test_max_nodes_keeps_whole_edges_only():

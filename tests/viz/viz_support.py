@@ -95,7 +95,7 @@ class Dot:
     home: dict           # node id -> Cluster or None
 
 
-_NODE = re.compile(r"^\s*(n\d+|more|legend|n\d+_s\d+) \[(.*)\]$")
+_NODE = re.compile(r"^\s*(n\d+|more|legend|n\d+_s\d+|n\d+_u\d+) \[(.*)\]$")
 _EDGE = re.compile(r"^\s*(\w+) -> (\w+)(?: \[(.*)\])?$")
 
 
