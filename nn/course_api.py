@@ -15,8 +15,7 @@ from typing import Any, Callable
 import torch
 
 import autodiff as ad
-from autodiff import Tensor
-from autodiff.errors import GraphError, ShapeError
+from autodiff import GraphError, ShapeError, Tensor
 
 
 def _course_forward(fn: Callable) -> Callable:
