@@ -75,10 +75,11 @@ JS = r"""
   }
   function stats(s, what) {
     if (!s) return '';
-    let r = '<tr><td>' + what + '</td><td>';
-    if (s.norm !== undefined) r += '|·| ' + num(s.norm) + '  ';
-    if (s.mean !== undefined) r += 'mean ' + num(s.mean) + '  ';
-    r += 'min ' + num(s.min) + '  max ' + num(s.max) + '</td></tr>';
+    const parts = [];
+    if (s.norm !== undefined) parts.push('norm ' + num(s.norm));
+    if (s.mean !== undefined) parts.push('mean ' + num(s.mean));
+    parts.push('min ' + num(s.min), 'max ' + num(s.max));
+    let r = '<tr><td>' + what + '</td><td>' + parts.join(' · ') + '</td></tr>';
     if (s.hist) r += '<tr><td></td><td>' + hist(s.hist) + '</td></tr>';
     return r;
   }

@@ -95,7 +95,7 @@ def test_page_in_chromium(tmp_path):
         page.locator("#tg-view-all g.node").filter(has_text="weight").first.hover()
         tip = page.locator("#tg-tip").inner_text()
         assert "weight" in tip and "(3, 3)" in tip and "parameter" in tip
-        norm = float(re.search(r"gradient\s+\|·\| ([0-9.e+-]+)", tip).group(1))
+        norm = float(re.search(r"gradient\s+norm ([0-9.e+-]+)", tip).group(1))
         assert norm == pytest.approx(float(lin.weight.grad.data.norm()), rel=1e-3)
         # depth 0 draws the Linear call as one box: fewer boxes than every op
         n_all = page.locator("#tg-view-all g.node").count()
