@@ -90,6 +90,10 @@ def test_backward_graph_of_create_graph_is_drawable():
     text = " ".join(labels(dot).values())
     assert "Tanh" in text and "MatMul" in text  # forward ops the backward pass reads
     assert "x | (1, 2)" in text and "W | (2, 3)" in text
+    assert "seed ∇ (ones) | (1, 3)" in text  # the broadcast 1 that started the backward
+    # a constant of ones in a forward graph is not mistaken for a seed
+    ones = labels(parse(_source((x * ad.ones(1, 2)).sum())))
+    assert not any("seed" in v for v in ones.values())
 
 
 def test_a_leaf_root_and_bad_roots():
