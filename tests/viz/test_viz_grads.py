@@ -10,6 +10,7 @@ import torch
 from viz_support import course_loss, course_net, dead_layer_net, labels, parse, text_of
 
 import autodiff as ad
+import nn
 import viz
 from viz.graph_grads import grad_stat, op_stat, record_of
 
@@ -179,3 +180,31 @@ def test_watch_sees_create_graph_backward_and_is_idempotent():
     w1.remove()
     ad.grad(y, x)  # unwatched now: nothing more is recorded
     assert record_of(h.grad_fn).step == step
+
+
+def test_folded_loop_shows_each_calls_share_of_a_parameters_gradient():
+    """The per-call spread of a folded weight against torch.autograd, where each step uses its
+    own clone of the weight (so each clone's .grad is that call's share)."""
+    lin = nn.Linear(3, 3, generator=torch.Generator().manual_seed(0))
+    h0 = torch.linspace(-1, 1, 6).reshape(2, 3)
+    h = ad.tensor(h0)
+    for _ in range(6):
+        h = lin(h).tanh()
+    loss = h.pow(2).sum()
+    watch = viz.watch_grads(loss)
+    loss.backward()
+    watch.remove()
+    lab = labels(parse(viz.draw_graph(loss, model=lin, show_grad=True).source))
+    w = next(v for v in lab.values() if v.startswith("weight |"))
+    m = re.search(r"per call: first ([0-9.e+-]+) → last ([0-9.e+-]+) \(6 calls\)", w)
+    W = lin.weight.data.clone()
+    clones = [W.clone().requires_grad_(True) for _ in range(6)]
+    t = h0
+    for Wt in clones:
+        t = torch.tanh(t @ Wt.T + lin.bias.data)
+    t.pow(2).sum().backward()
+    first, last = (float(c.grad.norm()) for c in (clones[0], clones[-1]))
+    assert first < last  # the gradient fades going back in time
+    assert float(m.group(1)) == pytest.approx(first, rel=5e-3)  # 3 digits shown
+    assert float(m.group(2)) == pytest.approx(last, rel=5e-3)
+    assert _norm_in(w) == pytest.approx(float(sum(c.grad for c in clones).norm()), rel=5e-3)

@@ -188,6 +188,29 @@ def test_repeated_calls_fold_into_one_cluster_with_a_loop():
     assert sum(v.startswith("Linear") for v in labels(full).values()) == 5
 
 
+class Step(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, x, squash=True):
+        y = self.fc(x)
+        return y.tanh() if squash else y
+
+
+def test_only_calls_that_recorded_the_same_ops_fold():
+    step = Step()
+    h = step(ad.randn(2, 3), squash=False)  # the first call records no tanh
+    for _ in range(3):
+        h = step(h)
+    dot = parse(_source(h.sum(), model=step))
+    assert [c.label for c in dot.clusters.values()] == ["Step ×3"]
+    linears = sorted(v for v in labels(dot).values() if v.startswith("Linear"))
+    assert linears == ["Linear | fc: Linear(3→3) (call 1) | (2, 3)",  # its own call
+                       "Linear | fc: Linear(3→3) | (2, 3)"]          # the folded three
+    assert len(parse(_source(h.sum(), model=step, fold=False)).clusters) == 3
+
+
 def test_user_scopes_make_clusters_too():
     x = ad.randn(3, requires_grad=True)
     with ad.scope("encoder"):

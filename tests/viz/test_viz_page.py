@@ -3,6 +3,7 @@ tooltips, depth switching and the stepper."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -15,7 +16,7 @@ import nn
 import viz
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
-                             "/usr/bin/chromium") if p and shutil.os.path.exists(p)), None)
+                             "/usr/bin/chromium") if p and os.path.exists(p)), None)
 
 
 def _two_paths():
