@@ -15,6 +15,7 @@ import torch
 from .workloads import MLPSpec
 
 NAME = "jax.jit"
+COMPILES = True  # the first call traces and compiles with XLA
 if "XLA_FLAGS" not in os.environ:  # before jax starts its CPU client
     os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 try:

@@ -142,6 +142,8 @@ def test_no_compiler_warns_once_and_replays(monkeypatch):
 def test_a_step_that_does_not_compile_warns_once_and_replays(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("backend exploded\nsecond line")
+    import torch._inductor.compile_fx as inductor
+    monkeypatch.setattr(inductor, "compile_fx", broken)  # Inductor directly: then torch.compile
     monkeypatch.setattr(torch, "compile", broken)
     model, twin = _model(), _model()
     opt = nn.optim.Adam(model.parameters(), lr=0.01)
@@ -157,9 +159,11 @@ def test_a_step_that_does_not_compile_warns_once_and_replays(monkeypatch):
 
 
 @needs_cxx
-def test_compiled_adamw_with_a_schedule_matches_eager_float64():
+def test_compiled_adamw_with_a_schedule_matches_eager_float64(monkeypatch):
     """float64, AdamW, StepLR halving the rate every 4 steps: one compile (the learning rate is
-    a tensor input), results within 1e-10 of eager; a second batch size compiles its own plan."""
+    a tensor input), results within 1e-10 of eager; a second batch size compiles its own plan.
+    Through torch.compile's public entry point (the other test goes to Inductor directly)."""
+    monkeypatch.setattr(replay_compile, "CPU_BACKEND", "torch.compile")
     model, twin = _model(torch.float64), _model(torch.float64)
     opt = nn.optim.AdamW(model.parameters(), lr=0.02, weight_decay=0.05)
     twin_opt = nn.optim.AdamW(twin.parameters(), lr=0.02, weight_decay=0.05)
@@ -184,13 +188,14 @@ def test_compiled_adamw_with_a_schedule_matches_eager_float64():
     assert len(plans) == 2
     big = max(plans, key=lambda p: len(p.compiled.fns) if p.compiled else 0)
     assert len(big.compiled.fns) == 1  # three learning rates, one compiled function
+    assert next(iter(big.compiled.fns.values()))[3] is None  # no own guard: torch.compile's
     assert opt.state_dict()["state"][0]["step"] == twin_opt.state_dict()["state"][0]["step"] == 12
 
 
 @needs_cxx
 def test_compiled_sgd_step_float32_and_fit():
     """The course setting (float32, Tanh, MSE, SGD with momentum) through nn.train.fit(compile=
-    True): losses and parameters within 1e-5 of the eager fit."""
+    True), compiled by Inductor directly: losses and parameters within 1e-5 of the eager fit."""
     x, y = _batches(1, size=32, seed=3)[0]
     y = (y > 0.5).float()
     runs = {}
@@ -224,3 +229,16 @@ def test_compiled_step_on_cuda_matches_eager():
         le = _eager_step(twin, twin_opt, loss_fn, x, y)
         assert abs(losses[-1].item() - le) <= 1e-5 * abs(le)
     assert _max_rel_diff(twin, model) <= 1e-5
+
+
+def test_direct_guard_accepts_new_tensors_that_fit_and_refuses_others():
+    """The checks that stand in for TorchDynamo's guards on a step Inductor compiled directly."""
+    x, p, buf = torch.rand(4, 2), torch.rand(3, 2), torch.zeros(3, 2)
+    guard = replay_compile._Guard([x, p, buf], 1)
+    assert guard.check([torch.rand(4, 2), p, buf])  # inputs: only their layout is checked here
+    assert not guard.check([torch.rand(2, 4).t(), p, buf])  # a transposed input
+    assert guard.check([x, p.clone(), buf])  # a new parameter tensor of the same kind
+    assert not guard.check([x, p.double(), buf])
+    assert not guard.check([x, p, torch.zeros(2, 3)])
+    assert not guard.check([x, torch.rand(3, 4)[:, :2], buf])  # same shape, other strides
+    assert not guard.check([x, p])
