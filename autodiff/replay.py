@@ -108,7 +108,7 @@ class _Plan:
         foreign: set = set()  # grads handed to a leaf already: a second leaf gets a copy
         for (_, p), g in zip(self.params, grads):
             if g is not None:
-                _accumulate_one(p, g, foreign)
+                engine.accumulate(p, g, False, foreign)
         return root
 
 
@@ -116,15 +116,7 @@ def _accumulate(pairs: list) -> None:
     """Add each ``(leaf, grad)``'s gradient into ``leaf.grad``, as ``backward()`` does."""
     foreign: set = set()  # grads handed to a leaf already: a second leaf gets a copy
     for p, g in pairs:
-        _accumulate_one(p, g, foreign)
-
-
-if hasattr(engine, "accumulate"):
-    def _accumulate_one(p: Any, g: Any, foreign: set) -> None:
         engine.accumulate(p, g, False, foreign)
-else:  # TEMP: the engine before the redesign
-    def _accumulate_one(p: Any, g: Any, foreign: set) -> None:
-        engine._accumulate(p, g, foreign, False)  # type: ignore[attr-defined]
 
 
 def _acc(a: Any, b: Any) -> Any:
