@@ -9,6 +9,12 @@ values: each op's shape logic is torch's own, and ops are only chosen where they
 (log of positives, max without ties, division away from 0, bounded magnitudes), so that both
 libraries' gradients are well defined and comparable. ``run(program, lib)`` then replays it with
 ``"ad"`` (autodiff) or ``"torch"`` (torch.autograd as the oracle).
+
+``programs(corners=True)`` draws where the bugs live instead: exact kinks (0 for abs/relu/sqrt,
+clamp bounds equal to elements), ties (repeated values; ``maximum(a, a)``), ±inf and NaN in the
+inputs and in the upstream gradients, size-0 dims and ``dim=()``. Nothing is skipped for being
+non-smooth there: both libraries must give the same numbers (NaN where torch has NaN) or both
+raise.
 """
 from __future__ import annotations
 
@@ -93,6 +99,14 @@ def _setitem(m: Any, a: Any, *rest: Any, idx: Any, value: Any = None) -> Any:
     return t
 
 
+def _oracle_dim(m: Any, a: Any, dim: Any) -> Any:
+    """torch's var/std backward with ``dim=()`` disagrees with its own forward (which reduces
+    every dim): the oracle names the dims (differences.py: "var_std_empty_dim")."""
+    if m is TORCH_NS and isinstance(dim, (tuple, list)) and len(dim) == 0:
+        return tuple(range(a.dim()))
+    return dim
+
+
 # name -> fn(m, *tensors, **params); m is TORCH_NS or AD_NS
 APPLY: dict[str, Callable] = {
     # elementwise, unary
@@ -121,9 +135,9 @@ APPLY: dict[str, Callable] = {
     "max_dim": lambda m, a, dim, keepdim: a.max(dim, keepdim=keepdim)[0],
     "min_dim": lambda m, a, dim, keepdim: a.min(dim, keepdim=keepdim)[0],
     "max_all": lambda m, a: a.max(),
-    "var": lambda m, a, dim, keepdim, correction: a.var(dim, keepdim=keepdim,
+    "var": lambda m, a, dim, keepdim, correction: a.var(_oracle_dim(m, a, dim), keepdim=keepdim,
                                                           correction=correction),
-    "std": lambda m, a, dim, keepdim, correction: a.std(dim, keepdim=keepdim,
+    "std": lambda m, a, dim, keepdim, correction: a.std(_oracle_dim(m, a, dim), keepdim=keepdim,
                                                           correction=correction),
     "logsumexp": lambda m, a, dim, keepdim: m.logsumexp(a, dim, keepdim=keepdim),
     "softmax": lambda m, a, dim: m.softmax(a, dim), "log_softmax": lambda m, a, dim: m.log_softmax(a, dim),
@@ -170,19 +184,41 @@ def _distinct(a: torch.Tensor, gap: float = 1e-3) -> bool:
     return bool((s[1:] - s[:-1]).min() > gap)
 
 
+SPECIAL = (0.0, 1.0, -1.0, 0.5, float("inf"), float("-inf"), float("nan"))
+
+
 class _Planner:
-    def __init__(self, draw: Any, gen: torch.Generator) -> None:
+    def __init__(self, draw: Any, gen: torch.Generator, corners: bool = False) -> None:
         self.draw = draw
         self.gen = gen
+        self.corners = corners
         self.code: list = []
         self.vals: list[torch.Tensor] = []
+
+    def away(self, a: torch.Tensor, *points: Any, gap: float = 1e-3) -> bool:
+        return self.corners or _away(a, *points, gap=gap)
+
+    def distinct(self, a: torch.Tensor) -> bool:
+        return self.corners or _distinct(a)
 
     # pool helpers
     def leaf(self, shape: tuple) -> int:
         data = torch.randn(shape, generator=self.gen, dtype=DT)
+        if self.corners and data.numel() and self.draw(st.booleans()):
+            data = self._special(data)
         self.code.append(Leaf(data))
         self.vals.append(data)
         return len(self.vals) - 1
+
+    def _special(self, data: torch.Tensor) -> torch.Tensor:
+        """Corners: exact kink values, ties (rounded values repeat), ±inf, NaN."""
+        kind = self.draw(st.sampled_from(["ties", "value", "value", "nonfinite"]))
+        if kind == "ties":
+            return data.round()
+        pool = SPECIAL if kind == "nonfinite" else SPECIAL[:4]
+        value = self.draw(st.sampled_from(pool))
+        mask = torch.rand(data.shape, generator=self.gen) < 0.4
+        return data.masked_fill(mask, value)
 
     def pick(self) -> int:
         n = len(self.vals)
@@ -209,8 +245,11 @@ class _Planner:
                 return i
         return i
 
-    def dim(self, a: torch.Tensor, allow_none: bool = False, allow_tuple: bool = False) -> Any:
+    def dim(self, a: torch.Tensor, allow_none: bool = False, allow_tuple: bool = False,
+            op: str = "") -> Any:
         nd = a.dim()
+        if self.corners and allow_tuple and self.draw(st.integers(0, 3)) == 0:
+            return self.draw(st.sampled_from([(), []]))  # torch: reduce over every dim
         if nd == 0:
             return None if allow_none else self.draw(st.sampled_from([0, -1]))
         choices = [st.integers(-nd, nd - 1)]
@@ -232,14 +271,19 @@ class _Planner:
                "matmul", "linear", "add_", "sub_", "mul_", "clamp_", "fill_", "copy_", "setitem",
                "clamp", "clamp_tensor", "maximum", "minimum", "pow_scalar", "rpow_scalar",
                "div", "div_", "sign"]
-        if v.numel() and float(v.abs().max()) < 6:
-            out.append("exp")
-        if v.numel() == 0 or float(v.min()) > 0.05:
-            out += ["log", "sqrt", "pow", "log1p"]
-        if _away(v, 0.0):
-            out += ["abs", "relu", "rdiv_scalar"]
-        if _distinct(v) and v.numel():  # empty inputs: see test_fuzz's known-gap test
-            out += ["amax", "amin", "max_dim", "min_dim", "max_all"]
+        if self.corners:
+            out += ["exp", "log", "sqrt", "pow", "log1p", "abs", "relu", "rdiv_scalar"]
+            if v.numel():
+                out += ["amax", "amin", "max_dim", "min_dim", "max_all"]
+        else:
+            if v.numel() and float(v.abs().max()) < 6:
+                out.append("exp")
+            if v.numel() == 0 or float(v.min()) > 0.05:
+                out += ["log", "sqrt", "pow", "log1p"]
+            if _away(v, 0.0):
+                out += ["abs", "relu", "rdiv_scalar"]
+            if _distinct(v) and v.numel():  # empty inputs: see test_fuzz's known-gap test
+                out += ["amax", "amin", "max_dim", "min_dim", "max_all"]
         if nd >= 1:
             out += ["transpose", "getitem"]
         if nd == 2:
@@ -257,23 +301,27 @@ class _Planner:
         if op == "clamp" or op == "clamp_":
             q = torch.quantile(v.flatten(), torch.tensor([0.25, 0.75], dtype=DT)) if v.numel() else None
             lo, hi = (None, None) if q is None else (float(q[0]) - 1e-2, float(q[1]) + 1e-2)
+            if self.corners and v.numel():  # bounds equal to elements (and lo == hi at times)
+                flat = v.flatten()
+                lo = float(flat[d(st.integers(0, flat.numel() - 1))])
+                hi = lo if d(st.booleans()) else float(flat[d(st.integers(0, flat.numel() - 1))])
             which = d(st.sampled_from(["both", "min", "max"]))
             lo = lo if which != "max" else None
             hi = hi if which != "min" else None
             if lo is None and hi is None:
                 lo = -1.0
-            if not _away(v, lo, hi):
+            if not self.away(v, lo, hi):
                 raise _Skip
             return (a,), ({"lo": lo, "hi": hi} if op == "clamp" else {"min": lo, "max": hi})
         if op == "sign":
-            if not _away(v, 0.0):
+            if not self.away(v, 0.0):
                 raise _Skip
             return (a,), {}
         if op == "pow_scalar":
             p = d(st.sampled_from([2, 3, 0.5, -1.0, 1.5]))
             if p in (0.5, 1.5) and not (v.numel() == 0 or float(v.min()) > 0.05):
                 raise _Skip
-            if p == -1.0 and not _away(v, 0.0, gap=0.1):
+            if p == -1.0 and not self.away(v, 0.0, gap=0.1):
                 raise _Skip
             return (a,), {"p": p}
         if op == "rpow_scalar":
@@ -284,14 +332,14 @@ class _Planner:
             c = torch.randn(self._bshape(shape), generator=self.gen, dtype=DT)
             return (a,), {"c": c}
         if op in ("add", "sub", "mul", "maximum", "minimum"):
-            b = self.partner(a)
+            b = a if self.corners and d(st.booleans()) else self.partner(a)  # a with itself: ties
             if op in ("maximum", "minimum"):
                 x, y = torch.broadcast_tensors(v, self.vals[b])
-                if not _away(x - y, 0.0):
+                if not self.away(x - y, 0.0):
                     raise _Skip
             return (a, b), {}
         if op in ("div", "div_"):
-            b = self.partner(a, lambda t: _away(t, 0.0, gap=0.2))
+            b = self.partner(a, lambda t: self.away(t, 0.0, gap=0.2))
             return (a, b), {}
         if op == "pow":
             b = self.partner(a)
@@ -307,27 +355,29 @@ class _Planner:
             lo = self.partner(a, into)
             hi = self.partner(a, into)
             x, lo_v, hi_v = torch.broadcast_tensors(v, self.vals[lo], self.vals[hi])
-            if not (_away(x - lo_v, 0.0) and _away(x - hi_v, 0.0) and bool((hi_v - lo_v > 1e-3).all())):
+            if not self.corners and not (_away(x - lo_v, 0.0) and _away(x - hi_v, 0.0)
+                                         and bool((hi_v - lo_v > 1e-3).all())):
                 raise _Skip  # lo > hi: see test_fuzz's known-gap test
             return (a, lo, hi), {}
         if op in ("sum", "mean"):
-            return (a,), {"dim": self.dim(v, allow_none=op == "sum", allow_tuple=True),
+            return (a,), {"dim": self.dim(v, allow_none=op == "sum", allow_tuple=True, op=op),
                           "keepdim": d(st.booleans())}
         if op in ("amax", "amin"):
             if nd == 0:
                 raise _Skip
-            return (a,), {"dim": self.dim(v, allow_tuple=True), "keepdim": d(st.booleans())}
+            return (a,), {"dim": self.dim(v, allow_tuple=True, op=op), "keepdim": d(st.booleans())}
         if op in ("max_dim", "min_dim"):
             return (a,), {"dim": self.dim(v), "keepdim": d(st.booleans())}
         if op in ("var", "std"):
-            dim = self.dim(v, allow_tuple=True)
-            dims = (dim,) if isinstance(dim, int) else dim
+            dim = self.dim(v, allow_tuple=True, op=op)
+            dims = (dim,) if isinstance(dim, int) else (dim or tuple(range(nd)))
             n = 1
             for k in dims:
                 n *= shape[k] if nd else 1
             corr = d(st.integers(0, 1))
-            if n - corr < 1 or (op == "std" and not _finite(v.std(dim, correction=corr))) \
-                    or (op == "std" and bool((v.std(dim, correction=corr) < 1e-3).any())):
+            if not self.corners and (
+                    n - corr < 1 or (op == "std" and not _finite(v.std(dim, correction=corr)))
+                    or (op == "std" and bool((v.std(dim, correction=corr) < 1e-3).any()))):
                 raise _Skip
             return (a,), {"dim": dim, "keepdim": d(st.booleans()), "correction": corr}
         if op == "logsumexp":
@@ -477,7 +527,7 @@ def _try_step(p: _Planner, op: str, a: int) -> bool:
             raise _Skip
         with torch.no_grad():
             out = APPLY[op](TORCH_NS, *[p.vals[i] for i in args], **params)
-        if not _finite(out) or (out.numel() and float(out.abs().max()) > 1e4):
+        if not p.corners and (not _finite(out) or (out.numel() and float(out.abs().max()) > 1e4)):
             raise _Skip
     except (_Skip, RuntimeError, IndexError, ValueError):
         del p.code[n_before:]  # forget leaves made for a rejected step
@@ -489,7 +539,7 @@ def _try_step(p: _Planner, op: str, a: int) -> bool:
 
 
 def _inputs(draw: Any, p: _Planner, max_inputs: int) -> None:
-    base = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=3)))
+    base = tuple(draw(st.lists(st.integers(0 if p.corners else 1, 4), min_size=0, max_size=3)))
     for _ in range(draw(st.integers(1, max_inputs))):
         keep = draw(st.lists(st.booleans(), min_size=len(base), max_size=len(base)))
         shape = tuple(s if k else 1 for s, k in zip(base, keep))
@@ -501,14 +551,16 @@ def _finish(draw: Any, p: _Planner, gen: torch.Generator) -> Program:
     extra = draw(st.lists(st.integers(0, n - 1), max_size=2, unique=True))
     outputs = tuple(dict.fromkeys([n - 1, *extra]))
     grad_outputs = tuple(torch.randn(p.vals[i].shape, generator=gen, dtype=DT) for i in outputs)
+    if p.corners and draw(st.booleans()):  # ±inf / NaN / 0 in the upstream gradients too
+        grad_outputs = tuple(p._special(g) if g.numel() else g for g in grad_outputs)
     return Program(p.code, outputs, grad_outputs, draw(st.booleans()))
 
 
 @st.composite
-def programs(draw: Any, max_steps: int = 8, max_inputs: int = 3) -> Program:
+def programs(draw: Any, max_steps: int = 8, max_inputs: int = 3, corners: bool = False) -> Program:
     """Random programs: random ops over random broadcastable shapes, reusing intermediates."""
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2 ** 31 - 1)))
-    p = _Planner(draw, gen)
+    p = _Planner(draw, gen, corners)
     _inputs(draw, p, max_inputs)
     steps = draw(st.integers(1, max_steps))
     done = tries = 0
@@ -577,3 +629,40 @@ def run(prog: Program, lib: str) -> tuple[list, list]:
 
 def _plain(t: Any) -> torch.Tensor:
     return (t.data if isinstance(t, ad.Tensor) else t).detach().clone()
+
+
+def run_second_order(prog: Program, lib: str) -> list:
+    """d/d(inputs) of Σ <grad_i, u_i>, the first-order gradients built with ``create_graph``:
+    the second-order check (Hessian-vector products) of a program, as plain torch tensors."""
+    m = AD_NS if lib == "ad" else TORCH_NS
+    pool: list = []
+    leaves: list = []
+    for c in prog.code:
+        if isinstance(c, Leaf):
+            t = (ad.tensor(c.data, requires_grad=True) if lib == "ad"
+                 else c.data.clone().requires_grad_(True))
+            leaves.append(t)
+            pool.append(t)
+        else:
+            pool.append(APPLY[c.op](m, *[pool[i] for i in c.args], **c.params))
+    grad = ad.grad if lib == "ad" else torch.autograd.grad
+    outs = [pool[i] for i in prog.outputs if pool[i].requires_grad]
+    if not outs:
+        return [None] * len(leaves)
+    gouts = [g if lib == "torch" else ad.tensor(g) for g, i in zip(prog.grad_outputs, prog.outputs)
+             if pool[i].requires_grad]
+    firsts = grad(outs, leaves, gouts, create_graph=True, allow_unused=True)
+    gen = torch.Generator().manual_seed(len(prog.code))
+    total = None
+    for g in firsts:
+        if g is None:
+            continue
+        u = torch.randn(g.shape, generator=gen, dtype=DT)  # drawn alike on both sides
+        if not g.requires_grad:  # a constant first-order gradient: nothing to differentiate
+            continue
+        term = (g * (u if lib == "torch" else ad.tensor(u))).sum()
+        total = term if total is None else total + term
+    if total is None:
+        return [None] * len(leaves)
+    seconds = grad([total], leaves, allow_unused=True)
+    return [None if s is None else _plain(s) for s in seconds]

@@ -12,9 +12,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 
-from rel_programs import CATALOGUE, Program, programs, run, single_op_programs
+from rel_programs import CATALOGUE, Program, programs, run, run_second_order, single_op_programs
 
 EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_EXAMPLES", "120"))
+CORNER_EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_CORNERS", "150"))
+SECOND_EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_SECOND", "40"))
 STATS = os.environ.get("TAPEGRAD_FUZZ_STATS")
 QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 
@@ -39,6 +41,62 @@ def check(prog: Program) -> None:
 @given(programs())
 def test_random_programs_match_torch(prog):
     check(prog)
+
+
+def _outcome(prog: Program, lib: str) -> tuple:
+    try:
+        return run(prog, lib), None
+    except Exception as e:  # noqa: BLE001 - compared with the other library's outcome
+        return None, e
+
+
+def check_corners(prog: Program) -> None:
+    """Same numbers as torch (NaN where torch has NaN), or an error where torch raises one."""
+    if STATS:
+        with open(STATS, "a") as f:
+            f.write(" ".join(prog.ops()) + "\n")
+    ours, our_err = _outcome(prog, "ad")
+    ref, ref_err = _outcome(prog, "torch")
+    if ref_err is not None or our_err is not None:
+        assert ref_err is not None and our_err is not None, (
+            f"tapegrad {'raised ' + repr(our_err) if our_err else 'did not raise'}, "
+            f"torch {'raised ' + repr(ref_err) if ref_err else 'did not raise'}")
+        return
+    for o, r in zip(ours[0], ref[0]):
+        assert o.shape == r.shape
+        torch.testing.assert_close(o, r, rtol=1e-10, atol=1e-12, equal_nan=True)
+    for i, (g, r) in enumerate(zip(ours[1], ref[1])):
+        if g is None or r is None:
+            other = g if g is not None else r
+            assert other is None or bool((other == 0).all()), i
+            continue
+        torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9, equal_nan=True,
+                                   msg=lambda m: f"input {i}: {m}")
+
+
+@settings(max_examples=CORNER_EXAMPLES, suppress_health_check=QUIET)
+@given(programs(corners=True))
+def test_corner_programs_match_torch(prog):
+    """Kinks, ties, ±inf/NaN inputs and upstream gradients, size-0 dims, dim=()."""
+    check_corners(prog)
+
+
+def check_second_order(prog: Program) -> None:
+    ours = run_second_order(prog, "ad")
+    ref = run_second_order(prog, "torch")
+    for i, (g, r) in enumerate(zip(ours, ref)):
+        if g is None or r is None:
+            other = g if g is not None else r
+            assert other is None or bool((other == 0).all()), i
+            continue
+        torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9, msg=lambda m: f"input {i}: {m}")
+
+
+@settings(max_examples=SECOND_EXAMPLES, suppress_health_check=QUIET)
+@given(programs(max_steps=5))
+def test_second_order_of_random_programs_matches_torch(prog):
+    """Hessian-vector products through create_graph=True, against torch's double backward."""
+    check_second_order(prog)
 
 
 @pytest.mark.parametrize("op", CATALOGUE)
