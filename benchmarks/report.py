@@ -204,10 +204,12 @@ def compile_table(rows: list[dict]) -> list[str]:
 
 
 def starts_table(rows: list[dict]) -> list[str]:
-    header = ["implementation", "device", "first process (empty compile cache)",
-              "second process (cache from the first)", "speed-up"]
+    header = ["implementation", "device", "compile, first process (empty cache)",
+              "compile, second process (the first's cache)", "speed-up",
+              "whole job, first process", "whole job, second process"]
     body = [[LABELS[r["impl"]], r["device"], fmt_time(r["cold_s"]), fmt_time(r["warm_s"]),
-             fmt_ratio(r["cold_s"] / r["warm_s"] if r["warm_s"] else None)] for r in rows]
+             fmt_ratio(r["cold_s"] / r["warm_s"] if r["warm_s"] else None),
+             fmt_time(r.get("cold_run_s")), fmt_time(r.get("warm_run_s"))] for r in rows]
     return _table(header, body, right_from=2)
 
 
@@ -238,8 +240,9 @@ def markdown(res: dict) -> str:
         lines += ["", "## Compile time and break-even (in-process; Inductor's cache may be warm)",
                   "", *compile_table(res["timing"])]
     if res.get("compile_starts"):
-        lines += ["", "## Compile time at process start: empty cache, then the cache left by the "
-                  "first process", "", *starts_table(res["compile_starts"])]
+        lines += ["", "## The course job (100 epochs at batch 16) in a fresh process: empty "
+                  "compile cache, then the cache left by the first process", "",
+                  *starts_table(res["compile_starts"])]
     if res.get("chains"):
         lines += ["", "## Deep chains (tanh and neg alternating, then sum; time per op)", "",
                   *chain_table(res["chains"])]
