@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -26,25 +26,6 @@ from autodiff import Tensor
 
 from ..module import Module
 from ..parameter import Parameter
-
-
-def _on_grad_accumulated(p: Parameter, fn: Callable[[Parameter], None]) -> Any:
-    """Call ``fn(p)`` each time a backward pass has accumulated its gradient into ``p.grad``.
-
-    The engine's ``register_post_accumulate_grad_hook`` does exactly that. Engines without it
-    (tapegrad <= 0.1) get an adapter over ``register_hook``, which sees the gradient before it is
-    added: the adapter adds it itself, calls ``fn`` and hands the engine zeros to add.
-    """
-    hook = getattr(p, "register_post_accumulate_grad_hook", None)
-    if hook is not None:
-        return hook(fn)
-
-    def before_accumulate(g: Tensor) -> Tensor:
-        total = g.data.clone() if p.grad is None else p.grad.data + g.data
-        p.grad = Tensor(total)  # type: ignore[assignment]
-        fn(p)
-        return ad.zeros_like(g)
-    return p.register_hook(before_accumulate)
 
 
 @dataclass
@@ -119,7 +100,10 @@ class DistributedDataParallel(Module):
             for p in b.params:
                 self._bucket_of[self._index[id(p)]] = b.index
         self._pass: _Pass | None = None  # the reduction of the coming backward (set by forward)
-        self._handles = [_on_grad_accumulated(p, self._grad_ready) for p in self._params]
+        # The engine accumulates a leaf's .grad as soon as its gradient is complete, then calls
+        # these hooks: the bucket can leave while the backward pass works on the layers below.
+        self._handles = [p.register_post_accumulate_grad_hook(self._grad_ready)
+                         for p in self._params]
 
     # ---- construction ---------------------------------------------------------------------
     def _check_same_shapes(self, named: list) -> None:

@@ -95,6 +95,17 @@ class _Pair(nn.Module):
         return self.first(x), self.second(x)
 
 
+def _node_reaching(node, leaf):
+    """The node whose inputs include ``leaf`` (public graph reading: ``next_functions``)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if any(p is leaf for p in n.next_functions):
+            return n
+        stack.extend(p for p in n.next_functions if p is not None and not isinstance(p, ad.Tensor))
+    raise AssertionError("leaf not in the graph")
+
+
 def _branch_input(rank: int) -> ad.Tensor:
     return ad.Tensor(torch.arange(6, dtype=F64).reshape(3, 2) + rank)
 
@@ -157,6 +168,16 @@ def _scenarios(folder: str, device: str = "cpu") -> dict:
         pair(_branch_input(rank))
     except RuntimeError as e:
         out["no_grad_error"] = str(e)
+    # Overlap: by the time the first layer's VJP runs, the last layer's bucket has been sent.
+    model = _model(seed=1)
+    ddp = DDP(model, bucket_cap_mb=1e-5)
+    loss = ddp(_branch_input(rank)).sum()
+    first = _node_reaching(loss.grad_fn, model[0].weight)
+    before = ddp.comm_seconds
+    sent: list = []
+    first.register_hook(lambda grad_inputs, grad_output: sent.append(ddp.comm_seconds > before))
+    loss.backward()
+    out["sent_before_first_layer"] = sent
     # Different models on the ranks, and a model with nothing to train: refused at construction.
     errors = []
     for m in (nn.Linear(2, 3 + rank), nn.Linear(2, 3).requires_grad_(False)):
@@ -255,6 +276,11 @@ def test_output_without_gradient_is_named_at_the_next_forward(ran):
         msg = r["no_grad_error"]
         assert "previous backward" in msg and "'second.weight'" in msg
         assert "'first.weight'" not in msg
+
+
+def test_buckets_leave_while_the_backward_pass_runs(ran):
+    _, (r0, r1) = ran
+    assert r0["sent_before_first_layer"] == [True] and r1["sent_before_first_layer"] == [True]
 
 
 def test_different_models_or_nothing_to_train_are_refused(ran):
