@@ -54,6 +54,7 @@ def plot_misclassified(images: torch.Tensor, true: torch.Tensor, pred: torch.Ten
     wrong = (true != pred).nonzero().reshape(-1).cpu()
     n, shown = int(wrong.numel()), wrong[:most]
     h, w = images.shape[-2:]
+    columns = max(1, min(columns, shown.numel()))
     rows = max(1, -(-shown.numel() // columns))
     gap = 1  # background pixels between tiles; a title line above each
     cell_h, cell_w = h + gap + 3, w + gap
@@ -62,7 +63,7 @@ def plot_misclassified(images: torch.Tensor, true: torch.Tensor, pred: torch.Ten
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
         mosaic[r * cell_h + 3:r * cell_h + 3 + h, c * cell_w:c * cell_w + w] = tile
-    fig, ax = plt.subplots(figsize=(1.2 * columns, 1.45 * rows + 0.6))
+    fig, ax = plt.subplots(figsize=(max(1.2 * columns, 5.0), 1.45 * rows + 0.6))
     cmap = plt.get_cmap("gray_r").with_extremes(bad="white")  # NaN: the gaps between tiles
     ax.imshow(mosaic.numpy(), cmap=cmap, interpolation="nearest")
     for i, j in enumerate(shown.tolist()):

@@ -259,3 +259,14 @@ def test_digits_default_run_reaches_98_5_percent():
 def test_reverse_default_run_reaches_99_percent():
     from tapegrad.tasks.reverse import ReverseConfig, run
     assert run(ReverseConfig(seed=1)).history.final["test_error"] <= 1.0
+
+
+@pytest.mark.slow
+@needs_sklearn
+def test_digits_full_run_equals_the_torch_twin_in_float64():
+    # float32 runs part after ~150 steps (last-bit differences of the kernels, amplified);
+    # in float64 the whole default run stays together.
+    from tapegrad.tasks import twins
+    from tapegrad.tasks.digits import DigitsConfig
+    ours, theirs = twins.digits_pair(DigitsConfig(dtype="float64"))
+    _assert_same_trajectory(ours, theirs, tol=1e-10)
