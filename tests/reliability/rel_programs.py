@@ -596,9 +596,20 @@ def single_op_programs(draw: Any, op: str) -> Program:
 
 
 # ---- the interpreter -------------------------------------------------------------------------------
-def run(prog: Program, lib: str) -> tuple[list, list]:
+def constants(prog: Program) -> list:
+    """The torch tensors a program passes as constants: indices, masks, conditions, operands."""
+    return [v for c in prog.code if isinstance(c, Step) for v in c.params.values()
+            if isinstance(v, torch.Tensor)]
+
+
+def run(prog: Program, lib: str, mutate_constants: bool = False,
+        root_hook: Callable | None = None) -> tuple[list, list]:
     """Execute ``prog`` with ``lib`` ("ad" or "torch"): (output values, input gradients) as plain
-    detached torch tensors (None for an input the outputs do not depend on)."""
+    detached torch tensors (None for an input the outputs do not depend on).
+
+    ``mutate_constants``: after the forward, change every constant tensor in place (same values,
+    a new version), as a user mutating an index or mask after use would. ``root_hook`` is
+    registered once on every recorded (non-leaf) output."""
     m = AD_NS if lib == "ad" else TORCH_NS
     pool: list = []
     leaves: list = []
@@ -612,6 +623,13 @@ def run(prog: Program, lib: str) -> tuple[list, list]:
             pool.append(APPLY[c.op](m, *[pool[i] for i in c.args], **c.params))
     outs = [pool[i] for i in prog.outputs]
     gouts = [g if lib == "torch" else ad.tensor(g) for g in prog.grad_outputs]
+    if mutate_constants:
+        for t in constants(prog):
+            t.copy_(t.clone())  # bumps the version counter, keeps the values
+    if root_hook is not None:  # on recorded outputs (a leaf output's hook is a different story)
+        for o in dict.fromkeys(outs):
+            if o.grad_fn is not None:
+                o.register_hook(root_hook)
     if prog.use_backward:
         loss = sum(((o * g).sum() for o, g in zip(outs, gouts)), start=0.0 * leaves[0].sum())
         loss.backward()

@@ -11,8 +11,12 @@ import os
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from rel_programs import CATALOGUE, Program, programs, run, run_second_order, single_op_programs
+import threading
+
+from rel_programs import (CATALOGUE, Program, constants, programs, run, run_second_order,
+                          single_op_programs)
 
 EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_EXAMPLES", "120"))
 CORNER_EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_CORNERS", "150"))
@@ -82,6 +86,9 @@ def test_corner_programs_match_torch(prog):
 
 
 def check_second_order(prog: Program) -> None:
+    if STATS:
+        with open(STATS, "a") as f:
+            f.write("second-order " + " ".join(prog.ops()) + "\n")
     ours = run_second_order(prog, "ad")
     ref = run_second_order(prog, "torch")
     for i, (g, r) in enumerate(zip(ours, ref)):
@@ -97,6 +104,76 @@ def check_second_order(prog: Program) -> None:
 def test_second_order_of_random_programs_matches_torch(prog):
     """Hessian-vector products through create_graph=True, against torch's double backward."""
     check_second_order(prog)
+
+
+MISUSE_EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_MISUSE", "60"))
+
+
+@settings(max_examples=MISUSE_EXAMPLES, suppress_health_check=QUIET)
+@given(programs())
+def test_constants_mutated_after_use_fail_like_torch(prog):
+    """Indices, masks, conditions and constant operands changed in place between forward and
+    backward: tapegrad raises exactly where torch does (the VJP reads them)."""
+    if not constants(prog):
+        return
+    ours, our_err = _outcome_with(prog, "ad", mutate_constants=True)
+    ref, ref_err = _outcome_with(prog, "torch", mutate_constants=True)
+    assert (our_err is None) == (ref_err is None), (our_err, ref_err)
+    if our_err is not None:
+        assert "modified by an in-place operation" in str(our_err)
+
+
+def _outcome_with(prog: Program, lib: str, **kw) -> tuple:
+    try:
+        return run(prog, lib, **kw), None
+    except Exception as e:  # noqa: BLE001 - compared with the other library's outcome
+        return None, e
+
+
+@settings(max_examples=MISUSE_EXAMPLES, suppress_health_check=QUIET)
+@given(programs())
+def test_hooks_mutating_their_gradient_match_torch_and_leak_nothing(prog):
+    """A hook on every output doubles its gradient in place; the next, hook-free run of the
+    same program must be unaffected (a shared root seed would carry the doubling over)."""
+    def double(g):
+        g.mul_(2)
+
+    for hook in (double, None):
+        ours = _outcome_with(prog, "ad", root_hook=hook)
+        ref = _outcome_with(prog, "torch", root_hook=hook)
+        assert (ours[1] is None) == (ref[1] is None), (ours[1], ref[1])
+        if ours[1] is None:
+            for g, r in zip(ours[0][1], ref[0][1]):
+                if g is not None and r is not None:
+                    torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9)
+
+
+@settings(max_examples=max(EXAMPLES // 10, 4), suppress_health_check=QUIET)
+@given(st.lists(programs(max_steps=5), min_size=4, max_size=4))
+def test_programs_in_concurrent_threads_match_torch(progs):
+    """Four programs run (forward and backward) at once in four threads."""
+    expected = [run(p, "torch") for p in progs]
+    got: list = [None] * len(progs)
+    errors: list = []
+    start = threading.Barrier(len(progs))
+
+    def work(i):
+        try:
+            start.wait()
+            got[i] = run(progs[i], "ad")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(progs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for (o, g), (ro, rg) in zip(got, expected):
+        for a, b in zip(o + g, ro + rg):
+            if a is not None and b is not None:
+                torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("op", CATALOGUE)
