@@ -1,7 +1,10 @@
 """Indexing: ``x[i]``, slices, ``None``/``...``, integer-tensor and boolean-mask indices.
 
-The VJP scatters the gradient back into a zero tensor of the input's shape, adding where an
-advanced index picks the same element twice (``x[[0, 0]]``).
+An index is split into a ``key`` (its Python part: ints, slices, ``None``, ``...``) and the index
+tensors, which are INPUTS of the node: saved and version-checked, so changing ``idx`` in place
+after ``y = x[idx]`` makes backward raise instead of using the new values. The VJP scatters the
+gradient into zeros of the input's shape, adding where an integer index picks an element twice
+(``x[[0, 0]]``).
 """
 from __future__ import annotations
 
@@ -9,14 +12,15 @@ from typing import Any
 
 import torch
 
-from ..engine import Node, kernel, record
-from ..tensor import Tensor
-from ._common import as_tensor, shape_str
+from ..op import Op
+from ._common import Tensor, shape_str
 
-_BASIC = (int, slice, type(None), type(Ellipsis))
+_BASIC = (int, slice, type(None), type(Ellipsis), bool)
+_SLOT = type("IndexTensorSlot", (), {"__repr__": lambda self: "<tensor>"})()  # where a tensor goes
 
 
-def _raw_index(idx: Any) -> Any:
+def raw_index(idx: Any) -> Any:
+    """``idx`` with Tensors unwrapped (what torch indexes with; for paths that record nothing)."""
     if isinstance(idx, Tensor):
         return idx.data
     if isinstance(idx, tuple):
@@ -26,56 +30,142 @@ def _raw_index(idx: Any) -> Any:
     return idx
 
 
-def _is_basic(idx: Any) -> bool:
-    if isinstance(idx, tuple):
-        return all(i.__class__ in _BASIC for i in idx)
-    return idx.__class__ in _BASIC
+MAX_INDEX_TENSORS = 8
+_INDEX_ARGS = tuple(f"index{k}" for k in range(MAX_INDEX_TENSORS))
+_PAD = (None,) * MAX_INDEX_TENSORS
 
 
-def _scatter(g: torch.Tensor, shape: torch.Size, idx: Any, basic: bool) -> torch.Tensor:
+def split_index(op: str, idx: Any, device: torch.device) -> tuple[Any, tuple]:
+    """``(key, tensors)``: the index tensors taken out of ``idx`` (their places marked in key).
+
+    A list of numbers becomes an index tensor here (as torch does): a copy the caller cannot
+    change behind the node's back, and a constant for ``replay``. ``tensors`` is padded with
+    None to ``MAX_INDEX_TENSORS`` when not empty (an op's inputs are declared on its class).
+    """
+    if idx.__class__ in _BASIC:
+        return idx, ()
+    tensors: list = []
+    if idx.__class__ is tuple or (idx.__class__ is list and not _numbers(idx)):
+        key: Any = [_take(i, tensors, device) for i in idx]
+        key = tuple(key) if idx.__class__ is tuple else key
+    else:
+        key = _take(idx, tensors, device)
+    if len(tensors) > MAX_INDEX_TENSORS:
+        raise IndexError(f"{op}: an index may hold at most {MAX_INDEX_TENSORS} tensors or lists, "
+                         f"got {len(tensors)}")
+    return key, (tuple(tensors) + _PAD[len(tensors):] if tensors else ())
+
+
+def _numbers(seq: list) -> bool:
+    return all(i.__class__ in (int, bool) for i in seq)
+
+
+def _take(i: Any, tensors: list, device: torch.device) -> Any:
+    if i.__class__ in _BASIC:
+        return i
+    if isinstance(i, (Tensor, torch.Tensor)):
+        tensors.append(i)
+        return _SLOT
+    if isinstance(i, (list, tuple)) or hasattr(i, "__array__"):
+        try:
+            t = torch.as_tensor(i, device=device)
+        except (TypeError, ValueError, RuntimeError):
+            return i  # not an index torch accepts: let torch's own error name it
+        tensors.append(Tensor._make(t))  # a Tensor: a constant of the program (replay keeps it)
+        return _SLOT
+    return i
+
+
+def fill_index(key: Any, tensors: tuple) -> Any:
+    """Put raw ``tensors`` back into the places ``split_index`` marked in ``key``."""
+    if key is _SLOT:
+        return tensors[0]
+    if not tensors or (key.__class__ is not tuple and key.__class__ is not list):
+        return key
+    it = iter(tensors)
+    filled = [next(it) if k is _SLOT else k for k in key]
+    return tuple(filled) if key.__class__ is tuple else filled
+
+
+def raws(tensors: tuple) -> tuple:
+    return tuple(t.data if isinstance(t, Tensor) else t for t in tensors if t is not None)
+
+
+def _scatter(g: torch.Tensor, *tensors: Any, key: Any, shape: torch.Size) -> torch.Tensor:
+    """Zeros of ``shape`` with ``g`` added at ``key`` (filled with ``tensors``)."""
     z = g.new_zeros(shape)
-    if basic:
-        z[idx] = g  # a basic index never names an element twice
+    tensors = tuple(t for t in tensors if t is not None)
+    idx = fill_index(key, tensors)
+    if all(t.dtype is torch.bool for t in tensors):
+        z[idx] = g  # slices, ints and masks never name an element twice
         return z
     where = torch.arange(z.numel(), device=g.device).reshape(shape)[idx]
     z.view(-1).index_add_(0, where.reshape(-1), g.reshape(-1))
     return z
 
 
-class Index(Node):
-    """y = x[idx];  dx = zeros like x with g added at idx"""
-    __slots__ = ()
-    replay = staticmethod(lambda m, shape: (lambda x: x[m[1]]) if m[2] else None)
+def pick(g: Any, key: Any, tensors: tuple) -> Any:
+    """``g[key]`` (tensors filled in): raw in, raw out; recorded for a Tensor (second order)."""
+    if g.__class__ is torch.Tensor:
+        return g[fill_index(key, raws(tensors))]
+    if tensors:
+        return Index.apply(g, *tensors, key=key)
+    return Slice.apply(g, key=key)
+
+
+def _put(g: Any, key: Any, tensors: tuple, shape: torch.Size) -> Any:
+    if g.__class__ is torch.Tensor:
+        return _scatter(g, *raws(tensors), key=key, shape=shape)
+    return IndexScatter.apply(g, *(tensors or _PAD), key=key, shape=shape)
+
+
+class Slice(Op):
+    """y = x[key] with ints, slices, None and ... only;  dx = zeros like x with g written at key"""
+    fields = ("key",)
+    forward = staticmethod(lambda x, key: x[key])
 
     def vjp(self, g):
-        return (index_scatter(g, *self.meta),)
+        return _put(g, self.key, (), self.in_meta[0][0])
 
 
-class IndexScatter(Node):
-    """y = zeros with g added at idx (the VJP of indexing);  dg = gy[idx]"""
-    __slots__ = ()
+class Index(Op):
+    """y = x[idx] with index tensors, masks or lists;  dx = zeros like x with g added at idx
+    (summed where idx names an element more than once)"""
+    args = ("x",) + _INDEX_ARGS
+    saves = _INDEX_ARGS
+    fields = ("key",)
+    forward = staticmethod(lambda x, *tensors, key: x[fill_index(key, tensors)])
 
-    def vjp(self, gy):
-        shape, idx, basic = self.meta
-        return (gy[idx],)
+    def vjp(self, g, *tensors):
+        return (_put(g, self.key, tensors, self.in_meta[0][0]),) + _PAD
 
 
-def index_scatter(g: Any, shape: torch.Size, idx: Any, basic: bool) -> Any:
-    """Zeros of ``shape`` with ``g`` added at ``idx``; raw in, raw out; recorded for Tensors."""
-    if isinstance(g, Tensor):
-        return record(IndexScatter, _scatter(g.data, shape, idx, basic), (g,), meta=(shape, idx, basic))
-    return _scatter(g, shape, idx, basic)
+class IndexScatter(Op):
+    """y = zeros of a shape with g added at idx (the VJP of indexing);  dg = gy[idx]"""
+    args = ("g",) + _INDEX_ARGS
+    saves = _INDEX_ARGS
+    fields = ("key", "shape")
+    forward = staticmethod(_scatter)
+
+    def vjp(self, gy, *tensors):
+        return (pick(gy, self.key, tensors if any(t is not None for t in tensors) else ()),) + _PAD
 
 
 def getitem(x: Tensor, idx: Any) -> Tensor:
     """``x[idx]`` with the full torch indexing syntax."""
-    ridx = _raw_index(idx)
+    key, tensors = split_index("indexing", idx, x.data.device)
     try:
-        out = x.data[ridx]
-    except (IndexError, RuntimeError, TypeError) as e:
-        raise type(e)(f"indexing a tensor of shape {shape_str(x.shape)} with {idx!r}: {e}") from None
-    return record(Index, out, (x,), meta=(x.data.shape, ridx, _is_basic(ridx)))
+        if tensors:
+            return Index.apply(x, *tensors, key=key)
+        return Slice.apply(x, key=key)
+    except (IndexError, RuntimeError, TypeError, ValueError) as e:
+        e = e.__context__ or e  # torch's own words, not Op.apply's restatement of them
+        raise type(e)(f"indexing a tensor of shape {shape_str(x.shape)} with {idx!r}: "
+                      f"{e}") from None
 
 
-def take(x: Any, idx: Any) -> Tensor:
-    return getitem(as_tensor(x), idx)
+class IndexingMethods:
+    """The Tensor methods of this module (mixed into ``autodiff.Tensor``)."""
+
+    __slots__ = ()
+    __getitem__ = getitem

@@ -17,13 +17,12 @@ from typing import Any
 
 import torch
 
-from ..engine import Node, _version, record
 from ..errors import DeviceError, DTypeError, GraphError, ShapeError
 from ..grad_mode import state
-from ..tensor import Tensor
+from ..op import Op
 from . import elementwise as E
-from ._common import SCALARS, broadcast_mismatch, shape_str, sum_to
-from .indexing import _raw_index
+from ._common import SCALARS, Tensor, broadcast_mismatch, shape_str, zeros_like_grad
+from .indexing import _INDEX_ARGS, _PAD, fill_index, pick, raw_index, raws, split_index
 
 
 def check_leaf(x: Tensor, op: str) -> None:
@@ -75,20 +74,20 @@ def _rebase(x: Tensor, op: str, out_of_place: Any) -> Tensor:
     if node is None:  # pragma: no cover - only called when something requires grad
         xd.copy_(y.data)
         return x
-    if node.saved and any(_aliases(s, xd) for s in node.saved):
-        # The new node saved the old value itself: keep a copy, since xd changes below.
+    saved = node.saved
+    if saved and any(s is old for s in saved):
+        # The new node saved the old value itself: keep a copy, since xd changes below. Only
+        # ``old``: any other alias of xd (``x.detach()``, x itself) keeps its version check and
+        # makes backward refuse, as in torch.
         snap = Tensor._make(xd.clone(), old.grad_fn)
         snap._requires_grad = old._requires_grad
-        node.saved = tuple(snap if _aliases(s, xd) else s for s in node.saved)
-        node.versions = tuple(_version(s) for s in node.saved) + node.versions[len(node.saved):]
+        node.saved = tuple(snap if s is old else s for s in saved)
+        node.versions = tuple(snap.data._version if s is old else v
+                              for s, v in zip(saved, node.versions))
     xd.copy_(y.data)  # bumps the version: VJPs that saved the old value will refuse to run
     x.grad_fn = node
     x._requires_grad = True
     return x
-
-
-def _aliases(s: Any, d: torch.Tensor) -> bool:
-    return (s.data if isinstance(s, Tensor) else s) is d
 
 
 def _operand(op: str, x: Tensor, v: Any, name: str = "other") -> Any:
@@ -195,18 +194,24 @@ def clamp_(self: Tensor, min: Any = None, max: Any = None) -> Tensor:
     return self
 
 
-class Fill(Node):
-    """x[...] = v (a number or a 0-d tensor);  dx = 0,  dv = sum(g)"""
-    __slots__ = ()
+class Fill(Op):
+    """y = x with every element set to v (a 0-d tensor);  dx = 0,  dv = sum(g)"""
+    args = ("x", "v")
+    opname = "fill_"
+    forward = staticmethod(lambda x, v: torch.empty_like(x).copy_(v))
 
     def vjp(self, g):
-        gx = _zeros_like(g) if self.parents[0] is not None else None
-        return gx, (g.sum() if self.parents[1] is not None else None)
+        dx, dv = self.needs_input_grad
+        return (zeros_like_grad(g) if dx else None), (g.sum() if dv else None)
 
 
-def _zeros_like(g: Any) -> Any:
-    # A constant in both modes (raw on the fast path, an unrecorded Tensor under create_graph).
-    return torch.zeros_like(g) if isinstance(g, torch.Tensor) else Tensor._make(torch.zeros_like(g.data))
+def _value(value: Any, vd: Any, xd: torch.Tensor) -> Any:
+    """The value to record: its Tensor, or a constant 0-d tensor of x's dtype for a number."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(vd, torch.Tensor):
+        return vd
+    return Tensor._make(torch.tensor(vd, dtype=xd.dtype, device=xd.device))
 
 
 def fill_(self: Tensor, value: Any) -> Tensor:
@@ -217,10 +222,8 @@ def fill_(self: Tensor, value: Any) -> Tensor:
         raise ShapeError(f"fill_: the value must be a number or a 0-d tensor, got a tensor of "
                          f"shape {shape_str(vd.shape)}")
     if _wants_record(self, (value,)):
-        def out_of_place(old: Tensor) -> Tensor:
-            v = value if isinstance(value, Tensor) else Tensor._make(torch.as_tensor(vd))
-            return record(Fill, torch.full_like(old.data, vd), (old, v))
-        return _rebase(self, "fill_", out_of_place)
+        v = _value(value, vd, self.data)
+        return _rebase(self, "fill_", lambda old: Fill.apply(old, v))
     self.data.fill_(vd)
     return self
 
@@ -231,52 +234,69 @@ def zero_(self: Tensor) -> Tensor:
     return fill_(self, 0)
 
 
-class SetItem(Node):
-    """y = x with y[idx] = v;  dx = g with zeros at idx,  dv = g[idx] summed to v's shape"""
-    __slots__ = ()
+class SetItem(Op):
+    """y = x with y[idx] = v (v broadcast);  dx = g with 0 at idx,  dv = g[idx] (summed to v)"""
+    args = ("x", "v") + _INDEX_ARGS
+    saves = _INDEX_ARGS
+    fields = ("key",)
+    opname = "setitem"
+    forward = staticmethod(lambda x, v, *tensors, key:
+                           _assigned(x.clone(), fill_index(key, tensors), v))
 
-    def vjp(self, g):
-        idx, vshape = self.meta
+    def vjp(self, g, *tensors):
+        dx, dv = self.needs_input_grad[:2]
         gx = gv = None
-        if self.parents[0] is not None:
-            mask = torch.ones(self.shape, dtype=g.dtype, device=g.device)
-            mask[idx] = 0
-            gx = g * mask
-        if self.parents[1] is not None:
-            gv = g[idx]
-            if gv.shape != vshape:
-                gv = sum_to(gv, vshape)
-        return gx, gv
+        if not any(t is not None for t in tensors):
+            tensors = ()
+        if dx:
+            if g.__class__ is torch.Tensor:  # selection: an inf in g never reaches idx
+                gx = _assigned(g.clone(), fill_index(self.key, raws(tensors)), 0)
+            else:
+                zero = torch.zeros((), dtype=g.dtype, device=g.device)
+                gx = SetItem.apply(g, zero, *(tensors or _PAD), key=self.key)
+        if dv:
+            gv = pick(g, self.key, tensors)
+            vshape = self.in_meta[1][0]
+            if len(vshape) > gv.ndim:  # v had leading 1s that torch drops: put them back
+                gv = gv.reshape((1,) * (len(vshape) - gv.ndim) + tuple(gv.shape))
+        return (gx, gv) + _PAD
+
+
+def _assigned(out: torch.Tensor, idx: Any, v: Any) -> torch.Tensor:
+    out[idx] = v
+    return out
+
+
+def _fits(target: torch.Size, vshape: torch.Size) -> bool:
+    """Whether a value of ``vshape`` can be written into ``target`` (torch drops leading 1s)."""
+    v = tuple(vshape)
+    while len(v) > len(target) and v[0] == 1:
+        v = v[1:]
+    try:
+        return torch.broadcast_shapes(target, v) == target
+    except RuntimeError:
+        return False
 
 
 def setitem(self: Tensor, idx: Any, value: Any) -> None:
     """``x[idx] = value`` with the full torch indexing syntax; ``value`` broadcasts."""
     check_leaf(self, "setitem")
-    ridx = _raw_index(idx)
+    ridx = raw_index(idx)
     vd = _operand("setitem", self, value, "value")
     try:
         target = self.data[ridx]
     except (IndexError, RuntimeError, TypeError) as e:
         raise type(e)(f"setitem: indexing a tensor of shape {shape_str(self.shape)} with "
                       f"{idx!r}: {e}") from None
-    if isinstance(vd, torch.Tensor):
-        try:
-            fits = torch.broadcast_shapes(target.shape, vd.shape) == target.shape
-        except RuntimeError:
-            fits = False
-        if not fits:
-            raise ShapeError(f"setitem: a value of shape {shape_str(vd.shape)} cannot be written "
-                             f"into x[{idx!r}] of shape {shape_str(target.shape)} (x has shape "
-                             f"{shape_str(self.shape)})")
+    if isinstance(vd, torch.Tensor) and not _fits(target.shape, vd.shape):
+        raise ShapeError(f"setitem: a value of shape {shape_str(vd.shape)} cannot be written "
+                         f"into x[{idx!r}] of shape {shape_str(target.shape)} (x has shape "
+                         f"{shape_str(self.shape)})")
     del target  # a view: it would count as sharing memory in _rebase
     if _wants_record(self, (value,)):
-        def out_of_place(old: Tensor) -> Tensor:
-            out = old.data.clone()
-            out[ridx] = vd
-            v = value if isinstance(value, Tensor) else Tensor._make(torch.as_tensor(vd))
-            vshape = vd.shape if isinstance(vd, torch.Tensor) else torch.Size()
-            return record(SetItem, out, (old, v), meta=(ridx, vshape))
-        _rebase(self, "setitem", out_of_place)
+        key, tensors = split_index("setitem", idx, self.data.device)
+        v = _value(value, vd, self.data)
+        _rebase(self, "setitem", lambda old: SetItem.apply(old, v, *(tensors or _PAD), key=key))
         return
     self.data[ridx] = vd
 
@@ -290,10 +310,14 @@ def copy_(self: Tensor, src: Any) -> Tensor:
     return self
 
 
-_METHODS = {
-    "add_": add_, "sub_": sub_, "mul_": mul_, "div_": div_, "clamp_": clamp_, "clip_": clamp_,
-    "fill_": fill_, "zero_": zero_, "copy_": copy_, "__setitem__": setitem,
-    "__iadd__": add_, "__isub__": sub_, "__imul__": mul_, "__itruediv__": div_,
-}
-for _name, _fn in _METHODS.items():
-    setattr(Tensor, _name, _fn)
+class InplaceMethods:
+    """The in-place Tensor methods (mixed into ``autodiff.Tensor``)."""
+
+    __slots__ = ()
+    add_ = __iadd__ = add_
+    sub_ = __isub__ = sub_
+    mul_ = __imul__ = mul_
+    div_ = __itruediv__ = div_
+    clamp_ = clip_ = clamp_
+    fill_, zero_, copy_ = fill_, zero_, copy_
+    __setitem__ = setitem

@@ -1,7 +1,7 @@
 """Shape ops: views, permutations, broadcasting, joining; plus casts and copies.
 
-Their VJPs only move the gradient back into the input's layout (no arithmetic), except
-``expand`` whose VJP sums over the broadcast dims.
+Their VJPs only move the gradient back into the input's layout (no arithmetic); ``expand``'s
+returns the broadcast gradient as it is, and the engine sums it back to the input's shape.
 """
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Any, Sequence
 
 import torch
 
-from ..engine import Node, kernel, record
 from ..errors import ShapeError
-from ..tensor import Tensor
-from ._common import as_tensor, check_float_pair, explain, norm_dims, raw, shape_str, sum_to
+from ..op import Op
+from ._common import Tensor, as_tensor, check_float_pair, explain, raw, shape_str, sum_to
 
 
 def _sizes(args: tuple) -> tuple:
@@ -22,120 +21,139 @@ def _sizes(args: tuple) -> tuple:
     return args
 
 
-class Reshape(Node):
-    """y = x viewed as another shape;  dx = g reshaped back"""
-    __slots__ = ()
-    replay = staticmethod(lambda m, shape: lambda x: x.reshape(shape))
+class Reshape(Op):
+    """y = x's elements in another shape;  dx = g reshaped back to x's shape"""
+    fields = ("shape",)
+    forward = staticmethod(torch.reshape)
 
     def vjp(self, g):
-        return (g.reshape(self.meta),)
+        return g.reshape(self.in_meta[0][0])
 
 
-class View(Reshape):
-    """y = x viewed as another shape (no copy);  dx = g reshaped back"""
-    __slots__ = ()
+class View(Op):
+    """y = x viewed as another shape (no copy);  dx = g reshaped back to x's shape"""
+    fields = ("shape",)
+    forward = staticmethod(lambda x, shape: x.view(shape))
+
+    def vjp(self, g):
+        return g.reshape(self.in_meta[0][0])
 
 
-class Flatten(Reshape):
-    """y = x with dims start..end merged;  dx = g reshaped back"""
-    __slots__ = ()
+class Flatten(Op):
+    """y = x with dims start..end merged;  dx = g reshaped back to x's shape"""
+    fields = ("start_dim", "end_dim")
+    forward = staticmethod(torch.flatten)
+
+    def vjp(self, g):
+        return g.reshape(self.in_meta[0][0])
 
 
-class Squeeze(Reshape):
-    """y = x without size-1 dims;  dx = g reshaped back"""
-    __slots__ = ()
+class Squeeze(Op):
+    """y = x without size-1 dims (all, or those in dim);  dx = g reshaped back to x's shape"""
+    fields = ("dim",)
+    forward = staticmethod(lambda x, dim: x.squeeze() if dim is None else x.squeeze(dim))
+
+    def vjp(self, g):
+        return g.reshape(self.in_meta[0][0])
 
 
-class Unsqueeze(Reshape):
-    """y = x with a new size-1 dim;  dx = g reshaped back"""
-    __slots__ = ()
+class Unsqueeze(Op):
+    """y = x with a new size-1 dim;  dx = g reshaped back to x's shape"""
+    fields = ("dim",)
+    forward = staticmethod(torch.unsqueeze)
+
+    def vjp(self, g):
+        return g.reshape(self.in_meta[0][0])
 
 
-def _reshape_like(cls: type[Node], op: str, x: Any, fn: Any) -> Tensor:
+def _torch_error(e: BaseException) -> BaseException:
+    # Op.apply restates torch's failure with the operand shapes; these ops give their own words.
+    return e.__context__ or e
+
+
+def _reshape_like(cls: Any, op: str, x: Any, **fields: Any) -> Tensor:
     x = as_tensor(x)
     try:
-        out = fn(x.data)
+        return cls.apply(x, **fields)
     except RuntimeError as e:
-        raise ShapeError(f"{op}: cannot reshape a tensor of shape {shape_str(x.shape)}: {e}") from None
+        raise ShapeError(f"{op}: cannot reshape a tensor of shape {shape_str(x.shape)}: "
+                         f"{_torch_error(e)}") from None
     except IndexError as e:  # a bad dim (squeeze, unsqueeze, flatten): name the op and shape
-        raise IndexError(f"{op}: bad dim for a tensor of shape {shape_str(x.shape)}: {e}") from None
-    return record(cls, out, (x,), meta=x.data.shape)
+        raise IndexError(f"{op}: bad dim for a tensor of shape {shape_str(x.shape)}: "
+                         f"{_torch_error(e)}") from None
 
 
 def reshape(x: Any, *shape: Any) -> Tensor:
     """The same elements in a new shape (one dim may be -1)."""
-    shape = _sizes(shape)
-    return _reshape_like(Reshape, "reshape", x, lambda d: d.reshape(shape))
+    return _reshape_like(Reshape, "reshape", x, shape=_sizes(shape))
 
 
 def view(x: Any, *shape: Any) -> Tensor:
     """Like reshape, but fails (as torch does) when a copy would be needed."""
-    shape = _sizes(shape)
-    return _reshape_like(View, "view", x, lambda d: d.view(shape))
+    return _reshape_like(View, "view", x, shape=_sizes(shape))
 
 
 def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims ``start_dim..end_dim`` into one."""
-    return _reshape_like(Flatten, "flatten", x, lambda d: d.flatten(start_dim, end_dim))
+    x = as_tensor(x)
+    nd = x.data.dim()
+    if nd and isinstance(start_dim, int) and isinstance(end_dim, int) and \
+            -nd <= start_dim < nd and start_dim % nd == end_dim % nd:
+        return x  # nothing to merge: torch returns the tensor itself (no new node)
+    return _reshape_like(Flatten, "flatten", x, start_dim=start_dim, end_dim=end_dim)
 
 
 def squeeze(x: Any, dim: Any = None) -> Tensor:
     """Remove size-1 dims (all of them, or those in ``dim``)."""
-    return _reshape_like(Squeeze, "squeeze", x, lambda d: d.squeeze() if dim is None else d.squeeze(dim))
+    return _reshape_like(Squeeze, "squeeze", x, dim=dim)
 
 
 def unsqueeze(x: Any, dim: int) -> Tensor:
     """Insert a size-1 dim at ``dim``."""
-    return _reshape_like(Unsqueeze, "unsqueeze", x, lambda d: d.unsqueeze(dim))
+    return _reshape_like(Unsqueeze, "unsqueeze", x, dim=dim)
 
 
-class Transpose(Node):
+class Transpose(Op):
     """y = x with dims d0, d1 swapped;  dx = g with them swapped back"""
-    __slots__ = ()
-    replay = staticmethod(lambda m, shape: lambda x: x.transpose(*m))
+    fields = ("dim0", "dim1")
+    forward = staticmethod(torch.transpose)
 
     def vjp(self, g):
-        d0, d1 = self.meta
-        return (g.transpose(d0, d1),)
+        return g.transpose(self.dim0, self.dim1)
 
 
 def transpose(x: Any, dim0: int, dim1: int) -> Tensor:
     """Swap two dims."""
     x = as_tensor(x)
     try:
-        out = x.data.transpose(dim0, dim1)
-    except (IndexError, RuntimeError) as e:
-        raise IndexError(f"transpose: dims {dim0}, {dim1} for a tensor of shape {shape_str(x.shape)}: {e}") from None
-    return record(Transpose, out, (x,), meta=(dim0, dim1))
+        return Transpose.apply(x, dim0=dim0, dim1=dim1)
+    except (IndexError, RuntimeError, TypeError) as e:
+        raise IndexError(f"transpose: dims {dim0}, {dim1} for a tensor of shape "
+                         f"{shape_str(x.shape)}: {_torch_error(e)}") from None
 
 
-def _inverse(perm: tuple) -> tuple:
-    inv = [0] * len(perm)
-    for i, d in enumerate(perm):
-        inv[d] = i
-    return tuple(inv)
-
-
-class Permute(Node):
-    """y = x with dims reordered by p;  dx = g reordered by p⁻¹"""
-    __slots__ = ()
-    replay = staticmethod(lambda inv, shape: lambda x: x.permute(_inverse(inv)))
+class Permute(Op):
+    """y = x with dims reordered by p (y.shape[i] = x.shape[p[i]]);  dx = g reordered by p⁻¹"""
+    fields = ("dims",)
+    forward = staticmethod(torch.permute)
 
     def vjp(self, g):
-        return (g.permute(self.meta),)
+        inverse = [0] * len(self.dims)
+        for i, d in enumerate(self.dims):
+            inverse[d] = i
+        return g.permute(inverse)
 
 
 def permute(x: Any, *dims: Any) -> Tensor:
     """Reorder dims: ``y.shape[i] == x.shape[dims[i]]``."""
     x = as_tensor(x)
     dims = _sizes(dims)
-    if sorted(d % max(x.data.dim(), 1) for d in dims) != list(range(x.data.dim())):
-        raise ValueError(f"permute: {dims} is not a permutation of the {x.data.dim()} dims of a "
+    n = x.data.dim()
+    if (not all(isinstance(d, int) for d in dims)
+            or sorted(d % max(n, 1) for d in dims) != list(range(n))):
+        raise ValueError(f"permute: {dims} is not a permutation of the {n} dims of a "
                          f"tensor of shape {shape_str(x.shape)}")
-    inverse = [0] * len(dims)
-    for i, d in enumerate(dims):
-        inverse[d % len(dims)] = i
-    return record(Permute, x.data.permute(dims), (x,), meta=tuple(inverse))
+    return Permute.apply(x, dims=tuple(d % max(n, 1) for d in dims))
 
 
 def T(x: Tensor) -> Tensor:
@@ -153,13 +171,13 @@ def mT(x: Tensor) -> Tensor:
     return transpose(x, -2, -1)
 
 
-class Expand(Node):
-    """y = x broadcast to a larger shape;  dx = g summed over the broadcast dims"""
-    __slots__ = ()
-    replay = staticmethod(lambda m, shape: lambda x: x.expand(shape))
+class Expand(Op):
+    """y = x broadcast to a larger shape;  dx = g (the engine sums it over the broadcast dims)"""
+    fields = ("shape",)
+    forward = staticmethod(lambda x, shape: x.expand(shape))
 
     def vjp(self, g):
-        return (sum_to(g, self.meta),)
+        return g
 
 
 def expand(x: Any, *shape: Any) -> Tensor:
@@ -167,13 +185,11 @@ def expand(x: Any, *shape: Any) -> Tensor:
     x = as_tensor(x)
     shape = _sizes(shape)
     try:
-        out = x.data.expand(shape)
+        out = Expand.apply(x, shape=shape)
     except RuntimeError:
         raise ShapeError(f"expand: a tensor of shape {shape_str(x.shape)} cannot be broadcast to "
                          f"{shape_str(shape)} (sizes must match, or be 1 in the input)") from None
-    if out.shape == x.data.shape:
-        return x
-    return record(Expand, out, (x,), meta=x.data.shape)
+    return out  # a new tensor even when nothing expands, as torch's view (hooks go on it)
 
 
 def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
@@ -184,41 +200,57 @@ def expand_as(x: Any, other: Any) -> Tensor:
     return expand(x, tuple(raw(other).shape))
 
 
+class SumToSize(Op):
+    """y = x summed over the dims that broadcasting would expand;  dx = g expanded to x's shape"""
+    fields = ("shape",)
+    forward = staticmethod(sum_to)
+
+    def vjp(self, g):
+        return g.expand(self.in_meta[0][0])
+
+
 def sum_to_size(x: Any, *shape: Any) -> Tensor:
     """Sum broadcast dims away so the result has ``shape`` (the inverse of expand)."""
     x = as_tensor(x)
     shape = torch.Size(_sizes(shape))
     have = x.data.shape
     # sum_to trusts its caller; a user's shape must be one that expands to the input's
-    if len(shape) > len(have) or any(s != 1 and s != h for s, h in zip(reversed(shape), reversed(have))):
+    if len(shape) > len(have) or any(s != 1 and s != h
+                                     for s, h in zip(reversed(shape), reversed(have))):
         raise ShapeError(f"sum_to_size: a tensor of shape {shape_str(have)} cannot be summed to "
                          f"{shape_str(shape)} (each size must equal the input's or be 1)")
-    return sum_to(x, shape)
+    if shape == have and len(shape):
+        return x  # nothing to sum: torch returns the tensor itself (for () it sums: a new node)
+    return SumToSize.apply(x, shape=shape)
 
 
-class Cat(Node):
-    """y = [x₁, x₂, ...] joined along dim;  dxᵢ = the slice of g that xᵢ filled"""
-    __slots__ = ()
-    replay = staticmethod(lambda m, shape: lambda *xs: torch.cat(xs, m[0]))
+class Cat(Op):
+    """y = [x₁, x₂, ...] joined along dim;  dxᵢ = the slice of g that xᵢ filled
+    (a legacy empty (0,) tensor, which cat skips as torch does, gets an empty gradient)"""
+    fields = ("dim", "sizes")
+    forward = staticmethod(lambda *xs, dim, sizes: torch.cat(xs, dim))
 
     def vjp(self, g):
-        dim, sizes = self.meta
-        lead = (slice(None),) * dim
+        lead = (slice(None),) * self.dim
         grads, start = [], 0
-        for p, n in zip(self.parents, sizes):
-            grads.append(g[lead + (slice(start, start + n),)] if p is not None else None)
+        for wanted, n in zip(self.needs_input_grad, self.sizes):
+            if n is None:
+                grads.append(g.reshape(-1)[:0] if wanted else None)
+                continue
+            grads.append(g[lead + (slice(start, start + n),)] if wanted else None)
             start += n
         return tuple(grads)
 
 
-class Stack(Node):
+class Stack(Op):
     """y = [x₁, x₂, ...] stacked on a new dim;  dxᵢ = g[..., i, ...]"""
-    __slots__ = ()
-    replay = staticmethod(lambda d, shape: lambda *xs: torch.stack(xs, d))
+    fields = ("dim",)
+    forward = staticmethod(lambda *xs, dim: torch.stack(xs, dim))
 
     def vjp(self, g):
-        lead = (slice(None),) * self.meta
-        return tuple(g[lead + (i,)] if p is not None else None for i, p in enumerate(self.parents))
+        lead = (slice(None),) * self.dim
+        return tuple(g[lead + (i,)] if wanted else None
+                     for i, wanted in enumerate(self.needs_input_grad))
 
 
 def _joinable(op: str, tensors: Sequence[Any]) -> list[Tensor]:
@@ -230,71 +262,125 @@ def _joinable(op: str, tensors: Sequence[Any]) -> list[Tensor]:
     return ts
 
 
-def _join(op: str, fn: Any, ts: list[Tensor], dim: int, rule: str) -> torch.Tensor:
+def _join(op: str, cls: Any, ts: list[Tensor], dim: int, rule: str, **fields: Any) -> Tensor:
     try:
-        return fn([t.data for t in ts], dim)
-    except RuntimeError as e:
+        return cls.apply(*ts, dim=dim, **fields)
+    except (RuntimeError, IndexError) as e:
         if len({t.data.device for t in ts}) > 1:
-            raise explain(op, e, *ts) from None
+            raise e from None  # Op.apply's error names the devices
         shapes = ", ".join(shape_str(t.shape) for t in ts)
-        raise ShapeError(f"{op}: cannot join shapes {shapes} {rule} ({e})") from None
+        raise ShapeError(f"{op}: cannot join shapes {shapes} {rule} ({_torch_error(e)})") from None
+
+
+def _legacy_empty(t: Tensor) -> bool:
+    return t.data.dim() == 1 and t.data.shape[0] == 0
 
 
 def cat(tensors: Sequence[Any], dim: int = 0) -> Tensor:
-    """Join tensors along an existing dim."""
+    """Join tensors along an existing dim (legacy empty ``(0,)`` tensors skipped, as torch does)."""
     ts = _joinable("cat", tensors)
-    out = _join("cat", torch.cat, ts, dim,
-                f"along dim {dim}: all dims but {dim} must match")
-    d = dim % out.dim()
-    return record(Cat, out, ts, meta=(d, [t.data.shape[d] if t.data.dim() else 0 for t in ts]))
+    rule = f"along dim {dim}: all dims but {dim} must match"
+    full = [t for t in ts if not _legacy_empty(t)]
+    ndim = full[0].data.dim() if full else 1
+    if not isinstance(dim, int) or not -max(ndim, 1) <= dim < max(ndim, 1):
+        shapes = ", ".join(shape_str(t.shape) for t in ts)
+        raise IndexError(f"cat: dim {dim!r} is out of range for shapes {shapes} (expected an int "
+                         f"in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])")
+    d = dim % max(ndim, 1)
+    sizes = tuple(None if _legacy_empty(t) and ndim != 1 else
+                  (t.data.shape[d] if t.data.dim() > d else 0) for t in ts)
+    return _join("cat", Cat, ts, d, rule, sizes=sizes)
 
 
 def stack(tensors: Sequence[Any], dim: int = 0) -> Tensor:
     """Join same-shape tensors along a new dim."""
     ts = _joinable("stack", tensors)
-    out = _join("stack", torch.stack, ts, dim, "(all tensors must have the same shape)")
-    return record(Stack, out, ts, meta=dim % out.dim())
+    n = ts[0].data.dim() + 1
+    if isinstance(dim, int) and -n <= dim < n:
+        dim %= n
+    return _join("stack", Stack, ts, dim, "(all tensors must have the same shape)")
 
 
 # ---- copies and casts ---------------------------------------------------------------------------
-class Clone(Node):
+class Clone(Op):
     """y = copy of x;  dx = g"""
-    __slots__ = ()
-    replay = kernel(torch.clone)
+    forward = staticmethod(torch.clone)
 
     def vjp(self, g):
-        return (g,)
+        return g
+
+
+class Contiguous(Clone):
+    """y = x laid out contiguously (a copy);  dx = g"""
+    forward = staticmethod(torch.Tensor.contiguous)
 
 
 def clone(x: Any) -> Tensor:
-    x = as_tensor(x)
-    return record(Clone, x.data.clone(), (x,))
+    return Clone.apply(as_tensor(x))
 
 
 def contiguous(x: Tensor) -> Tensor:
     if x.data.is_contiguous():
         return x
-    return record(Clone, x.data.contiguous(), (x,))
+    return Contiguous.apply(x)
 
 
-class Cast(Node):
-    """y = x converted to another dtype/device;  dx = g converted back"""
-    __slots__ = ()
+class Cast(Op):
+    """y = x converted to another dtype and/or device;  dx = g converted back"""
+    fields = ("dtype", "device", "from_device")
+    opname = "to"
+    forward = staticmethod(lambda x, dtype, device, from_device: x.to(device=device, dtype=dtype))
 
     def vjp(self, g):
-        dtype, device = self.meta
-        return (g.to(device=device, dtype=dtype),)
+        return g.to(device=self.from_device, dtype=self.in_meta[0][1])
 
 
 def to(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-    """Convert dtype and/or device (``to(device)``, ``to(dtype)``, ``to(other)``); differentiable."""
+    """Convert dtype and/or device (``to(device)``, ``to(dtype)``, ``to(other)``)."""
     args = tuple(raw(a) for a in args)
+    copy = kwargs.pop("copy", False)
+    xd = x.data
     try:
-        out = x.data.to(*args, **kwargs)
+        device, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
     except (RuntimeError, TypeError) as e:
         raise explain("to", e, x) from None
-    if out is x.data:
-        return x
-    if x._requires_grad and not (out.is_floating_point() or out.is_complex()):
-        return Tensor._make(out)  # casting to an integer type ends differentiation, as in torch
-    return record(Cast, out, (x,), meta=(x.data.dtype, x.data.device))
+    dtype = xd.dtype if dtype is None else dtype
+    device = xd.device if device is None else torch.device(device)
+    if device.type == xd.device.type and device.index is None:
+        device = xd.device  # "cuda" means the current one, as for torch
+    if dtype is xd.dtype and device == xd.device:
+        return clone(x) if copy else x
+    if x._requires_grad and not (dtype.is_floating_point or dtype.is_complex):
+        # casting to an integer type ends differentiation, as in torch
+        return Tensor._make(xd.to(device=device, dtype=dtype))
+    try:
+        return Cast.apply(x, dtype=dtype, device=device, from_device=xd.device)
+    except (RuntimeError, TypeError) as e:
+        raise explain("to", _torch_error(e), x) from None
+
+
+class ShapeMethods:
+    """The Tensor methods of this module (mixed into ``autodiff.Tensor``)."""
+
+    __slots__ = ()
+    reshape, view, flatten, squeeze, unsqueeze = reshape, view, flatten, squeeze, unsqueeze
+    transpose, permute, expand, expand_as, broadcast_to = (transpose, permute, expand, expand_as,
+                                                           broadcast_to)
+    sum_to_size, clone, contiguous, to = sum_to_size, clone, contiguous, to
+    T = property(T)
+    mT = property(mT)
+
+    def float(self: Any) -> Any:
+        return to(self, torch.float32)
+
+    def double(self: Any) -> Any:
+        return to(self, torch.float64)
+
+    def half(self: Any) -> Any:
+        return to(self, torch.float16)
+
+    def cpu(self: Any) -> Any:
+        return to(self, "cpu")
+
+    def cuda(self: Any, device: Any = None) -> Any:
+        return to(self, "cuda" if device is None else device)

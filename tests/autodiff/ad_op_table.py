@@ -232,6 +232,33 @@ def _getitem(m: Any, a: Any, idx: Any) -> Any:
     return a[idx]
 
 
+def _setitem_index(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+    """Rows of the first input to overwrite (never twice: torch leaves the winner unspecified)."""
+    n0 = shp[0][0]
+    kind = draw(st.sampled_from(["int", "mask", "tensor", "slice"]))
+    if kind == "int":
+        return {"idx": draw(st.integers(-n0, n0 - 1))}
+    if kind == "mask":
+        return {"idx": torch.rand(n0, generator=gen) > 0.4}
+    if kind == "tensor":
+        return {"idx": torch.randperm(n0, generator=gen)[:draw(st.integers(1, n0))]}
+    return {"idx": slice(draw(st.integers(0, n0 - 1)), None, 2)}
+
+
+def _setitem(m: Any, a: Any, v: Any, idx: Any) -> Any:
+    h = a * 1.0
+    h[idx] = v * 2.0  # v (the shape of one row) broadcasts over the selected rows
+    return h * h
+
+
+def _index_grad(m: Any, a: Any, idx: Any) -> Any:
+    """The gradient of an indexing, itself differentiated: records the scatter (IndexScatter)."""
+    if not (a.requires_grad and m.is_grad_enabled()):
+        return a[idx]  # nothing to differentiate (the engine tests' no-recording checks)
+    grad = m.autograd.grad if hasattr(m, "autograd") else m.grad
+    return grad((a[idx] ** 3).sum(), a, create_graph=True)[0]
+
+
 # ---- the table ---------------------------------------------------------------------------------
 RR = ("real", "real")
 
@@ -408,4 +435,14 @@ OPS: list[Op] = [
        args("real", shape_st=one(min_dims=2), params=_index("int_tensor_2d_slice"))),
     Op("index_bool_mask", _getitem,
        args("real", shape_st=one(min_dims=1), params=_index("bool_mask")), second=True),
+    Op("index_grad", _index_grad,
+       args("real", shape_st=one(min_dims=1), params=_index("int_tensor")), second=True),
+    Op("slice_grad", _index_grad,
+       args("real", shape_st=one(min_dims=1), params=_index("slices"))),
+    Op("expand_new_dim", lambda m, a: a.expand(2, *a.shape), args("real"), second=True),
+    Op("contiguous_copy", lambda m, a: a.expand(2, *a.shape).contiguous(), args("real")),
+    # in place, on a recorded tensor (rebased onto the out-of-place op)
+    Op("setitem", _setitem, args("real", "real", shape_st=one(min_dims=1).map(
+        lambda s: (s[0], s[0][1:])), params=_setitem_index), second=True),
+    Op("fill_", lambda m, a, b: (a * 1.0).fill_(b.sum()) * a, args(*RR), second=True),
 ]

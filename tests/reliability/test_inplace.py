@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from rel_support import assert_close_tree, run_both
 
 import autodiff as ad
 from autodiff.errors import DeviceError, DTypeError, GraphError, ShapeError
-from rel_support import assert_close_tree, run_both
 
 X = [1.0, -2.0, 3.0]
 W = [0.5, -1.5, 2.0]
@@ -236,8 +236,10 @@ def test_version_error_names_the_op_that_produced_the_tensor():
 
 
 def test_optimizer_step_before_backward_of_old_graph_raises():
+    # x requires grad (an earlier layer's output), so Linear needs W_ for x's gradient. (With a
+    # constant x only x is kept, and the step may change W_: torch agrees, see the Mul tests.)
     W_ = ad.randn(3, 2, dtype=torch.float64, requires_grad=True)
-    x = ad.randn(4, 2, dtype=torch.float64)
+    x = ad.randn(4, 2, dtype=torch.float64, requires_grad=True)
     loss = ad.linear(x, W_).pow(2).sum()
     with ad.no_grad():
         W_.sub_(0.1 * ad.ones_like(W_))  # the step an optimizer would take
@@ -314,3 +316,147 @@ def test_device_mismatch_is_named():
     x = ad.zeros(3)
     with pytest.raises(DeviceError, match=r"add_.*cpu.*cuda"):
         x.add_(ad.ones(3).cuda())
+
+
+# ---- what rebasing saves, and what it version-checks -----------------------------------------
+ALIAS = {  # an in-place op whose operand is another alias of the rebased tensor's memory
+    "detached alias": lambda h: h.mul_(h.detach()),
+    "the tensor itself": lambda h: h.mul_(h),
+    "detached bound": lambda h: h.clamp_(min=h.detach()),
+}
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("case", sorted(ALIAS))
+def test_other_aliases_of_the_rebased_memory_make_backward_raise_as_in_torch(case, create_graph):
+    # Only the old value itself is snapshotted; an alias that was read (and is now overwritten)
+    # keeps its version check. Rebasing used to make a detached alias differentiable.
+    def program(L):
+        x = L.tensor(X, True)
+        h = x * 2.0
+        ALIAS[case](h)
+        return L.grad(h.sum(), x, create_graph=create_graph)
+    ours, ref = run_both(program)
+    assert isinstance(ref, RuntimeError) and "modified by an inplace operation" in str(ref), ref
+    assert isinstance(ours, GraphError), ours
+    assert "modified by an in-place operation" in str(ours)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_rebased_product_with_a_detached_copy_has_torchs_second_derivative(create_graph):
+    def program(L):
+        x = L.tensor(X, True)
+        h = x ** 3
+        h.mul_(h.detach().clone())  # a copy: nothing to refuse; d/dx treats it as a constant
+        (g,) = L.grad(h.sum(), x, create_graph=create_graph)
+        if not create_graph:
+            return g
+        (gg,) = L.grad((g * g).sum(), x)
+        return g, gg
+    assert_close_tree(*run_both(program))
+
+
+RELEASED = {  # a product or quotient whose constant operand needs no gradient
+    "c * h": lambda h, c: c * h,
+    "h * c": lambda h, c: h * c,
+    "h / c": lambda h, c: h / c,
+}
+
+
+@pytest.mark.parametrize("case", sorted(RELEASED))
+def test_changing_an_operand_whose_value_no_gradient_needs_is_allowed(case):
+    # Mul and Div keep (and check) only what the wanted gradients read: with c constant, c * h
+    # needs c, not h, so changing h in place afterwards is fine (as in torch).
+    def program(L):
+        x = L.tensor(X, True)
+        c = L.tensor([2.0, -3.0, 4.0])
+        h = x * 2.0
+        y = RELEASED[case](h, c)
+        h.add_(1.0)
+        h.mul_(c)  # rebased again: Mul(old, c) saves c only, no snapshot of h is taken
+        (y.sum() + h.sum()).backward()
+        return x.grad, h
+    ours, ref = run_both(program)
+    assert not isinstance(ref, Exception), ref
+    assert_close_tree(ours, ref)
+
+
+def test_the_operand_that_is_needed_is_still_checked():
+    # The other way round: c requires grad, so c * h needs h, which then changes: refused.
+    x = ad.tensor(X, dtype=torch.float64, requires_grad=True)
+    c = ad.tensor(W, dtype=torch.float64, requires_grad=True)
+    h = x * 2.0
+    y = c * h
+    h.add_(1.0)
+    with pytest.raises(GraphError, match=r"Mul's backward.*modified by an in-place"):
+        y.sum().backward()
+
+
+# ---- x[idx] = v -------------------------------------------------------------------------------
+def test_setitem_gives_the_overwritten_part_exactly_zero_even_for_infinite_gradients():
+    def program(L):
+        x = L.tensor(X, True)
+        h = x * 2.0
+        h[1] = 5.0
+        h[h.detach() > 5.0] = 0.0
+        inf = float("inf")
+        h.backward(L.tensor([inf, -inf, inf]))
+        return x.grad
+    ours, ref = run_both(program)
+    assert not torch.isnan(ours).any()
+    assert_close_tree(ours, ref)
+
+
+VALUE_SHAPES = [(1, 3), (1, 1, 3), (3,), (1,), ()]
+
+
+@pytest.mark.parametrize("vshape", VALUE_SHAPES)
+def test_setitem_accepts_the_value_shapes_torch_accepts(vshape):
+    def program(L):
+        x = L.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], True)
+        v = L.tensor(torch.arange(1.0, 1.0 + torch.Size(vshape).numel()).reshape(vshape).tolist(),
+                     True)
+        h = x * 1.0
+        h[0] = v * 2.0
+        (h * L.tensor([[1.0, -2.0, 3.0], [4.0, 5.0, 6.0]])).sum().backward()
+        return h, x.grad, v.grad
+    ours, ref = run_both(program)
+    assert not isinstance(ref, Exception), ref
+    assert_close_tree(ours, ref)
+
+
+@pytest.mark.parametrize("vshape", [(2, 1, 3), (3, 1), (2,)])
+def test_setitem_refuses_the_value_shapes_torch_refuses(vshape):
+    with pytest.raises(RuntimeError):
+        torch.zeros(2, 3)[0] = torch.ones(vshape)
+    x = ad.zeros(2, 3)
+    with pytest.raises(ShapeError, match=r"setitem.*x\[0\] of shape \(3,\)"):
+        x[0] = ad.ones(vshape)
+    assert not x.data.any() and x.data._version == 0
+
+
+def test_a_mask_changed_after_setitem_makes_backward_raise():
+    def program(L):
+        x = L.tensor(X, True)
+        h = x * 2.0
+        m = torch.tensor([True, False, True])
+        h[m] = 0.0
+        m[1] = True
+        h.sum().backward()
+        return x.grad
+    ours, ref = run_both(program)
+    assert isinstance(ref, RuntimeError) and "modified by an inplace operation" in str(ref)
+    assert isinstance(ours, GraphError) and "SetItem's backward" in str(ours), ours
+    assert "an index, a mask" in str(ours)
+
+
+def test_setitem_with_index_tensors_supports_second_order():
+    def program(L):
+        w = L.tensor(W, True)
+        buf = L.tensor([[0.0, 1.0, 0.0], [2.0, 0.0, 0.0]])
+        buf[torch.tensor([1, 0]), torch.tensor([2, 0])] = w[:2] ** 2
+        buf[torch.tensor([[False, True, False], [True, False, False]])] = w[2] * w[0]
+        (g,) = L.grad((buf ** 3).sum(), w, create_graph=True)
+        (gg,) = L.grad((g * g).sum(), w)
+        return g, gg
+    assert_close_tree(*run_both(program))
