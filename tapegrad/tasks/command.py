@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import cli
+from . import task_module
 
 # The train options each task reads (argparse dests); any other one given is an error.
 COMMON = ("task", "out", "epochs", "lr", "batch_size", "seed", "device", "dtype", "every",
@@ -48,13 +49,9 @@ def _refuse_unused(parser: argparse.ArgumentParser, args: argparse.Namespace, ta
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """The task's default configuration with the options given (raises ``ConfigError``)."""
-    if args.task == "digits":
-        from .digits import DigitsConfig as Config
-    else:
-        from .reverse import ReverseConfig as Config
     changes = {k: getattr(args, k) for k in CONFIG_FIELDS
                if k in ACCEPTED[args.task] and getattr(args, k, None) is not None}
-    return Config().replace(**changes).check()
+    return task_module(args.task).Config().replace(**changes).check()
 
 
 def run_task(args: argparse.Namespace) -> int:
@@ -108,22 +105,18 @@ def _train(args: argparse.Namespace, cfg: Any, out: Path) -> int:
         from tqdm.auto import tqdm
         write = tqdm.write  # rows print above the progress bar instead of through it
         progress = sys.stderr.isatty()
-        print(f"{cli.PROG} train ({name}): {DESCRIPTION[args.task]}, {cfg.epochs} epochs, "
+        epochs = f"{cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}"
+        print(f"{cli.PROG} train ({name}): {DESCRIPTION[args.task]}, {epochs}, "
               f"batch {cfg.batch_size}, Adam lr {cfg.lr:g} (cosine), {cfg.device} {cfg.dtype}")
         on_epoch = cli._table_printer(cfg.epochs, args.every, write)
     t0 = time.perf_counter()
-    if args.task == "digits":
-        from . import digits
-        run = digits.run(cfg, progress=progress, on_epoch=on_epoch)
-    else:
-        from . import reverse
-        run = reverse.run(cfg, progress=progress, on_epoch=on_epoch)
+    run = task_module(args.task).run(cfg, progress=progress, on_epoch=on_epoch)
     wall = time.perf_counter() - t0
     final = run.history.final
     what = "test accuracy" if args.task == "digits" else "held-out exact-sequence accuracy"
     print(f"final: train error {final['train_error']:.2f}%, test error "
           f"{final['test_error']:.2f}% ({what} {100 - final['test_error']:.2f}%) after "
-          f"{len(run.history)} epochs ({wall:.1f} s)")
+          f"{len(run.history)} epoch{'s' if len(run.history) != 1 else ''} ({wall:.1f} s)")
     written = [plot_history(run.history, out / "curves.png",
                             title=f"{name}: test error {final['test_error']:.2f}%")]
     if args.task == "digits":
@@ -154,13 +147,13 @@ def _draw_graph(task: str, run: Any, out: Path) -> Path | None:
     try:
         import autodiff as ad
         import viz
+        loss_of = task_module(task).loss_of
         if task == "digits":
-            from .digits import loss_of
             xb, yb = (ad.Tensor(t[:16]) for t in run.train)
             loss = loss_of(run.model, xb, yb)
             return viz.render(loss, out / "graph.png", model=run.model,
                               names={"images": xb, "labels": yb})
-        from .reverse import loss_of, split
+        from .reverse import split
         inputs, targets = (ad.Tensor(t) for t in split(run.test[:16]))
         loss = loss_of(run.model, inputs, targets)
         return viz.render(loss, out / "graph.png", model=run.model, depth=1,

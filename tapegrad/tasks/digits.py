@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+import autodiff as ad
 import nn
 from nn.train import History, error_rate
 
@@ -43,6 +44,9 @@ class DigitsConfig:
     def check(self) -> DigitsConfig:
         check_common(self)
         return self
+
+
+Config = DigitsConfig  # the name command.py and seeds.py look up in each task module
 
 
 def build_model(cfg: DigitsConfig, lib: Any = nn) -> Any:
@@ -76,7 +80,7 @@ class DigitsRun:
 
 
 def predict(model: Any, x: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-    import autodiff as ad
+    """The class (argmax of the logits) of each image of ``x``, in eval mode, nothing recorded."""
     was = model.training
     model.eval()
     try:

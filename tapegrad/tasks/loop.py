@@ -16,13 +16,14 @@ Batches = Callable[[int], Iterable[tuple[Any, Any]]]
 
 def train_epochs(model: Any, optimizer: Any, scheduler: Any, epochs: int, batches: Batches,
                  loss_of: Callable[[Any, Any, Any], Any],
-                 evaluate: Callable[[tuple[Any, Any]], tuple[float, float]], *,
+                 evaluate: Callable[[tuple[Any, Any] | None], tuple[float, float]], *,
                  progress: bool = False, on_epoch: Callable[[dict], None] | None = None,
                  history: History | None = None) -> History:
     """``epochs`` passes over ``batches(epoch)`` (raw tensors), one optimizer step per batch.
 
-    After each epoch ``scheduler.step()`` runs, then ``evaluate(last_batch)`` gives the train and
-    test error in percent (in eval mode, nothing recorded); the record goes to the History.
+    After each epoch ``scheduler.step()`` runs, then ``evaluate(last_batch)`` (None after an
+    epoch without batches) gives the train and test error in percent (in eval mode, nothing
+    recorded); the record goes to the History.
     """
     history = History() if history is None else history
     bar = None

@@ -22,6 +22,7 @@ import autodiff as ad
 import nn
 from nn.train import History
 
+from ..presets import ConfigError, TrainConfig
 from . import reverse_data
 from .common import check_common, seeded, sub_seeds
 from .loop import train_epochs
@@ -49,15 +50,17 @@ class ReverseConfig:
 
     def check(self) -> ReverseConfig:
         check_common(self)
-        from ..presets import ConfigError, TrainConfig
-        TrainConfig(n_train=self.n_train, n_test=self.n_test).check()
+        TrainConfig(n_train=self.n_train, n_test=self.n_test).check()  # their ranges, messages
         if not 1 <= self.length <= reverse_data.MAX_LENGTH:
             raise ConfigError("length", f"invalid length {self.length!r}; accepted: an integer "
                                         f"in [1, {reverse_data.MAX_LENGTH}]")
         if self.n_test > 10 ** self.length // 2:
-            raise ConfigError("n_test", f"invalid n_test {self.n_test}: at most half of the "
-                                        f"10**{self.length} sequences can be held out")
+            raise ConfigError("n_test", f"invalid n_test {self.n_test}; accepted: at most half "
+                                        f"of the 10**{self.length} sequences")
         return self
+
+
+Config = ReverseConfig  # the name command.py and seeds.py look up in each task module
 
 
 def causal_mask(t: int, device: Any = None) -> torch.Tensor:
@@ -106,7 +109,7 @@ class TransformerLayout:
         # then draws each block as a box.
         self.n_blocks = cfg.blocks
         for i in range(cfg.blocks):
-            self.add_module(f"block{i}", self.block(d, cfg.heads))
+            setattr(self, f"block{i}", self.block(d, cfg.heads))
         self.ln_f = lib.LayerNorm(d)
         self.head = lib.Linear(d, reverse_data.VOCAB)
 
@@ -206,9 +209,12 @@ def batches_of(cfg: ReverseConfig, test: torch.Tensor,
 def evaluator(model: Any, test: torch.Tensor) -> Callable[[Any], tuple[float, float]]:
     """Greedy-decoding sequence error (%) of the epoch's last batch and of the held-out rows."""
     def evaluate(last: Any) -> tuple[float, float]:
+        test_error = sequence_error(model, test)
+        if last is None:
+            return float("nan"), test_error
         inputs, targets = last
         rows = torch.cat([inputs, targets[:, -1:]], 1)
-        return sequence_error(model, rows), sequence_error(model, test)
+        return sequence_error(model, rows), test_error
     return evaluate
 
 

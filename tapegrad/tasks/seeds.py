@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from . import task_module
+
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
@@ -30,16 +32,11 @@ def machine() -> str:
 
 
 def measure(task: str, seeds: int, first_seed: int = 0) -> list[dict]:
-    if task == "digits":
-        from .digits import DigitsConfig as Config
-        from .digits import run
-    else:
-        from .reverse import ReverseConfig as Config
-        from .reverse import run
+    mod = task_module(task)
     rows = []
     for seed in range(first_seed, first_seed + seeds):
         t0, c0 = time.perf_counter(), time.process_time()
-        r = run(Config(seed=seed))
+        r = mod.run(mod.Config(seed=seed))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         f = r.history.final
         rows.append({"seed": seed, "accuracy": 100 - f["test_error"], "loss": f["loss"],
@@ -53,12 +50,8 @@ def measure(task: str, seeds: int, first_seed: int = 0) -> list[dict]:
 def twin(task: str, seed: int = 0) -> str:
     """One default run with tapegrad and with its torch twin: how far apart the losses get."""
     from . import twins
-    if task == "digits":
-        from .digits import DigitsConfig
-        ours, theirs = twins.digits_pair(DigitsConfig(seed=seed))
-    else:
-        from .reverse import ReverseConfig
-        ours, theirs = twins.reverse_pair(ReverseConfig(seed=seed))
+    pair = twins.digits_pair if task == "digits" else twins.reverse_pair
+    ours, theirs = pair(task_module(task).Config(seed=seed))
     a, b = torch.tensor(ours.step_losses), torch.tensor(theirs.step_losses)
     diff = (a - b).abs()
     rel = diff / b.abs().clamp_min(1e-12)

@@ -270,3 +270,23 @@ def test_digits_full_run_equals_the_torch_twin_in_float64():
     from tapegrad.tasks.digits import DigitsConfig
     ours, theirs = twins.digits_pair(DigitsConfig(dtype="float64"))
     _assert_same_trajectory(ours, theirs, tol=1e-10)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("task", ["digits", "reverse"])
+def test_task_on_cuda_follows_the_cpu_run(task, tmp_path, capsys):
+    if task == "digits" and not HAS_SKLEARN:
+        pytest.skip("scikit-learn (the digits extra)")
+    if task == "reverse" and not HAS_TRANSFORMER_LAYERS:
+        pytest.skip("transformer layers")
+    small = {"digits": ["--epochs", "1", "--batch-size", "256"],
+             "reverse": ["--epochs", "1", "--n-train", "256", "--n-test", "50"]}[task]
+    losses = []
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        assert cli.main(["train", "--task", task, "--device", device, "--quiet", "--out",
+                         str(out), *small]) == 0
+        losses.append(json.loads((out / "history.json").read_text())["step_losses"])
+        assert (out / "curves.png").exists() and (out / "graph.png").exists()
+    assert losses[0] == pytest.approx(losses[1], rel=1e-3)
