@@ -175,4 +175,4 @@ class BatchLoader:
             x, y = x[perm], y[perm]  # one gather per epoch; the batches are then views
         stop = n - n % b if self.drop_last else n
         for i in range(0, stop, b):
-            yield Tensor._make(x[i:i + b]), Tensor._make(y[i:i + b])
+            yield Tensor(x[i:i + b]), Tensor(y[i:i + b])

@@ -22,4 +22,4 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
     def __reduce_ex__(self, protocol: int) -> Any:
-        return (Parameter, (self.data, self._requires_grad))
+        return (Parameter, (self.data, self.requires_grad))

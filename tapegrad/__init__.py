@@ -1,6 +1,5 @@
 """The tapegrad application: the ``tapegrad`` command line, the training presets, the course
 reports' experiments and the PyTorch twin they are compared against.
 
-It sits on top of the libraries (``autodiff``, ``nn``, ``viz``); none of them imports it,
-except ``viz/graph_command.py`` (the ``tapegrad graph`` command, app code still in viz).
+It sits on top of the libraries (``autodiff``, ``nn``, ``viz``); none of them imports it.
 """

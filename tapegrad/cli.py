@@ -4,7 +4,7 @@
     tapegrad train --preset best            # the best configuration found
     tapegrad train --task digits            # other workloads: digits (CNN), reverse (transformer)
     tapegrad experiments --quick            # the course reports' tables (smoke-test size)
-    tapegrad graph ...                      # pictures of the recorded graph (viz.graph_command)
+    tapegrad graph ...                      # pictures of the recorded graph (tapegrad.graph_command)
 
 Every usage error is one line, ``tapegrad <command>: error: argument --<option>: ...`` with the
 accepted values, exit status 2, and nothing written: all options are checked before --out is
@@ -356,10 +356,10 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- graph (delegated to viz.graph_command) ----------------------------------------------------
+# ---- graph (delegated to tapegrad.graph_command) ----------------------------------------------------
 def _add_graph(sub: Any) -> None:
     try:
-        from viz import graph_command  # imported only here: train/experiments never need it
+        from . import graph_command  # imported only here: train/experiments never need it
         problem = None
     except Exception as e:  # missing module, or a broken one: train must still work
         graph_command, problem = None, f"{type(e).__name__}: {e}"
@@ -376,7 +376,7 @@ def _add_graph(sub: Any) -> None:
 
     def unavailable(args: argparse.Namespace) -> int:
         print(f"{PROG} graph: the graph command is not available in this installation "
-              f"(viz.graph_command could not be imported: {problem}).", file=sys.stderr)
+              f"(tapegrad.graph_command could not be imported: {problem}).", file=sys.stderr)
         return 1
     p.set_defaults(func=unavailable)
 

@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .graph import FORMATS, GraphvizNotFoundError, render
-from .graph_grads import watch_grads
+from viz import FORMATS, GraphvizNotFoundError, render, watch_grads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +52,7 @@ def course_step(activation: str = "relu", loss: str = "mse", batch_size: int = 1
     import torch
 
     from nn.data import disc_dataset
-    from tapegrad.presets import ACTIVATIONS, TrainConfig, build_loss, build_model
+    from .presets import ACTIVATIONS, TrainConfig, build_loss, build_model
 
     if activation not in ACTIVATIONS:
         raise ValueError(f"tapegrad graph: unknown activation {activation!r}; expected one of "
@@ -118,7 +117,7 @@ def _report(written: list, missing: Exception | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m viz.graph_command`` (the same as ``tapegrad graph``)."""
+    """``python -m tapegrad.graph_command`` (the same as ``tapegrad graph``)."""
     parser = argparse.ArgumentParser(prog="tapegrad graph")
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -99,9 +99,9 @@ def test_experiments_progress_counts_every_training_step(capsys):
 
 
 def test_graph_without_graph_module_says_so(monkeypatch, capsys):
-    import viz
-    monkeypatch.setitem(sys.modules, "viz.graph_command", None)  # import now raises ImportError
-    monkeypatch.delattr(viz, "graph_command", raising=False)
+    import tapegrad
+    monkeypatch.setitem(sys.modules, "tapegrad.graph_command", None)  # import now raises ImportError
+    monkeypatch.delattr(tapegrad, "graph_command", raising=False)
     assert cli.main(["graph"]) == 1
     assert "graph command is not available" in capsys.readouterr().err
 

@@ -11,7 +11,7 @@ from viz_support import course_loss, course_net, needs_dot, parse, recorded_coun
 import autodiff as ad
 import nn
 import viz
-from viz import graph_command
+from tapegrad import graph_command
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
