@@ -15,6 +15,7 @@ from .engine import Node, RemovableHandle
 from .errors import DeviceError, DTypeError, GradcheckError, GraphError, ShapeError
 from .factories import (arange, empty, empty_like, eye, full, full_like, linspace, ones, ones_like,
                         rand, rand_like, randn, randn_like, tensor, zeros, zeros_like)
+from .factories import from_numpy, manual_seed
 from .function import Function, FunctionCtx
 from .functional import grad
 from .grad_mode import (current_scope, enable_grad, is_grad_enabled, no_grad, scope,
@@ -25,6 +26,8 @@ from .ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp
                   matmul, max, maximum, mean, min, minimum, mul, neg, permute, pow, relu, reshape,
                   sigmoid, sign, sin, softmax, sqrt, squeeze, stack, std, sub, sum, tanh, transpose,
                   unsqueeze, var, view, where)
+from .ops import (all, any, chunk, cumsum, dot, flip, gather, masked_fill, mm, norm, prod,  # noqa: A004
+                  scatter_add, split, square, t)
 from .replay import Replay, replay
 from .op import Op
 from .torch_function import register_torch_function
@@ -45,4 +48,6 @@ __all__ = [
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg",
     "permute", "pow", "relu", "reshape", "sigmoid", "sign", "sin", "softmax", "sqrt", "squeeze",
     "stack", "std", "sub", "sum", "tanh", "transpose", "unsqueeze", "var", "view", "where",
+    "all", "any", "chunk", "cumsum", "dot", "flip", "gather", "masked_fill", "mm", "norm", "prod",
+    "scatter_add", "split", "square", "t", "from_numpy", "manual_seed",
 ]

@@ -92,3 +92,15 @@ def full_like(x: Any, fill_value: Any, *, dtype: torch.dtype | None = None, devi
               requires_grad: bool = False) -> Tensor:
     base = x.data if isinstance(x, Tensor) else x
     return _leaf(torch.full_like(base, fill_value, dtype=dtype, device=device), requires_grad)
+
+
+def from_numpy(array: Any) -> Tensor:
+    """A leaf sharing memory with the NumPy ``array`` (changes to one show in the other), as
+    torch.from_numpy."""
+    return _leaf(torch.from_numpy(array), False)
+
+
+def manual_seed(seed: int) -> torch.Generator:
+    """Seed the generator that ``randn``, ``rand``, ``*_like`` and nn's initialisers draw from
+    (torch's default generator, so ``torch.manual_seed`` is the same call); returns it."""
+    return torch.manual_seed(seed)

@@ -2,6 +2,7 @@
 each op module declares next to its ops."""
 from __future__ import annotations
 
+from .ops.creation import CreationMethods
 from .ops.elementwise import ElementwiseMethods
 from .ops.indexing import IndexingMethods
 from .ops.inplace import InplaceMethods
@@ -12,7 +13,7 @@ from .tensor_base import TensorBase
 
 
 class Tensor(TensorBase, ElementwiseMethods, ReductionMethods, ShapeMethods, IndexingMethods,
-             LinalgMethods, InplaceMethods):
+             LinalgMethods, InplaceMethods, CreationMethods):
     """A recorded tensor. ``data`` is the underlying ``torch.Tensor`` (never requiring torch grad).
 
     ``Tensor(torch_tensor)`` wraps without copying; ``autodiff.tensor(values)`` copies.

@@ -8,10 +8,10 @@
 
 Every module also speaks the course interface: ``forward``, ``backward``, ``param``.
 """
-from . import checkpoint, data, functional, init, optim, parallel, train  # noqa: F401
+from . import checkpoint, data, functional, init, optim, parallel, train, utils  # noqa: F401
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from .attention import MultiheadAttention
-from .container import Sequential
+from .container import ModuleDict, ModuleList, Sequential
 from .conv_layers import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from .layers import Dropout, Identity, Linear
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
@@ -21,10 +21,11 @@ from .parameter import Parameter
 from .sparse import Embedding
 
 __all__ = [
-    "Module", "Parameter", "Sequential", "Linear", "Identity", "Dropout",
+    "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
+    "Linear", "Identity", "Dropout",
     "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
     "Embedding", "GELU", "MultiheadAttention",
     "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "SiLU", "Softplus",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
-    "functional", "init", "optim", "data", "train", "checkpoint", "parallel",
+    "functional", "init", "optim", "data", "train", "checkpoint", "parallel", "utils",
 ]

@@ -83,7 +83,8 @@ class Pow(Op):
             ra, rb = raw(a), raw(b)
             # an integer base's log in the gradient's precision, not the default float32
             log_a = (a if a.dtype == g.dtype else a.to(g.dtype)).log()
-            gb = (g * y * log_a).where(~((ra == 0) & (rb >= 0)), 0.0)
+            # torch multiplies g by the selected slope: an infinite g still gives nan at a = 0
+            gb = g * (y * log_a).where(~((ra == 0) & (rb >= 0)), 0.0)
         return ga, gb
 
 
@@ -168,8 +169,8 @@ class RPowScalar(Op):
 
     def vjp(self, g, b, y):
         c = self.c
-        if c == 0:
-            return (g * y * -math.inf).where(raw(b) < 0, 0.0)
+        if c == 0:  # the slope y log(0) is 0 where b >= 0 (torch: g times that, so inf g gives nan)
+            return g * (y * -math.inf).where(raw(b) < 0, 0.0)
         # log of a negative base is nan, as in torch (math.log would raise in backward)
         return g * y * (math.log(c) if c > 0 else math.nan)
 
@@ -296,12 +297,12 @@ class Sqrt(Op):
 
 
 class Abs(Op):
-    """y = |x|;  dx = g * sign(x)  (0 at x = 0)"""
+    """y = |x|;  dx = g * sign(x)"""
     saves = ("x",)
     forward = staticmethod(torch.abs)
 
     def vjp(self, g, x):
-        return (g * raw(x).sign()).where(raw(x) != 0, 0.0)
+        return g * raw(x).sign()  # torch's rule: an infinite g at x = 0 gives nan (inf * 0)
 
 
 class Sin(Op):
@@ -367,6 +368,20 @@ class LeakyReLU(Op):
         if g.__class__ is _RAW:
             return _leaky_relu_backward(g, x, self.negative_slope, False)
         return g.where(raw(x) > 0, g * self.negative_slope)
+
+
+class Square(Op):
+    """y = x²;  dx = 2 g x"""
+    saves = ("x",)
+    forward = staticmethod(torch.square)
+
+    def vjp(self, g, x):
+        return g * (x * 2)
+
+
+def square(x: Any) -> Tensor:
+    """x * x, elementwise."""
+    return Square.apply(as_tensor(x))
 
 
 def exp(x: Any) -> Tensor:
@@ -634,6 +649,7 @@ class ElementwiseMethods:
     __xor__ = logical_xor
     __invert__ = logical_not
     exp, log, log1p, sqrt, sin, cos = exp, log, log1p, sqrt, sin, cos
+    square = square
     tanh, sigmoid, relu, leaky_relu, sign = tanh, sigmoid, relu, leaky_relu, sign
     clamp = clip = clamp
     maximum, minimum = maximum, minimum

@@ -65,6 +65,24 @@ def matmul(a: Any, b: Any) -> Tensor:
         raise _matmul_error(ra, rb) from None
 
 
+def mm(a: Any, b: Any) -> Tensor:
+    """The product of two matrices (2-D only, as torch.mm; ``matmul`` broadcasts)."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.data.dim() != 2 or b.data.dim() != 2:
+        raise ShapeError(f"mm: expects two matrices (2-D), got shapes {shape_str(a.shape)} and "
+                         f"{shape_str(b.shape)}; use matmul for vectors and batches")
+    return matmul(a, b)
+
+
+def dot(a: Any, b: Any) -> Tensor:
+    """The inner product of two vectors of the same length (1-D only, as torch.dot)."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.data.dim() != 1 or b.data.dim() != 1 or a.data.shape != b.data.shape:
+        raise ShapeError(f"dot: expects two 1-D tensors of the same length, got shapes "
+                         f"{shape_str(a.shape)} and {shape_str(b.shape)}")
+    return matmul(a, b)
+
+
 _linear = torch.nn.functional.linear  # a plain kernel call: torch's autograd is not involved
 _RAW = torch.Tensor
 
@@ -129,4 +147,5 @@ class LinalgMethods:
 
     __slots__ = ()
     __matmul__ = matmul = matmul
+    mm, dot = mm, dot
     __rmatmul__ = _rmatmul

@@ -13,7 +13,7 @@ import torch
 
 from ..engine import derived
 from ..op import Op
-from ._common import Tensor, as_tensor, keep_shape, norm_dims, raw
+from ._common import Tensor, as_tensor, keep_shape, norm_dims, raw, zeros_like_grad
 
 # torch.return_types.max / .min: ``values, indices = x.max(dim)``, or ``.values``/``.indices``
 max_result = namedtuple("max", ["values", "indices"])  # type: ignore[name-match]
@@ -65,10 +65,20 @@ class Mean(Op):
         return _unreduce(self, g / _count(self.in_meta[0][0], self.dim))
 
 
+def _axis(op: str, dim: Any, axis: Any) -> Any:
+    """torch accepts NumPy's ``axis=`` for ``dim=``; both at once is a mistake."""
+    if axis is None:
+        return dim
+    if dim is not None:
+        raise TypeError(f"{op}: got both dim={dim!r} and its alias axis={axis!r}; pass one")
+    return axis
+
+
 def sum(x: Any, dim: Any = None, keepdim: bool = False, *,
-        dtype: torch.dtype | None = None) -> Tensor:
-    """Sum over ``dim`` (all dims when None or ())."""
+        dtype: torch.dtype | None = None, axis: Any = None) -> Tensor:
+    """Sum over ``dim`` (all dims when None or (); ``axis`` is an alias)."""
     x = as_tensor(x)
+    dim = _axis("sum", dim, axis)
     if dtype is not None and dtype != x.data.dtype:
         # cast first (a recorded cast): the gradient then returns in the input's dtype
         x = x.to(dtype)
@@ -77,9 +87,13 @@ def sum(x: Any, dim: Any = None, keepdim: bool = False, *,
     return Sum.apply(x, dim=dim, keepdim=keepdim)
 
 
-def mean(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
-    """Mean over ``dim`` (all dims when None or ())."""
+def mean(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: torch.dtype | None = None,
+         axis: Any = None) -> Tensor:
+    """Mean over ``dim`` (all dims when None or (); ``axis`` is an alias)."""
     x = as_tensor(x)
+    dim = _axis("mean", dim, axis)
+    if dtype is not None and dtype != x.data.dtype:
+        x = x.to(dtype)
     if dim is not None:
         dim = _dims("mean", dim, x.data.dim())
     if not x.data.is_floating_point():
@@ -249,30 +263,40 @@ def argmin(x: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
 class Var(Op):
     """y = Σ(x - mean)² / (n - correction);  dx = g * 2 (x - mean) / (n - correction)"""
     saves = ("x",)
-    fields = ("dim", "correction", "keepdim")
-    forward = staticmethod(torch.var)
+    fields = ("dim", "correction", "keepdim", "whole")  # whole: no dim given (or a 0-d x)
+    forward = staticmethod(lambda x, dim, correction, keepdim, whole:
+                           torch.var(x, dim, correction=correction, keepdim=keepdim))
 
     def vjp(self, g, x):
-        denom = _count(self.in_meta[0][0], self.dim) - self.correction
-        # divide last: with no degrees of freedom left (denom 0) this gives nan, as in torch,
-        # instead of a ZeroDivisionError in the middle of backward()
-        return _unreduce(self, g) * (x - x.mean(self.dim, keepdim=True)) * 2.0 / denom
+        return _var_backward(self, _unreduce(self, g), x)
 
 
 class Std(Op):
     """y = sqrt(var(x));  dx = g * (x - mean) / ((n - correction) * y)  (0 where y = 0)"""
     saves = ("x", "out")
-    fields = ("dim", "correction", "keepdim")
-    forward = staticmethod(torch.std)
+    fields = ("dim", "correction", "keepdim", "whole")
+    forward = staticmethod(lambda x, dim, correction, keepdim, whole:
+                           torch.std(x, dim, correction=correction, keepdim=keepdim))
 
     def vjp(self, g, x, y):
-        shape = self.in_meta[0][0]
-        kshape = keep_shape(shape, self.dim)
-        denom = _count(shape, self.dim) - self.correction
-        y = y.reshape(kshape)
+        kshape = keep_shape(self.in_meta[0][0], self.dim)
         # A constant slice has y = 0: its gradient is 0 (as in torch), not sqrt's 0 * inf = nan.
-        scale = (g.reshape(kshape) / (y * denom)).where(raw(y) != 0, 0.0)
-        return scale * (x - x.mean(self.dim, keepdim=True))
+        gv = (g.reshape(kshape) / (y.reshape(kshape) * 2)).where(raw(y).reshape(kshape) != 0, 0.0)
+        return _var_backward(self, gv.expand(self.in_meta[0][0]), x)
+
+
+def _var_backward(op: Any, g: Any, x: Any) -> Any:
+    """d var / dx times the (broadcast) gradient ``g`` of var."""
+    shape = op.in_meta[0][0]
+    dof = _count(shape, op.dim) - op.correction
+    centred = x - x.mean(op.dim, keepdim=True)
+    if dof <= 0 and op.whole:
+        # no degrees of freedom over the whole tensor: torch's rule, 2 / 0 = inf times the
+        # deviation, which is nan where x equals the mean (inf * 0) and inf elsewhere
+        rx = raw(x)
+        return g * torch.full_like(rx, math.inf).masked_fill(rx == rx.mean(), math.nan)
+    # divide last: with no degrees of freedom left this gives nan (0 / 0) as torch does
+    return g * centred * 2.0 / dof
 
 
 def _spread(cls: type[Op], op: str, x: Any, dim: Any, correction: float | None,
@@ -282,7 +306,8 @@ def _spread(cls: type[Op], op: str, x: Any, dim: Any, correction: float | None,
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     dims = _dims(op, dim, x.data.dim())
-    return cls.apply(x, dim=dims, correction=correction, keepdim=keepdim)
+    whole = dim is None or x.data.dim() == 0
+    return cls.apply(x, dim=dims, correction=correction, keepdim=keepdim, whole=whole)
 
 
 def var(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
@@ -349,6 +374,165 @@ def log_softmax(x: Any, dim: int = -1) -> Tensor:
     return LogSoftmax.apply(x, dim=d)
 
 
+# ---- products, running sums, norms, truth reductions ---------------------------------------------
+def _prod(x: torch.Tensor, dim: int | None, keepdim: bool) -> torch.Tensor:
+    return torch.prod(x) if dim is None else torch.prod(x, dim, keepdim=keepdim)
+
+
+class Prod(Op):
+    """y = Π_dim x;  dx_i = g Π_{j≠i} x_j  (= g y / x_i when no x is 0; with zeros the product of
+    the others, computed without dividing: a lone zero gets it, every other element gets 0)"""
+    saves = ("x", "out")
+    fields = ("dim", "keepdim")
+    forward = staticmethod(_prod)
+
+    def vjp(self, g, x, y):
+        shape = self.in_meta[0][0]
+        if not shape:  # one element: y = x
+            return g
+        d = self.dim
+        if d is not None and not self.keepdim:
+            g, y = g.unsqueeze(d), y.unsqueeze(d)
+        if not bool((raw(x) == 0).any()):
+            return g * (y / x)  # torch's formula (and its rounding) when dividing is safe
+        if d is None:
+            return g * _others(x.reshape(-1), 0).reshape(shape)
+        return g * _others(x, d)
+
+
+def _others(x: Any, d: int) -> Any:
+    """Π_{j≠i} x_j along ``d``, exact when some x_j are 0 (no division)."""
+    n = x.shape[d]
+    if x.__class__ is torch.Tensor:  # first order: products before and after i (cumprods)
+        one = torch.ones_like(x.narrow(d, 0, 1))
+        before = torch.cat([one, x.narrow(d, 0, n - 1)], d).cumprod(d)
+        after = torch.cat([x.narrow(d, 1, n - 1), one], d).flip(d).cumprod(d).flip(d)
+        return before * after
+    # recorded (create_graph): row i of an n×n table holds x with x_i replaced by 1, and its
+    # product is again a Prod node, so every order of derivative stays exact at zeros
+    from .elementwise import where
+    xt = x.transpose(d, -1)
+    eye = torch.eye(n, dtype=torch.bool, device=raw(x).device)
+    table: Any = where(eye, 1.0, xt.unsqueeze(-2))
+    return table.prod(-1).transpose(d, -1)
+
+
+def prod(x: Any, dim: int | None = None, keepdim: bool = False, *,
+         dtype: torch.dtype | None = None, axis: Any = None) -> Tensor:
+    """Product of all elements, or along one ``dim`` (``axis`` is an alias)."""
+    x = as_tensor(x)
+    dim = _axis("prod", dim, axis)
+    if dtype is not None and dtype != x.data.dtype:
+        x = x.to(dtype)
+    if dim is None:
+        return Prod.apply(x, dim=None, keepdim=False)
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise TypeError(f"prod: dim must be one int, got {type(dim).__name__} {dim!r}")
+    (d,) = norm_dims("prod", dim, x.data.dim())
+    return Prod.apply(x, dim=d, keepdim=keepdim)
+
+
+class Cumsum(Op):
+    """y_i = Σ_{j≤i} x_j along dim;  dx_i = Σ_{j≥i} g_j  (g summed from the end)"""
+    fields = ("dim",)
+    forward = staticmethod(torch.cumsum)
+
+    def vjp(self, g):
+        if g.ndim == 0:
+            return g
+        d = self.dim
+        return g.flip(d).cumsum(d).flip(d)
+
+
+def cumsum(x: Any, dim: int | None = None, *, dtype: torch.dtype | None = None,
+           axis: Any = None) -> Tensor:
+    """Running sum along ``dim`` (``axis`` is an alias)."""
+    x = as_tensor(x)
+    dim = _axis("cumsum", dim, axis)
+    if dim is None:
+        raise TypeError("cumsum: missing the dim to sum along (e.g. x.cumsum(0))")
+    if dtype is not None and dtype != x.data.dtype:
+        x = x.to(dtype)
+    (d,) = norm_dims("cumsum", dim, x.data.dim())
+    return Cumsum.apply(x, dim=d)
+
+
+def _vector_norm(x: torch.Tensor, p: float, dim: Any, keepdim: bool) -> torch.Tensor:
+    return torch.linalg.vector_norm(x, p, dim, keepdim)
+
+
+class Norm(Op):
+    """y = (Σ_dims |x|^p)^(1/p);  dx = g sign(x) |x|^(p-1) / y^(p-1), 0 where y = 0
+    (p = 2: g x / y; p = 1: g sign(x); p = ±inf: g sign(x) shared evenly among the |x| = y;
+    p = 0: 0; p < 1: 0 where x = 0)"""
+    saves = ("x", "out")
+    fields = ("p", "dim", "keepdim")
+    forward = staticmethod(_vector_norm)
+
+    def vjp(self, g, x, y):
+        p, dim = self.p, self.dim
+        shape = self.in_meta[0][0]
+        if dim is not None and not self.keepdim and g.ndim:
+            kshape = keep_shape(shape, dim)
+            g, y = g.reshape(kshape), y.reshape(kshape)
+        rx, ry = raw(x), raw(y)
+        if p == 0:
+            return zeros_like_grad(g).expand(shape)
+        if p == 1:
+            return g * x.sign()
+        if p == 2:
+            return g * (x / y).where(ry != 0, 0.0)
+        if math.isinf(p):
+            ax = rx.abs()
+            hit = (ax == ry) | ax.isnan()
+            count = hit.sum(dim, keepdim=True) if dim is not None else hit.sum()
+            return (x.sign() * (g / count)).where(hit, 0.0)
+        if p < 1:
+            scaled = (x.sign() * x.abs() ** (p - 1)).where(rx != 0, 0.0)
+            return scaled * g * y ** (1 - p)
+        scaled = x.sign() * x.abs() ** (p - 1) if p < 2 else x * x.abs() ** (p - 2)
+        return scaled * (g / y ** (p - 1)).where(ry != 0, 0.0)
+
+
+def norm(x: Any, p: Any = "fro", dim: Any = None, keepdim: bool = False,
+         dtype: torch.dtype | None = None) -> Tensor:
+    """The vector p-norm over ``dim`` (all elements by default), as torch.norm: ``p`` a number
+    (2, 1, inf, -inf, 0, any other) or 'fro' (the 2-norm over the dims)."""
+    x = as_tensor(x)
+    if dtype is not None and dtype != x.data.dtype:
+        x = x.to(dtype)
+    if isinstance(p, str):
+        if p == "nuc":
+            raise NotImplementedError("norm: p='nuc' (the nuclear norm, a sum of singular values) "
+                                      "has no VJP in tapegrad; use p='fro' or a number")
+        if p != "fro":
+            raise ValueError(f"norm: p must be a number, 'fro' or 'nuc', got {p!r}")
+        p = 2
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise TypeError(f"norm: p must be a number or 'fro', got {type(p).__name__} {p!r}")
+    if not (x.data.is_floating_point() or x.data.is_complex()):
+        raise TypeError(f"norm: needs a floating point tensor, got dtype {x.data.dtype}")
+    dims = None if _all(dim) else _dims("norm", dim, x.data.dim())
+    return Norm.apply(x, p=float(p), dim=dims, keepdim=keepdim)
+
+
+def _truth(name: str, fn: Any) -> Any:
+    def op(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None) -> Tensor:
+        dim = _axis(name, dim, axis)
+        r = raw(x)
+        if dim is None:
+            return derived(fn(r))
+        return derived(fn(r, dim=dim, keepdim=keepdim))
+    op.__name__ = name
+    op.__doc__ = (f"Whether {'every' if name == 'all' else 'any'} element (along ``dim``) is "
+                  "true (nonzero); a bool tensor without gradient.")
+    return op
+
+
+all_ = _truth("all", torch.all)
+any_ = _truth("any", torch.any)
+
+
 class ReductionMethods:
     """The Tensor methods of this module (mixed into ``autodiff.Tensor``)."""
 
@@ -356,3 +540,4 @@ class ReductionMethods:
     sum, mean, max, min, amax, amin = sum, mean, max, min, amax, amin
     argmax, argmin, var, std = argmax, argmin, var, std
     logsumexp, softmax, log_softmax = logsumexp, softmax, log_softmax
+    prod, cumsum, norm, all, any = prod, cumsum, norm, all_, any_

@@ -445,4 +445,166 @@ OPS: list[Op] = [
     Op("setitem", _setitem, args("real", "real", shape_st=one(min_dims=1).map(
         lambda s: (s[0], s[0][1:])), params=_setitem_index), second=True),
     Op("fill_", lambda m, a, b: (a * 1.0).fill_(b.sum()) * a, args(*RR), second=True),
+    Op("fill_scalar", lambda m, a: (a * 1.0).fill_(1.5) * a, args("real"), second=True),
+]
+
+
+# ---- everyday calls (issue 11): square, t, flip, repeat, split/chunk, prod, cumsum, norm, mm, dot,
+# masked_fill, gather, scatter_add ---------------------------------------------------------------
+def _flip_dims(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+    nd = max(len(shp[0]), 1)
+    picked = draw(st.lists(st.integers(0, nd - 1), min_size=1, max_size=nd, unique=True))
+    return {"dims": tuple(d - nd if draw(st.booleans()) else d for d in picked)}
+
+
+def _repeats(least: int) -> Any:
+    def params(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+        extra = draw(st.integers(0, 1))
+        return {"reps": tuple(draw(st.integers(least, 2)) for _ in range(len(shp[0]) + extra))}
+    return params
+
+
+def _repeat(m: Any, a: Any, reps: tuple) -> Any:
+    return a.repeat(*reps) if reps else a.repeat(reps)  # torch wants a tuple when it is empty
+
+
+def _split_size(sections: bool) -> Any:
+    def params(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+        nd = len(shp[0])
+        d = draw(st.integers(0, nd - 1))
+        n = shp[0][d]
+        if sections:  # uneven sizes, zeros included
+            cuts = sorted(draw(st.lists(st.integers(0, n), max_size=3)))
+            size: Any = [b - a for a, b in zip([0] + cuts, cuts + [n])]
+        else:
+            size = draw(st.integers(1, n + 1))
+        return {"size": size, "dim": d - nd if draw(st.booleans()) else d}
+    return params
+
+
+def _pieces_joined(pieces: Any, m: Any, dim: int) -> Any:
+    """Every piece in one output, each scaled differently, so each piece's gradient is checked."""
+    return m.cat([p * (i + 1) for i, p in enumerate(pieces)], dim)
+
+
+def _chunks(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+    nd = len(shp[0])
+    return {"chunks": draw(st.integers(1, 4)), "dim": draw(st.integers(-nd, nd - 1))}
+
+
+@st.composite
+def _with_zeros(draw: Any, params: Any) -> tuple:
+    """Real values with exact zeros (none, one or several per slice): prod's hard case."""
+    s = draw(shapes())
+    gen = draw(generators())
+    x = values(s, "real", gen)
+    x = x.masked_fill(torch.rand(s, generator=gen) < draw(st.sampled_from([0.2, 0.5])), 0.0)
+    return [x], params(draw, (s,), gen)
+
+
+def _prod_dim(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+    nd = max(len(shp[0]), 1)
+    return {"dim": draw(st.one_of(st.none(), st.integers(-nd, nd - 1))),
+            "keepdim": draw(st.booleans())}
+
+
+def _prod(m: Any, a: Any, dim: Any, keepdim: bool) -> Any:
+    return a.prod() if dim is None else a.prod(dim, keepdim=keepdim)
+
+
+def _norm_params(ps: list) -> Any:
+    def params(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+        kw = _reduce()(draw, shp, gen)
+        kw["p"] = draw(st.sampled_from(ps))
+        if kw["p"] == "fro" and isinstance(kw["dim"], tuple) and len(kw["dim"]) > 2:
+            kw["dim"] = None  # torch.norm's 'fro' takes at most two dims
+        return kw
+    return params
+
+
+@st.composite
+def _mm_shapes(draw: Any) -> tuple:
+    n, k, p = (draw(st.integers(1, 3)) for _ in range(3))
+    return (n, k), (k, p)
+
+
+@st.composite
+def _dot_shapes(draw: Any) -> tuple:
+    n = draw(st.integers(1, 4))
+    return (n,), (n,)
+
+
+def _mask_into(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+    return {"mask": torch.rand(draw(shapes_into(shp[0])), generator=gen) > 0.5}
+
+
+@st.composite
+def _input_and_scalar(draw: Any) -> tuple:
+    return draw(shapes()), ()
+
+
+def _gather_index(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+    s = shp[0]
+    d = draw(st.integers(0, len(s) - 1))
+    ishape = tuple(draw(st.integers(1, 3)) if i == d else draw(st.integers(1, n))
+                   for i, n in enumerate(s))
+    index = torch.randint(0, s[d], ishape, generator=gen)
+    return {"dim": d - len(s) if draw(st.booleans()) else d, "index": index}
+
+
+@st.composite
+def _scatter_shapes(draw: Any) -> tuple:
+    x = draw(shapes(min_dims=1))
+    d = draw(st.integers(0, len(x) - 1))
+    src = tuple(draw(st.integers(1, 3)) if i == d else draw(st.integers(1, n))
+                for i, n in enumerate(x))
+    return x, src
+
+
+def _scatter_index(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+    x, src = shp
+    d = next((i for i in range(len(x)) if any(src[j] > x[j] for j in [i])), None)
+    d = draw(st.integers(0, len(x) - 1)) if d is None else d
+    if any(src[j] > x[j] for j in range(len(x)) if j != d):
+        d = next(i for i in range(len(x)) if src[i] > x[i])
+    return {"dim": d, "index": torch.randint(0, x[d], src, generator=gen)}
+
+
+OPS += [
+    Op("square", lambda m, a: a.square(), args("real"), second=True),
+    Op("square_fn", lambda m, a: m.square(a), args("real")),
+    Op("t", lambda m, a: a.t(), args("real", shape_st=one(max_dims=2)), second=True),
+    Op("t_fn", lambda m, a: m.t(a), args("real", shape_st=one(min_dims=2, max_dims=2))),
+    Op("flip", lambda m, a, dims: a.flip(dims), args("real", params=_flip_dims), second=True),
+    Op("repeat", _repeat, args("real", params=_repeats(1)), second=True),
+    Op("repeat_zero_counts", _repeat, args("real", params=_repeats(0))),
+    Op("split", lambda m, a, size, dim: _pieces_joined(a.split(size, dim), m, dim),
+       args("real", shape_st=one(min_dims=1), params=_split_size(False)), second=True),
+    Op("split_sections", lambda m, a, size, dim: _pieces_joined(m.split(a, size, dim), m, dim),
+       args("real", shape_st=one(min_dims=1), params=_split_size(True)), second=True),
+    Op("chunk", lambda m, a, chunks, dim: _pieces_joined(m.chunk(a, chunks, dim), m, dim),
+       args("real", shape_st=one(min_dims=1), params=_chunks)),
+    Op("prod", _prod, args("real", params=_prod_dim), second=True),
+    Op("prod_fn", lambda m, a: m.prod(a), args("real")),
+    Op("prod_zeros", _prod, _with_zeros(_prod_dim), second=True),
+    Op("cumsum", lambda m, a, dim: a.cumsum(dim), args("real", params=_one_dim), second=True),
+    Op("cumsum_fn", lambda m, a, dim: m.cumsum(a, dim), args("real", params=_one_dim)),
+    Op("norm", lambda m, a, p, dim, keepdim: a.norm(p, dim, keepdim),
+       args("nonzero", params=_norm_params([2, "fro", 1, 3, 1.5, 0.5])), second=True),
+    Op("norm_default", lambda m, a: m.norm(a), args("real"), second=True),
+    Op("norm_inf", lambda m, a, p, dim, keepdim: m.norm(a, p, dim, keepdim),
+       args("distinct", params=_norm_params([float("inf"), float("-inf")])), second=True),
+    Op("norm_0", lambda m, a, p, dim, keepdim: a.norm(p, dim, keepdim),
+       args("nonzero", params=_norm_params([0]))),
+    Op("mm", lambda m, a, b: a.mm(b), args(*RR, shape_st=_mm_shapes()), second=True),
+    Op("mm_fn", lambda m, a, b: m.mm(a, b), args(*RR, shape_st=_mm_shapes())),
+    Op("dot", lambda m, a, b: m.dot(a, b), args(*RR, shape_st=_dot_shapes()), second=True),
+    Op("masked_fill", lambda m, a, mask: a.masked_fill(mask, 0.5),
+       args("real", params=_mask_into), second=True),
+    Op("masked_fill_tensor_value", lambda m, a, v, mask: m.masked_fill(a, mask, v),
+       args("real", "real", shape_st=_input_and_scalar(), params=_mask_into), second=True),
+    Op("gather", lambda m, a, dim, index: a.gather(dim, index),
+       args("real", shape_st=one(min_dims=1), params=_gather_index), second=True),
+    Op("scatter_add", lambda m, a, src, dim, index: m.scatter_add(a, dim, index, src),
+       args("real", "real", shape_st=_scatter_shapes(), params=_scatter_index), second=True),
 ]
