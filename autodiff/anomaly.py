@@ -15,6 +15,7 @@ import linecache
 import os
 import sys
 import weakref
+from types import FrameType
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ from .grad_mode import FlagMode, SetFlag, state
 
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _MAX_FRAMES = 6
-_sites: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
+_sites: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()
 
 
 class AnomalyError(FloatingPointError, RuntimeError):
@@ -51,10 +52,10 @@ class set_detect_anomaly(SetFlag):
 
 def _creation_site() -> tuple:
     """The innermost frames outside autodiff, innermost first: ((file, line, function), ...)."""
-    f = sys._getframe(2)
+    f: FrameType | None = sys._getframe(2)
     while f is not None and f.f_code.co_filename.startswith(_PKG):
         f = f.f_back
-    frames = []
+    frames: list = []
     while f is not None and len(frames) < _MAX_FRAMES:
         frames.append((f.f_code.co_filename, f.f_lineno, f.f_code.co_name))
         f = f.f_back

@@ -21,7 +21,7 @@ recorded Tensors, so the backward pass is itself recorded.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, overload
 
 import torch
 
@@ -48,6 +48,15 @@ class Node:
 
     __slots__ = ("inputs", "saved", "versions", "in_meta", "out_meta", "scope", "prehooks",
                  "posthooks", "__weakref__")
+    # the slots, declared for type checkers (set by ``record``; annotations only, no defaults)
+    inputs: tuple
+    saved: tuple | None
+    versions: tuple
+    in_meta: tuple
+    out_meta: tuple
+    scope: Any
+    prehooks: list | None
+    posthooks: list | None
 
     saves: tuple = ()          # names of what the VJP reads (set per op class)
     out_index: int = -1        # position of "out" in ``saves`` (-1: the output is not saved)
@@ -92,14 +101,14 @@ class Node:
         return tuple(_tensor_module.Tensor._wrap(s) if s.__class__ is _RAW else s
                      for s in self.saved)
 
-    def register_prehook(self, hook: Callable) -> "RemovableHandle":
+    def register_prehook(self, hook: Callable) -> RemovableHandle:
         """``hook(grad_output)`` before the VJP runs; a returned tensor replaces the gradient."""
         if self.prehooks is None:
             self.prehooks = []
         self.prehooks.append(hook)
         return RemovableHandle(self.prehooks, hook)
 
-    def register_hook(self, hook: Callable) -> "RemovableHandle":
+    def register_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(grad_inputs, grad_output)`` right after the VJP ran (in the engine's order)."""
         if self.posthooks is None:
             self.posthooks = []
@@ -147,8 +156,8 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
         st.trace.append((cls, t, inputs, fields))
     if not st.grad_enabled or not _torch_grad_enabled():  # torch.no_grad() stops it too
         return t
-    edges = []
-    meta = []
+    edges: Any = []  # a list while collected, then the node's tuple
+    meta: list = []
     wanted = False
     for x in inputs:
         if x.__class__ is not T and not isinstance(x, T):
@@ -182,8 +191,8 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
     plan = cls.save_plan
     if plan:
         needed = cls.reads_for(edges) if cls.reads is not None else None
-        saved = []
-        versions = []
+        saved: list = []
+        versions: list = []
         for k, i in enumerate(plan):
             if needed is not None and not needed[k]:
                 saved.append(None)
@@ -233,6 +242,7 @@ def _freed_message(node: Node) -> str:
 
 
 def _modified_error(node: Node, k: int) -> GraphError:
+    assert node.saved is not None  # called by unpack, while the saved tensors are held
     s = node.saved[k]
     now, v = _version(s), node.versions[k]
     T = _tensor_module.Tensor
@@ -255,7 +265,7 @@ def unpack(node: Node, create_graph: bool) -> list:
     saved = node.saved
     if saved is None:
         raise GraphError(_freed_message(node))
-    args = []
+    args: list = []
     for k, s in enumerate(saved):
         if s is None:
             args.append(None)
@@ -330,6 +340,8 @@ def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, 
     T = _tensor_module.Tensor
     post: list = []  # depth-first post-order: every node after all of its inputs
     visited: set = set()
+    pending: dict = {}
+    count = targets is None  # then every leaf edge counts, here in the same pass
     for r in roots:
         stack = [(r, False)]
         while stack:
@@ -342,7 +354,12 @@ def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, 
             visited.add(n)
             stack.append((n, True))
             for p in n.inputs:
-                if p is not None and not isinstance(p, T) and p not in visited:
+                if p is None:
+                    continue
+                if isinstance(p, T):
+                    if count:
+                        pending[p] = pending.get(p, 0) + 1
+                elif p not in visited:
                     stack.append((p, False))
     stop: set = set()
     if targets is not None:
@@ -354,13 +371,12 @@ def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, 
             if not beyond:
                 stop.add(n)
         post = [n for n in post if needed[n]]
-    pending: dict = {}
-    for n in post:
-        if n in stop:
-            continue
-        for p in n.inputs:
-            if isinstance(p, T) and (targets is None or p in targets):
-                pending[p] = pending.get(p, 0) + 1
+        for n in post:
+            if n in stop:
+                continue
+            for p in n.inputs:
+                if isinstance(p, T) and p in targets:
+                    pending[p] = pending.get(p, 0) + 1
     post.reverse()
     return post, pending, stop
 
@@ -398,13 +414,29 @@ def _hook_name(hook: Any) -> str:
 
 def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
     """Run node ``n``'s VJP on its output gradient ``g``; return one checked gradient per input."""
-    grads = n.vjp(g, *unpack(n, create_graph))
+    saved = n.saved
+    if create_graph or not saved:
+        grads = n.vjp(g, *unpack(n, create_graph))
+    else:  # first order: ``unpack`` inlined (it runs once per node of every backward)
+        args = [s if s is None or s.__class__ is _RAW else s.data for s in saved]
+        for a, v in zip(args, n.versions):
+            if a is not None and a._version != v:
+                unpack(n, False)  # raises, naming the modified tensor
+        grads = n.vjp(g, *args)
     if grads.__class__ is not tuple:
         grads = (grads,)
     edges = n.inputs
     if len(grads) != len(edges):
         raise GraphError(f"{n.name}.vjp returned {len(grads)} gradients for {len(edges)} inputs")
-    out = []
+    for gi, p, meta in zip(grads, edges, n.in_meta):
+        if gi is not None and (p is None or gi.__class__ is not _RAW or gi.shape != meta[0]
+                               or gi.dtype is not meta[1]):
+            break
+    else:  # every gradient already fits (the common case): no new tuple
+        if not retain_graph and saved:
+            n.release()
+        return grads
+    out: list = []
     for i, (gi, p, meta) in enumerate(zip(grads, edges, n.in_meta)):
         if p is None or gi is None:
             out.append(None)
@@ -419,6 +451,12 @@ def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
 
 
 # ---- the walk ------------------------------------------------------------------------------------
+@overload
+def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: bool,
+                 create_graph: bool, inputs: None = None, allow_unused: bool = True) -> None: ...
+@overload
+def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: bool,
+                 create_graph: bool, inputs: Sequence[Any], allow_unused: bool = True) -> tuple: ...
 def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: bool,
                  create_graph: bool, inputs: Sequence[Any] | None = None,
                  allow_unused: bool = True) -> tuple | None:
@@ -449,6 +487,7 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
         if r.grad_fn is None and r not in pending and r in grads:
             sink.leaf(r, grads.pop(r))
 
+    plain = capture is None  # complete leaf gradients go into .grad
     prev_mode = state.grad_enabled
     anomaly = state.anomaly
     state.grad_enabled = create_graph  # the backward pass is recorded only under create_graph
@@ -478,16 +517,22 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
                         grads[p] = grads[p] + gi if p in grads else gi
                     continue
                 left = pending.get(p)
-                if left is not None:  # None: a leaf grad() does not ask for
+                if left is None:  # a leaf grad() does not ask for
+                    continue
+                if left == 1:  # its last contribution: the leaf's gradient is complete
+                    del pending[p]
+                    g_leaf = grads.pop(p, None)
+                    if gi is not None:
+                        g_leaf = gi if g_leaf is None else g_leaf + gi
+                    if g_leaf is not None:
+                        if plain and p._hooks is None:  # the sink's work, without its calls
+                            accumulate(p, g_leaf, create_graph, foreign)
+                        else:
+                            sink.leaf(p, g_leaf)
+                else:
+                    pending[p] = left - 1
                     if gi is not None:
                         grads[p] = grads[p] + gi if p in grads else gi
-                    if left == 1:
-                        del pending[p]
-                        g_leaf = grads.pop(p, None)
-                        if g_leaf is not None:
-                            sink.leaf(p, g_leaf)
-                    else:
-                        pending[p] = left - 1
     finally:
         state.grad_enabled = prev_mode
     return None if inputs is None else sink.results(inputs, allow_unused)
@@ -523,7 +568,7 @@ class _Sink:
 
     def results(self, inputs: Sequence[Any], allow_unused: bool) -> tuple:
         T = _tensor_module.Tensor
-        out = []
+        out: list = []
         for x, g in zip(inputs, self.out):
             if g is None:
                 if not allow_unused:

@@ -43,6 +43,11 @@ class FunctionNode(engine.Node):
     contract as a built-in op's (count, type, device here; shape and dtype by the engine)."""
 
     __slots__ = ("fn", "ctx", "map", "devices", "out_index")
+    # the slots, declared for type checkers (set by ``Function.apply``)
+    fn: type[Function]
+    ctx: FunctionCtx
+    map: tuple
+    devices: tuple
     returns_foreign = True
 
     @property
@@ -60,7 +65,7 @@ class FunctionNode(engine.Node):
             raise TypeError(f"{self.name}.backward returned {len(grads)} gradients but forward "
                             f"took {len(self.inputs)} tensor inputs")
         first_order = g.__class__ is torch.Tensor
-        out = []
+        out: list = []
         for i, (gi, dev) in enumerate(zip(grads, self.devices)):
             if gi is None or self.inputs[i] is None:
                 out.append(None)

@@ -29,7 +29,7 @@ runs on raw tensors on the first-order path and is recorded (differentiable agai
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -41,6 +41,14 @@ from .tensor_base import TensorBase
 class _OpType(type):
     """Turns an op's declarations (``args``, ``saves``, ``reads``, ``fields``) into the plan the
     engine follows when recording: which input (or the output) each saved slot holds."""
+
+    if TYPE_CHECKING:  # what every op class has (declared on ``Op``), for type checkers
+        args: tuple
+        saves: tuple
+        reads: dict | None
+        save_plan: tuple
+        out_index: int
+        save_users: tuple
 
     def __new__(mcs, name: str, bases: tuple, ns: dict) -> Any:
         ns.setdefault("__slots__", tuple(ns.get("fields", ())))
@@ -56,7 +64,7 @@ class _OpType(type):
         cls.save_plan = tuple(-1 if s == "out" else args.index(s) for s in saves)
         cls.out_index = saves.index("out") if "out" in saves else -1
         if cls.reads is not None:
-            users = {s: [] for s in saves}
+            users: dict = {s: [] for s in saves}
             for arg, needed in cls.reads.items():
                 for s in needed:
                     users[s].append(args.index(arg))
@@ -77,6 +85,11 @@ class Op(engine.Node, metaclass=_OpType):
     save_users: tuple = ()
 
     forward: Any = None
+
+    if TYPE_CHECKING:
+        # An op's constants are slots named by its ``fields`` (``node.negative_slope``): made by
+        # the metaclass, so type checkers learn of them here.
+        def __getattr__(self, name: str) -> Any: ...
 
     @classmethod
     def apply(cls, *inputs: Any, **fields: Any) -> Any:

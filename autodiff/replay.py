@@ -275,6 +275,7 @@ def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
             node_slot[out.grad_fn] = s
 
     root_node = loss.grad_fn
+    assert root_node is not None  # the loss was computed inside the step (it has a slot)
     plan.root = slot_of[id(loss.data)]
     order, _, _ = engine.schedule([root_node])
     for n in order:
@@ -312,28 +313,3 @@ def _contract(n: engine.Node) -> Any:
         return tuple(gi if gi is None or s is None or gi.shape == s else fit(gi, s)
                      for gi, s in zip(r, shapes))
     return call
-
-
-def _topological(root: engine.Node) -> list:
-    """Nodes reachable from ``root``, each after every node that feeds it a gradient."""
-    deps: dict = {root: 0}
-    stack = [root]
-    while stack:
-        n = stack.pop()
-        for p in n.parents:
-            if isinstance(p, engine.Node):
-                if p in deps:
-                    deps[p] += 1
-                else:
-                    deps[p] = 1
-                    stack.append(p)
-    order, ready = [], [root]
-    while ready:
-        n = ready.pop()
-        order.append(n)
-        for p in n.parents:
-            if isinstance(p, engine.Node):
-                deps[p] -= 1
-                if deps[p] == 0:
-                    ready.append(p)
-    return order

@@ -5,14 +5,19 @@ ops, in each op module's ``*Methods`` class; ``autodiff/tensor.py`` puts the two
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, SupportsIndex
 
 import torch
 
 from . import engine
-from . import tensor as _tensor_module
+import autodiff.tensor as _tensor_module  # (absolute: mypy mis-reads the relative form in the cycle)
 from .engine import RemovableHandle
 from .errors import DeviceError, DTypeError, GraphError, ShapeError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    Tensor = _tensor_module.Tensor  # the full class, for annotations (it subclasses this one)
 
 _new = object.__new__
 
@@ -40,6 +45,12 @@ class TensorBase:
     """
 
     __slots__ = ("data", "_grad", "grad_fn", "_requires_grad", "_hooks", "__weakref__")
+    # the slots, declared for type checkers (annotations only)
+    data: torch.Tensor
+    _grad: Tensor | None
+    grad_fn: engine.Node | None
+    _requires_grad: bool
+    _hooks: LeafHooks | None
     __hash__ = object.__hash__
     __array_ufunc__ = None  # let numpy arrays defer to our reflected operators
     __array_priority__ = 1000
@@ -77,7 +88,7 @@ class TensorBase:
         self._hooks = None
 
     @staticmethod
-    def _make(data: torch.Tensor, grad_fn: Any = None) -> "Tensor":
+    def _make(data: torch.Tensor, grad_fn: Any = None) -> Tensor:
         """Internal fast constructor: no checks, no copies."""
         t = _new(_tensor_module.Tensor)
         t.data = data
@@ -88,13 +99,13 @@ class TensorBase:
         return t
 
     @staticmethod
-    def _wrap(data: torch.Tensor) -> "Tensor":
+    def _wrap(data: torch.Tensor) -> Tensor:
         """A Tensor over raw ``data`` that requires no grad (what hooks and readers are shown)."""
         return TensorBase._make(data)
 
     # ---- grad bookkeeping ------------------------------------------------------------------
     @property
-    def grad(self) -> "Tensor | None":
+    def grad(self) -> Tensor | None:
         """The accumulated gradient (None until a backward reaches this leaf)."""
         return self._grad
 
@@ -122,7 +133,7 @@ class TensorBase:
             _refuse_dtype(self.data.dtype)
         self._requires_grad = flag
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Self:
         self.requires_grad = requires_grad
         return self
 
@@ -131,7 +142,7 @@ class TensorBase:
         return self.grad_fn is None
 
     def backward(self, grad: Any = None, retain_graph: bool | None = None,
-                 create_graph: bool = False, inputs: Sequence["Tensor"] | None = None) -> None:
+                 create_graph: bool = False, inputs: Tensor | Sequence[Tensor] | None = None) -> None:
         """Accumulate d(self)/d(leaf) into every reachable leaf's ``.grad``.
 
         ``grad`` is the vector of the vector-Jacobian product (required unless self has one
@@ -145,7 +156,8 @@ class TensorBase:
         if inputs is not None:
             from .functional import grad as _grad
             ins = [inputs] if isinstance(inputs, TensorBase) else list(inputs)
-            gs = _grad([self], ins, [g], retain_graph=retain_graph, create_graph=create_graph,
+            outs: list = [self]
+            gs = _grad(outs, ins, [g], retain_graph=retain_graph, create_graph=create_graph,
                        allow_unused=True)
             for x, gx in zip(ins, gs):
                 if gx is not None:
@@ -153,7 +165,7 @@ class TensorBase:
             return
         engine.run_backward([self], [g], retain_graph, create_graph)
 
-    def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> "_RemovableHandle":
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
         """Call ``hook(grad)`` whenever this tensor's gradient is computed; a returned tensor
         replaces the gradient. Returns a handle whose ``remove()`` unregisters the hook."""
         if not callable(hook):
@@ -176,8 +188,8 @@ class TensorBase:
         hooks.insert(n, hook)
         return RemovableHandle(hooks, hook)
 
-    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]
-                                           ) -> "RemovableHandle":
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]
+                                           ) -> RemovableHandle:
         """Call ``hook(tensor)`` on this leaf right after backward accumulated its ``.grad``
         (as soon as its gradient is complete, before the rest of the backward pass)."""
         if not callable(hook):
@@ -202,7 +214,7 @@ class TensorBase:
         import weakref
         ref = weakref.ref(self)
 
-        def _retain(g: "Tensor") -> None:
+        def _retain(g: Tensor) -> None:
             t = ref()
             if t is not None:
                 if g.grad_fn is None:  # first order: a plain copy
@@ -218,11 +230,11 @@ class TensorBase:
         return bool(fn is not None and fn.prehooks
                     and any(getattr(h, "_retains_grad", False) for h in fn.prehooks))
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A tensor sharing the same data, cut from the graph (requires no grad)."""
         return TensorBase._make(self.data)
 
-    def detach_(self) -> "Tensor":
+    def detach_(self) -> Self:
         self.grad_fn = None
         self._requires_grad = False
         return self
@@ -278,10 +290,11 @@ class TensorBase:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         if self.data.dim() == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.data.shape[0]))
+        # __getitem__ is declared with the indexing ops (Tensor = TensorBase + the op methods)
+        return (self[i] for i in range(self.data.shape[0]))  # type: ignore[index]
 
     def __bool__(self) -> bool:
         return bool(self.data)
@@ -307,7 +320,7 @@ class TensorBase:
             return f"{body[:-1]}, requires_grad=True)"
         return body
 
-    def __reduce_ex__(self, protocol: int) -> Any:
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         if self.grad_fn is not None:
             raise GraphError("cannot pickle a non-leaf tensor: detach() it first.")
         return (_rebuild, (self.data, self._requires_grad))
