@@ -9,20 +9,30 @@ graph: nothing is written by hand, so the page cannot drift from the code.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import warnings
 from pathlib import Path
 
+import torch
 from hypothesis import HealthCheck, find, settings
+from hypothesis.errors import NoSuchExample
 
 import autodiff as ad
-import nn  # noqa: F401  (registers nn's ops)
+import nn
+import nn.functional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DOC = ROOT / "docs" / "ops.md"
-TABLES = [(HERE, "ad_op_table"), (ROOT / "tests" / "nn", "nn_op_table")]
+# (folder, module, the namespace its entries' ``fn(ns, ...)`` gets for tapegrad)
+TABLES = [(HERE, "ad_op_table", ad), (ROOT / "tests" / "nn", "nn_op_table", nn.functional)]
+
+
+def differentiable(cls: type) -> bool:
+    """False for the few ops recorded only so that replay recomputes a value (indices)."""
+    return cls.vjp is not ad.Node.vjp
 
 
 def all_ops() -> list[type]:
@@ -39,39 +49,57 @@ def all_ops() -> list[type]:
 
 def table_entries() -> list:
     entries = []
-    for folder, name in TABLES:
+    for folder, name, ns in TABLES:
         if not (folder / f"{name}.py").exists():
             continue
         sys.path.insert(0, str(folder))
-        entries += list(importlib.import_module(name).OPS)
+        entries += [(e, ns) for e in importlib.import_module(name).OPS]
     return entries
 
 
-def nodes_of(entry) -> set[type]:
-    """The node classes one run of ``entry`` records, on its simplest generated inputs."""
-    quiet = settings(database=None, max_examples=50, deadline=None,
+def nodes_of(entry, ns, examples: int = 25) -> set[type]:
+    """The node classes that runs of ``entry`` record, over its first generated inputs
+    (deterministic: hypothesis is derandomized here)."""
+    found: set = set()
+
+    def record(drawn) -> bool:
+        xs, kw = drawn
+        leaves = [ad.Tensor(x.clone(), requires_grad=True) for x in xs]
+        out = entry.fn(ns, *leaves, **kw)
+        outs = [o for o in (out if isinstance(out, (tuple, list)) else (out,))
+                if isinstance(o, ad.Tensor) and o.grad_fn is not None]
+        # the VJPs' own recorded ops too (second order): the gradient graph of the outputs,
+        # seeded with vectors that require grad so that even linear VJPs are recorded
+        seeds = [ad.Tensor(torch.ones_like(o.data), requires_grad=True) for o in outs]
+        grads = ad.grad(outs, leaves, seeds, create_graph=True, allow_unused=True) if outs else ()
+        stack = [t.grad_fn for t in (*outs, *grads) if t is not None]
+        seen: set = set()
+        while stack:
+            n = stack.pop()
+            if n is None or isinstance(n, ad.Tensor) or n in seen:
+                continue
+            seen.add(n)
+            found.add(type(n))
+            stack.extend(n.inputs)
+        return False  # never "found": keep drawing until ``examples`` inputs were tried
+
+    quiet = settings(database=None, max_examples=examples, deadline=None, derandomize=True,
                      suppress_health_check=list(HealthCheck))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        xs, kw = find(entry.args, lambda _: True, settings=quiet)
-    leaves = [ad.Tensor(x.clone(), requires_grad=True) for x in xs]
-    out = entry.fn(ad, *leaves, **kw)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    found, stack = set(), [o.grad_fn for o in outs if isinstance(o, ad.Tensor)]
-    while stack:
-        n = stack.pop()
-        if n is None or isinstance(n, ad.Tensor) or type(n) in found:
-            continue
-        found.add(type(n))
-        stack.extend(n.inputs)
+        try:
+            find(entry.args, record, settings=quiet)
+        except NoSuchExample:
+            pass
     return found
 
 
+@functools.lru_cache(maxsize=1)
 def coverage() -> dict[type, list]:
     cover: dict = {}
-    for e in table_entries():
-        for cls in nodes_of(e):
-            cover.setdefault(cls, []).append(e)
+    for e, ns in table_entries():
+        for cls in nodes_of(e, ns):
+            cover.setdefault(cls, []).append((e, ns))
     return cover
 
 
@@ -99,7 +127,8 @@ def render() -> str:
     ]
     for cls in all_ops():
         entries = cover.get(cls, [])
-        names = ", ".join(f"`{e.name}`" + ("²" if e.second else "") for e in entries) or "—"
+        names = ", ".join(f"`{e.name}`" + ("²" if e.second else "") for e, _ in entries) or (
+            "—" if differentiable(cls) else "(no gradient)")
         saves = ", ".join(cls.saves) or "—"
         doc = _cell(cls.__doc__ or "")
         lines.append(f"| {cls.__name__} | `{cls.__module__}` | {doc} | {saves} | {names} |")

@@ -175,6 +175,20 @@ def _covered(h: int, w: int, kw: dict, dil: tuple) -> bool:
                for o in range(pooled_size(size, k[i], s[i], p[i], dil[i], kw["ceil_mode"])))
 
 
+_same2 = args("real", "real", shape_st=st.tuples(
+    st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)).map(lambda s: (s[0], s[0])))
+
+
+def _classes() -> st.SearchStrategy:
+    """(N, C) logits: the shape cross-entropy takes with class dim 1."""
+    return st.tuples(st.integers(1, 4), st.integers(2, 4)).map(lambda s: (s,))
+
+
+def _labels(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
+    n, c = shp[0]
+    return {"target": torch.randint(0, c, (n,), generator=gen)}
+
+
 def _gelu_args(draw: Any, shp: tuple, gen: torch.Generator) -> dict:
     return {"approximate": draw(st.sampled_from(["none", "tanh"]))}
 
@@ -205,4 +219,19 @@ OPS: list[Op] = [
        _attention("bool")),
     Op("sdpa_float_mask", lambda ns, q, k, v, **kw:
        ns.scaled_dot_product_attention(q, k, v, **kw), _attention("float")),
+    # nn's fused losses and activations (nn/nodes.py)
+    Op("silu", lambda ns, x: ns.silu(x), args("real")),
+    Op("softplus", lambda ns, x: ns.softplus(x), args("real")),
+    *(Op(f"mse_loss_{r}", lambda ns, x, t, r=r: ns.mse_loss(x, t, reduction=r), _same2)
+      for r in ("mean", "sum", "none")),
+    *(Op(f"bce_{r}", lambda ns, x, t, r=r: ns.binary_cross_entropy(x.sigmoid(), t.sigmoid(),
+                                                                   reduction=r), _same2)
+      for r in ("mean", "none")),
+    *(Op(f"bce_with_logits_{r}", lambda ns, x, t, r=r:
+         ns.binary_cross_entropy_with_logits(x, t.sigmoid(), reduction=r), _same2)
+      for r in ("mean", "sum")),
+    *(Op(f"cross_entropy_{r}", lambda ns, x, target, r=r: ns.cross_entropy(x, target, reduction=r),
+         args("real", shape_st=_classes(), params=_labels)) for r in ("mean", "none")),
+    Op("cross_entropy_soft", lambda ns, x, t: ns.cross_entropy(x, t.softmax(1)),
+       args("real", "real", shape_st=_classes().map(lambda s: (s[0], s[0])))),
 ]

@@ -254,3 +254,12 @@ def test_op_saves_must_name_inputs_or_out():
     with pytest.raises(TypeError, match="saves names 'y'"):
         class Broken(ad.Op):  # noqa: F841
             saves = ("y",)
+
+
+def test_every_deliberate_difference_is_in_the_readme():
+    from pathlib import Path
+
+    from differences import DIFFERENCES
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    missing = [k for k, text in DIFFERENCES.items() if " ".join(text.split()) not in readme]
+    assert not missing, f"README's list of differences from PyTorch lacks: {missing}"
