@@ -101,7 +101,6 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
                   atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True) -> bool:
     """Check second derivatives: gradcheck of ``x, v -> VJP(fn)(x; v)`` built with create_graph."""
     inputs = _input_list("gradgradcheck", inputs)
-    diff = [x for x in inputs if x.requires_grad]
     outs = _outputs(fn, inputs)
     if grad_outputs is None:
         gen = torch.Generator().manual_seed(0)

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, SupportsInd
 
 import torch
 
+import autodiff.tensor as _tensor_module  # absolute: mypy misreads the relative form here
+
 from . import engine
-import autodiff.tensor as _tensor_module  # (absolute: mypy mis-reads the relative form in the cycle)
 from .engine import RemovableHandle
 from .errors import DeviceError, DTypeError, GraphError, ShapeError
 
@@ -125,7 +126,8 @@ class TensorBase:
             if not flag:
                 raise GraphError(
                     "you can only change requires_grad of leaf tensors; this one was produced by "
-                    f"{self.grad_fn.name}. Use .detach() to get a tensor that does not require grad.")
+                    f"{self.grad_fn.name}. Use .detach() to get a tensor that does not require "
+                    "grad.")
             return
         if flag.__class__ is not bool:
             _refuse_flag(flag)

@@ -1,1 +1,4 @@
-"""Benchmarks: tapegrad vs PyTorch eager vs a hand-written lower bound (``python -m benchmarks.run``)."""
+"""Benchmarks: tapegrad vs PyTorch eager vs a hand-written lower bound.
+
+Run with ``python -m benchmarks.run``.
+"""

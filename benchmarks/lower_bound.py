@@ -1,8 +1,8 @@
 """The lower bound: the same computations written by hand in raw torch, with no engine at all.
 
-Autograd is off (``inference_mode``: not even its dispatch step runs), the forward saves exactly what the backward needs, activations run in place on
-the ``addmm`` output, the backward uses torch's fused backward kernels (``tanh_backward``,
-``threshold_backward``) and the optimizer is three multi-tensor (``_foreach``) calls. Gradients
+Autograd is off (``inference_mode``: not even its dispatch step runs), the forward saves exactly
+what the backward needs, activations run in place on the ``addmm`` output, the backward uses
+torch's fused backward kernels (``tanh_backward``, ``threshold_backward``) and the optimizer is three multi-tensor (``_foreach``) calls. Gradients
 are still materialised as tensors (as any engine exposing ``.grad`` must); only fusing them into
 the momentum update (``addmm`` into the buffer) would issue fewer kernels.
 """

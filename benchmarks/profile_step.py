@@ -199,11 +199,13 @@ def main(argv: list[str] | None = None) -> None:
     for k, v, n in _by_file(st, a.steps):
         print(f"| {k} | {v * 1e6:.1f} µs | {100 * v / total:.0f}% | {n} |")
     print(f"\n## cProfile: top {a.top} functions by own time (per step)\n")
-    print("| function | calls/step | own µs/step | cumulative µs/step |\n| --- | ---: | ---: | ---: |")
+    print("| function | calls/step | own µs/step | cumulative µs/step |\n"
+          "| --- | ---: | ---: | ---: |")
     rows = sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:a.top]
     for (file, line, func), (_, nc, tt, ct, _) in rows:
         where = func if file == "~" else f"{Path(file).parent.name}/{Path(file).name}:{line}({func})"
-        print(f"| `{where}` | {nc / a.steps:.0f} | {tt / a.steps * 1e6:.1f} | {ct / a.steps * 1e6:.1f} |")
+        own, cum = tt / a.steps * 1e6, ct / a.steps * 1e6
+        print(f"| `{where}` | {nc / a.steps:.0f} | {own:.1f} | {cum:.1f} |")
 
     print("\n## torch calls per step (C functions and tensor methods called from Python)\n")
     for name, mod in (("tapegrad", tapegrad_impl), ("lower bound", lower_bound)):

@@ -44,7 +44,8 @@ from . import (
 from . import workloads as W
 
 IMPLS = {"tapegrad": tapegrad_impl, "torch_eager": torch_eager, "lower_bound": lower_bound}
-REPLAY = {"tapegrad_replay": tapegrad_replay}  # added when autodiff.replay exists (--no-replay: not)
+# added when autodiff.replay exists (not with --no-replay)
+REPLAY = {"tapegrad_replay": tapegrad_replay}
 # Compiled steps: their first calls compile (seconds), so they run in the 1-thread pass only and
 # not in --quick runs; each is left out, with the reason, when it cannot run here.
 PEERS = {"tapegrad_compiled": tapegrad_compiled, "jax_jit": jax_jit, "torch_compile": torch_compile}
@@ -73,7 +74,7 @@ class Config:
     notes: list = field(default_factory=list)  # what was skipped or cut short, and why
 
     @classmethod
-    def make(cls, quick: bool) -> "Config":
+    def make(cls, quick: bool) -> Config:
         if quick:
             return cls(True, rounds=3, warmup_s=0.01, block_s=0.005, epochs=1, epoch_rounds=1,
                        wide=W.WIDE_QUICK, wide_spec="wide_quick", wide_batch=128, wide_rounds=2,
@@ -136,7 +137,7 @@ def machine_info() -> dict:
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
-# ---- sanity: the three compute the same thing -----------------------------------------------------
+# ---- sanity: the three compute the same thing ----------------------------------------------------
 def sanity_check(impls: dict, device: str, steps: int = 5) -> dict:
     """Same init and data: losses over a few steps, parameters after them, chain gradients."""
     x, y = W.disc_data()
@@ -193,7 +194,7 @@ def _probe(mod) -> str | None:
 FIRST_CALLS = 3  # calls timed apart for implementations that compile on their first calls
 
 
-# ---- workloads -------------------------------------------------------------------------------------
+# ---- workloads -----------------------------------------------------------------------------------
 def _timing_row(label: str, workload: str, device: str, threads: object, samples: dict,
                 phase: str = "step", **extra) -> dict:
     res = {k: timing.summarise(v[phase]) for k, v in samples.items()}
@@ -295,13 +296,14 @@ def epoch_rows(cfg: Config, device: str, threads: object) -> list[dict]:
         return []
     rounds = timing.fit_rounds(cfg.epoch_rounds, round_s, 2 * cfg.budget_s, 1)
     samples = timing.alternate({n: measure(n, m) for n, m in impls.items()}, rounds)
-    label = f"course, {cfg.epochs} epochs at batch {W.EPOCH_BATCH} on {W.N_POINTS} points, whole run"
+    label = (f"course, {cfg.epochs} epochs at batch {W.EPOCH_BATCH} on {W.N_POINTS} points, "
+             "whole run")
     if len(impls) > len(cfg.impls):
         label += " (compiled: compile included)"
     row = _timing_row(label, "epochs", device, threads, samples, epochs=cfg.epochs,
                       final_loss=final)
     log_row(row)
-    log(f"  final losses after the run: " + ", ".join(f"{k} {v:.6g}" for k, v in final.items()))
+    log("  final losses after the run: " + ", ".join(f"{k} {v:.6g}" for k, v in final.items()))
     return [row]
 
 
@@ -358,9 +360,9 @@ def memory_rows(cfg: Config, device: str, inprocess: bool) -> tuple[list, list]:
         label = f"{'-'.join(map(str, spec.sizes))}, batch {batch}"
         steps.append({"label": label, "device": device, "results": res,
                       "method": res["tapegrad"]["method"]})
+        fb = report.fmt_bytes
         log_result(f"memory {label} ({device}): " + ", ".join(
-            f"{k} step {report.fmt_bytes(v['step_bytes'])} total {report.fmt_bytes(v['total_bytes'])}"
-            for k, v in res.items()))
+            f"{k} step {fb(v['step_bytes'])} total {fb(v['total_bytes'])}" for k, v in res.items()))
     n = max(cfg.chains)
     chains = [get(["chain", name, n, device]) for name, mod in cfg.impls.items()
               if hasattr(mod, "chain_forward")]
@@ -381,7 +383,7 @@ def log_row(r: dict) -> None:
         ", ".join(f"{k} {report.fmt_ratio(v)}" for k, v in rat.items()))
 
 
-# ---- command line ----------------------------------------------------------------------------------
+# ---- command line --------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short smoke run (few rounds, small sizes)")

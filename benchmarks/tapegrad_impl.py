@@ -2,8 +2,8 @@
 
 Other modes of the same Trainer: ``"replay"`` runs the step through ``autodiff.replay`` (tape
 recorded once, replayed as straight-line kernels; see tapegrad_replay.py); ``"compiled"`` replays
-the whole step, optimizer included, compiled by torch.compile (tapegrad_compiled.py); ``"ops"`` (also the
-fallback when ``nn`` is missing) builds the network from raw autodiff ops (``ad.linear``,
+the whole step, optimizer included, compiled by torch.compile (tapegrad_compiled.py); ``"ops"``
+(also the fallback when ``nn`` is missing) builds the network from raw autodiff ops (``ad.linear``,
 ``ad.tanh``, a hand-written momentum update), which isolates the cost of the nn layers.
 """
 from __future__ import annotations

@@ -38,7 +38,8 @@ CHAIN_WIDTH = 16  # elements per tensor in the chain: small, so per-op overhead 
 
 
 def init_weights(spec: MLPSpec, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(W of shape (out, in), b of shape (out,)) per layer, uniform in ±1/sqrt(in) like torch.nn.Linear."""
+    """(W of shape (out, in), b of shape (out,)) per layer, uniform in ±1/sqrt(in) (as
+    torch.nn.Linear)."""
     g = torch.Generator().manual_seed(seed)
     layers = []
     for fan_in, fan_out in zip(spec.sizes[:-1], spec.sizes[1:]):
@@ -50,7 +51,8 @@ def init_weights(spec: MLPSpec, seed: int = 0) -> list[tuple[torch.Tensor, torch
 
 
 def disc_data(n: int = N_POINTS, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """The course data: points uniform in [0,1]², label 1 inside the disc of area 1/2 around (½, ½)."""
+    """The course data: points uniform in [0,1]², label 1 inside the disc of area 1/2 around
+    (½, ½)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 2, generator=g)
     inside = (x - 0.5).pow(2).sum(1) < 1 / (2 * math.pi)

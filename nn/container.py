@@ -31,13 +31,13 @@ class Sequential(Module):
             input = m(input)
         return input
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Sequential:
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append: {type(module).__name__} is not an nn.Module")
         self.add_module(str(len(self._modules)), module)
         return self
 
-    def extend(self, modules: Iterable[Module]) -> "Sequential":
+    def extend(self, modules: Iterable[Module]) -> Sequential:
         for m in modules:
             self.append(m)
         return self

@@ -491,5 +491,6 @@ class _UpdateRule:
         self.opt._advance(self._states)
 
 
-from . import lr_scheduler  # noqa: E402  (nn.optim.lr_scheduler, like torch.optim.lr_scheduler)
+# nn.optim.lr_scheduler, like torch.optim.lr_scheduler
+from . import lr_scheduler  # noqa: E402,F401
 from .lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR  # noqa: E402,F401

@@ -6,8 +6,6 @@ import time
 import warnings
 from typing import Any, Callable
 
-import torch
-
 import autodiff as ad
 from autodiff import Tensor
 from autodiff.errors import GraphError

@@ -4,7 +4,7 @@
     tapegrad train --preset best            # the best configuration found
     tapegrad train --task digits            # other workloads: digits (CNN), reverse (transformer)
     tapegrad experiments --quick            # the course reports' tables (smoke-test size)
-    tapegrad graph ...                      # pictures of the recorded graph (tapegrad.graph_command)
+    tapegrad graph ...                      # pictures of the recorded graph (graph_command.py)
 
 Every usage error is one line, ``tapegrad <command>: error: argument --<option>: ...`` with the
 accepted values, exit status 2, and nothing written: all options are checked before --out is
@@ -356,7 +356,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- graph (delegated to tapegrad.graph_command) ----------------------------------------------------
+# ---- graph (delegated to tapegrad.graph_command) -------------------------------------------------
 def _add_graph(sub: Any) -> None:
     try:
         from . import graph_command  # imported only here: train/experiments never need it

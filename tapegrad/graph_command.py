@@ -52,6 +52,7 @@ def course_step(activation: str = "relu", loss: str = "mse", batch_size: int = 1
     import torch
 
     from nn.data import disc_dataset
+
     from .presets import ACTIVATIONS, TrainConfig, build_loss, build_model
 
     if activation not in ACTIVATIONS:

@@ -14,8 +14,16 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ad_support import (broadcast_shapes, dims_of, generators, matmul_shapes, reduced_count,
-                        shapes, shapes_into, values)
+from ad_support import (
+    broadcast_shapes,
+    dims_of,
+    generators,
+    matmul_shapes,
+    reduced_count,
+    shapes,
+    shapes_into,
+    values,
+)
 
 
 @dataclass(frozen=True)

@@ -265,7 +265,7 @@ def test_grad_with_several_outputs_and_inputs_matches_torch():
 def test_grad_inputs_repeated_mixed_and_freeing_like_torch():
     x = leaf(2)
     tx = x.data.clone().requires_grad_()
-    got, want = [], []
+    got = []
     for ns, a in ((ad, x), (torch.autograd, tx)):
         y = a * 3
         z = (y * y).sum()

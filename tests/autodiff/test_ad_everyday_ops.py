@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ad_support import double_backward_against_torch
 
 import autodiff as ad
+from ad_support import double_backward_against_torch
 
 F64 = torch.float64
 

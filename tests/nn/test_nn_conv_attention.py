@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nn_op_table import OPS, ad_leaves, assert_close, generators, torch_leaves
 
 import autodiff as ad
 import nn
 import nn.functional as F
+from nn_op_table import OPS, ad_leaves, assert_close, generators, torch_leaves
 
 F64 = torch.float64
 TIGHT = {"rtol": 1e-10, "atol": 1e-10}

@@ -7,8 +7,8 @@ import torch
 import autodiff as ad
 import nn
 from nn.data import BatchLoader, disc_dataset, disc_split
-from tapegrad.presets import preset, prepare, run
 from nn.train import History, error_rate, fit
+from tapegrad.presets import prepare, preset, run
 
 
 def test_disc_dataset_labels_and_determinism():
@@ -108,7 +108,9 @@ def test_presets_are_reproducible_and_validated():
 
 def test_fit_with_replay_gives_the_same_history_as_without():
     import warnings as _w
-    from tapegrad.presets import preset, run as run_config
+
+    from tapegrad.presets import preset
+    from tapegrad.presets import run as run_config
     cfg = preset("default").replace(epochs=3, n_train=100, n_test=50, batch_size=16)
     plain = run_config(cfg, progress=False)
     with _w.catch_warnings():
@@ -121,6 +123,7 @@ def test_fit_with_replay_gives_the_same_history_as_without():
 
 def test_fit_with_replay_falls_back_when_the_step_cannot_be_replayed():
     import pytest as _pytest
+
     import nn
     from nn.data import disc_dataset
     from nn.train import fit

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Callable
 
 import pytest
-
 import torch
 
 import autodiff as ad

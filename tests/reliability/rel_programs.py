@@ -164,7 +164,7 @@ APPLY: dict[str, Callable] = {
 CATALOGUE = sorted(APPLY)
 
 
-# ---- planning: choose applicable, smooth ops on the real values ------------------------------------
+# ---- planning: choose applicable, smooth ops on the real values ----------------------------------
 def _finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
@@ -595,7 +595,7 @@ def single_op_programs(draw: Any, op: str) -> Program:
     reject()
 
 
-# ---- the interpreter -------------------------------------------------------------------------------
+# ---- the interpreter -----------------------------------------------------------------------------
 def constants(prog: Program) -> list:
     """The torch tensors a program passes as constants: indices, masks, conditions, operands."""
     return [v for c in prog.code if isinstance(c, Step) for v in c.params.values()

@@ -7,16 +7,22 @@ Default: a modest number of examples. Long run on demand:
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import threading
-
-from rel_programs import (CATALOGUE, Program, constants, programs, run, run_second_order,
-                          single_op_programs)
+from rel_programs import (
+    CATALOGUE,
+    Program,
+    constants,
+    programs,
+    run,
+    run_second_order,
+    single_op_programs,
+)
 
 EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_EXAMPLES", "120"))
 CORNER_EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_CORNERS", "150"))
@@ -38,7 +44,7 @@ def check(prog: Program) -> None:
         if g is None or r is None:  # unused input: None on one side, zeros at most on the other
             assert (g if g is not None else r if r is not None else torch.zeros(())).abs().max() == 0, i
             continue
-        torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9, msg=lambda m: f"input {i}: {m}")
+        torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9, msg=lambda m, i=i: f"input {i}: {m}")
 
 
 @settings(max_examples=EXAMPLES, suppress_health_check=QUIET)
@@ -75,7 +81,7 @@ def check_corners(prog: Program) -> None:
             assert other is None or bool((other == 0).all()), i
             continue
         torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9, equal_nan=True,
-                                   msg=lambda m: f"input {i}: {m}")
+                                   msg=lambda m, i=i: f"input {i}: {m}")
 
 
 @settings(max_examples=CORNER_EXAMPLES, suppress_health_check=QUIET)
@@ -96,7 +102,7 @@ def check_second_order(prog: Program) -> None:
             other = g if g is not None else r
             assert other is None or bool((other == 0).all()), i
             continue
-        torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9, msg=lambda m: f"input {i}: {m}")
+        torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9, msg=lambda m, i=i: f"input {i}: {m}")
 
 
 @settings(max_examples=SECOND_EXAMPLES, suppress_health_check=QUIET)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from rel_support import assert_close_tree, run_both
 
 import autodiff as ad
 from autodiff.errors import DeviceError, DTypeError, GraphError, ShapeError
+from rel_support import assert_close_tree, run_both
 
 M = [[1.0, -2.0, 3.0], [4.0, 0.5, -6.0]]
 

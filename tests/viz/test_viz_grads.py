@@ -7,12 +7,12 @@ import re
 
 import pytest
 import torch
-from viz_support import course_loss, course_net, dead_layer_net, labels, parse, text_of
 
 import autodiff as ad
 import nn
 import viz
 from viz.graph_grads import grad_stat, op_stat, record_of
+from viz_support import course_loss, course_net, dead_layer_net, labels, parse, text_of
 
 
 def _norm_in(label: str) -> float:

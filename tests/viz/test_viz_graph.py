@@ -6,6 +6,10 @@ import subprocess
 
 import pytest
 import torch
+
+import autodiff as ad
+import nn
+import viz
 from viz_support import (
     HAS_DOT,
     Net,
@@ -18,10 +22,6 @@ from viz_support import (
     recorded_counts,
     text_of,
 )
-
-import autodiff as ad
-import nn
-import viz
 
 
 def _source(*args, **kw) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from viz_support import needs_dot
 
 TOUR = Path(__file__).resolve().parents[2] / "docs" / "tour.ipynb"

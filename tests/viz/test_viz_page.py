@@ -9,11 +9,11 @@ import shutil
 
 import pytest
 import torch
-from viz_support import needs_dot, parse
 
 import autodiff as ad
 import nn
 import viz
+from viz_support import needs_dot, parse
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              "/usr/bin/chromium") if p and os.path.exists(p)), None)

@@ -6,12 +6,12 @@ import sys
 
 import pytest
 import torch
-from viz_support import course_loss, course_net, needs_dot, parse, recorded_counts, text_of
 
 import autodiff as ad
 import nn
 import viz
 from tapegrad import graph_command
+from viz_support import course_loss, course_net, needs_dot, parse, recorded_counts, text_of
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
