@@ -234,7 +234,7 @@ def test_node_public_api():
     y.sum().backward()
     assert n.released
     with pytest.raises(GraphError, match="second time"):
-        n.saved_tensors
+        _ = n.saved_tensors
 
 
 def test_vjp_arity_is_checked():
