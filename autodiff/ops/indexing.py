@@ -164,8 +164,104 @@ def getitem(x: Tensor, idx: Any) -> Tensor:
                       f"{e}") from None
 
 
+# ---- gather, scatter_add, masked_fill: the index or mask is an input (version-checked) ----------
+def _index_tensor(op: str, index: Any, device: torch.device) -> Any:
+    if isinstance(index, (Tensor, torch.Tensor)):
+        return index
+    try:  # a list of ints: a constant copy, as torch makes
+        return Tensor._make(torch.as_tensor(index, dtype=torch.int64, device=device))
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{op}: index must be an integer tensor, got {type(index).__name__} "
+                        f"({e})") from None
+
+
+class Gather(Op):
+    """y[..i..] = x[..index[..i..]..] along dim;  dx = zeros like x with g added at index"""
+    args = ("x", "index")
+    saves = ("index",)
+    fields = ("dim",)
+    forward = staticmethod(lambda x, index, dim: torch.gather(x, dim, index))
+
+    def vjp(self, g, index):
+        return g.new_zeros(self.in_meta[0][0]).scatter_add(self.dim, index, g), None
+
+
+class ScatterAdd(Op):
+    """y = x with src added at index along dim;  dx = g,  dsrc = g gathered at index"""
+    args = ("x", "index", "src")
+    saves = ("index",)
+    reads = {"x": (), "src": ("index",)}
+    fields = ("dim",)
+    forward = staticmethod(lambda x, index, src, dim: torch.scatter_add(x, dim, index, src))
+
+    def vjp(self, g, index):
+        dx, _, dsrc = self.needs_input_grad
+        return g if dx else None, None, g.gather(self.dim, index) if dsrc else None
+
+
+def _dim_of(op: str, x: Tensor, dim: int) -> int:
+    n = max(x.data.dim(), 1)
+    if not isinstance(dim, int) or isinstance(dim, bool) or not -n <= dim < n:
+        raise IndexError(f"{op}: dim {dim!r} is out of range for shape {shape_str(x.shape)}")
+    return dim % n
+
+
+def gather(x: Any, dim: int, index: Any, *, sparse_grad: bool = False) -> Tensor:
+    """``x``'s elements picked along ``dim`` by ``index`` (of the output's shape), as
+    torch.gather."""
+    from ._common import as_tensor
+    x = as_tensor(x)
+    return Gather.apply(x, _index_tensor("gather", index, x.data.device),
+                        dim=_dim_of("gather", x, dim))
+
+
+def scatter_add(x: Any, dim: int, index: Any, src: Any) -> Tensor:
+    """A copy of ``x`` with ``src``'s elements added at ``index`` along ``dim``."""
+    from ._common import as_tensor
+    x, src = as_tensor(x), as_tensor(src)
+    return ScatterAdd.apply(x, _index_tensor("scatter_add", index, x.data.device), src,
+                            dim=_dim_of("scatter_add", x, dim))
+
+
+class MaskedFill(Op):
+    """y = value where mask else x;  dx = g where not mask (0 where mask),
+    dvalue = Σ g where mask"""
+    args = ("x", "mask", "value")
+    saves = ("mask",)
+    fields = ("fill",)
+    forward = staticmethod(lambda x, mask, value, fill:
+                           x.masked_fill(mask, fill if value is None else value))
+
+    def vjp(self, g, mask):
+        dx, _, dv = self.needs_input_grad
+        m = mask.data if isinstance(mask, Tensor) else mask
+        return g.where(~m, 0.0) if dx else None, None, g.where(m, 0.0) if dv else None
+
+
+def masked_fill(x: Any, mask: Any, value: Any) -> Tensor:
+    """``x`` with ``value`` (a number or a 0-d tensor) where the bool ``mask`` (broadcasting) is
+    true."""
+    from ._common import SCALARS, as_tensor
+    x = as_tensor(x)
+    m = mask.data if isinstance(mask, Tensor) else mask
+    if not isinstance(m, torch.Tensor) or m.dtype is not torch.bool:
+        what = f"dtype {m.dtype}" if isinstance(m, torch.Tensor) else type(m).__name__
+        raise TypeError(f"masked_fill: mask must be a bool tensor, got {what}")
+    if isinstance(value, (Tensor, torch.Tensor)):
+        v = as_tensor(value)
+        if v.data.dim() != 0:
+            raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got a tensor "
+                             f"of shape {shape_str(v.shape)}")
+        return MaskedFill.apply(x, mask, v, fill=None)
+    if value.__class__ not in SCALARS:
+        raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
+                        f"{type(value).__name__}")
+    return MaskedFill.apply(x, mask, None, fill=value)
+
+
 class IndexingMethods:
     """The Tensor methods of this module (mixed into ``autodiff.Tensor``)."""
 
     __slots__ = ()
     __getitem__ = getitem
+    gather, scatter_add, masked_fill = gather, scatter_add, masked_fill

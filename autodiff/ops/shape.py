@@ -98,7 +98,7 @@ def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     x = as_tensor(x)
     nd = x.data.dim()
     if nd and isinstance(start_dim, int) and isinstance(end_dim, int) and \
-            -nd <= start_dim < nd and start_dim % nd == end_dim % nd:
+            -nd <= start_dim < nd and -nd <= end_dim < nd and start_dim % nd == end_dim % nd:
         return x  # nothing to merge: torch returns the tensor itself (no new node)
     return _reshape_like(Flatten, "flatten", x, start_dim=start_dim, end_dim=end_dim)
 
@@ -359,6 +359,115 @@ def to(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         raise explain("to", _torch_error(e), x) from None
 
 
+# ---- transposes, flips, tiling, splitting -------------------------------------------------------
+def t(x: Any) -> Tensor:
+    """A matrix transposed (a tensor of fewer than 2 dims is returned as it is), as torch.t."""
+    x = as_tensor(x)
+    n = x.data.dim()
+    if n > 2:
+        raise ShapeError(f"t: expects a tensor with at most 2 dims, got shape "
+                         f"{shape_str(x.shape)}; use transpose(dim0, dim1) or .mT for batches "
+                         "of matrices")
+    return transpose(x, 0, 1) if n == 2 else x
+
+
+class Flip(Op):
+    """y = x reversed along dims;  dx = g reversed along the same dims"""
+    fields = ("dims",)
+    forward = staticmethod(torch.flip)
+
+    def vjp(self, g):
+        return g.flip(self.dims)
+
+
+def flip(x: Any, *dims: Any) -> Tensor:
+    """Reverse the order of elements along ``dims``."""
+    from ._common import norm_dims
+    x = as_tensor(x)
+    return Flip.apply(x, dims=norm_dims("flip", _sizes(dims), x.data.dim()))
+
+
+class Repeat(Op):
+    """y = x tiled repeats[k] times along dim k (extra repeats add leading dims);
+    dx = g summed over the tiles"""
+    fields = ("repeats",)
+    forward = staticmethod(lambda x, repeats: x.repeat(repeats))
+
+    def vjp(self, g):
+        shape = self.in_meta[0][0]
+        reps = self.repeats
+        full = (1,) * (len(reps) - len(shape)) + tuple(shape)
+        tiles: list = []
+        for r, n in zip(reps, full):
+            tiles += [r, n]  # explicit sizes: a -1 is ambiguous when a size is 0
+        return g.reshape(tiles).sum(tuple(range(0, 2 * len(reps), 2))).reshape(shape)
+
+
+def repeat(x: Any, *repeats: Any) -> Tensor:
+    """Tile ``x``: ``repeats`` has one count per dim (more counts add leading dims)."""
+    x = as_tensor(x)
+    reps = tuple(_sizes(repeats))
+    if len(reps) < x.data.dim():
+        raise ShapeError(f"repeat: needs at least one count per dim of shape {shape_str(x.shape)}, "
+                         f"got {reps}")
+    if any(not isinstance(r, int) or r < 0 for r in reps):
+        raise ValueError(f"repeat: counts must be non-negative ints, got {reps}")
+    return Repeat.apply(x, repeats=reps)
+
+
+def _split_dim(op: str, x: Tensor, dim: int) -> int:
+    n = x.data.dim()
+    if n == 0:
+        raise ShapeError(f"{op}: cannot split a 0-d tensor")
+    if not isinstance(dim, int) or not -n <= dim < n:
+        raise IndexError(f"{op}: dim {dim!r} is out of range for shape {shape_str(x.shape)}")
+    return dim % n
+
+
+def _pieces(x: Tensor, d: int, sizes: Sequence[int]) -> tuple:
+    """Slices of ``x`` along ``d`` with these sizes (each a view-like Slice node)."""
+    from .indexing import getitem
+    lead = (slice(None),) * d
+    out, start = [], 0
+    for n in sizes:
+        out.append(getitem(x, lead + (slice(start, start + n),)))
+        start += n
+    return tuple(out)
+
+
+def split(x: Any, split_size_or_sections: Any, dim: int = 0) -> tuple:
+    """Pieces of ``x`` along ``dim``: of ``split_size`` each (the last may be smaller), or of the
+    listed sizes (which must add up to the dim's size)."""
+    x = as_tensor(x)
+    d = _split_dim("split", x, dim)
+    size = x.data.shape[d]
+    sec = split_size_or_sections
+    if isinstance(sec, int) and not isinstance(sec, bool):
+        if sec < 0 or (sec == 0 and size != 0):
+            raise ValueError(f"split: split_size must be positive, got {sec} for a dim of size "
+                             f"{size}")
+        if size == 0:
+            return (x[(slice(None),) * d + (slice(0, 0),)],)
+        return _pieces(x, d, [sec] * (size // sec) + ([size % sec] if size % sec else []))
+    sizes = list(sec) if isinstance(sec, (list, tuple, torch.Size)) else None
+    if sizes is None or any(not isinstance(n, int) or n < 0 for n in sizes) or sum(sizes) != size:
+        raise ValueError(f"split: sections {sec!r} must be non-negative ints adding up to {size}, "
+                         f"the size of dim {dim} of shape {shape_str(x.shape)}")
+    return _pieces(x, d, sizes)
+
+
+def chunk(x: Any, chunks: int, dim: int = 0) -> tuple:
+    """``chunks`` pieces along ``dim`` of ceil(size / chunks) each (fewer when they run out)."""
+    x = as_tensor(x)
+    if not isinstance(chunks, int) or isinstance(chunks, bool) or chunks <= 0:
+        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    d = _split_dim("chunk", x, dim)
+    size = x.data.shape[d]
+    if size == 0:
+        return _pieces(x, d, [0] * chunks)
+    return split(x, -(-size // chunks), d)
+
+
 class ShapeMethods:
     """The Tensor methods of this module (mixed into ``autodiff.Tensor``)."""
 
@@ -367,6 +476,7 @@ class ShapeMethods:
     transpose, permute, expand, expand_as, broadcast_to = (transpose, permute, expand, expand_as,
                                                            broadcast_to)
     sum_to_size, clone, contiguous, to = sum_to_size, clone, contiguous, to
+    t, flip, repeat, split, chunk = t, flip, repeat, split, chunk
     T = property(T)
     mT = property(mT)
 
