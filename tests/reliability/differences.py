@@ -27,4 +27,13 @@ DIFFERENCES = {
     "maxpool_padding_window": (
         "`max_pool2d` refuses a dilated window that lies entirely in the padding; torch returns "
         "-inf with an index outside the input."),
+    "norm_p0_inf": (
+        "`norm(p=0)` gives a zero gradient where torch leaves `.grad` None; `norm(p=±inf)` with an "
+        "infinite upstream gradient gives 0 (not NaN) to the elements that are not the extreme."),
+    "clip_grad_norm_result": (
+        "`nn.utils.clip_grad_norm_` returns the total norm as an autodiff Tensor (0 for no "
+        "parameters)."),
+    "hook_on_leaf_output": (
+        "A hook on a leaf that is also an output of `autodiff.grad` sees the output's own "
+        "gradient too (torch passes that one by)."),
 }
