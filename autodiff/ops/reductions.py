@@ -201,15 +201,8 @@ class MaxDim(Op):
         return _select(self, g, indices), None
 
 
-class MinDim(Op):
+class MinDim(MaxDim):
     """values = x at indices along dim (the min);  dx = g at the indices, 0 elsewhere"""
-    args = ("x", "indices")
-    saves = ("indices",)
-    fields = ("dim", "keepdim")
-    forward = staticmethod(_gather)
-
-    def vjp(self, g, indices):
-        return _select(self, g, indices), None
 
 
 def _select(op: Any, g: Any, indices: Any) -> Any:

@@ -602,14 +602,8 @@ def constants(prog: Program) -> list:
             if isinstance(v, torch.Tensor)]
 
 
-def run(prog: Program, lib: str, mutate_constants: bool = False,
-        root_hook: Callable | None = None) -> tuple[list, list]:
-    """Execute ``prog`` with ``lib`` ("ad" or "torch"): (output values, input gradients) as plain
-    detached torch tensors (None for an input the outputs do not depend on).
-
-    ``mutate_constants``: after the forward, change every constant tensor in place (same values,
-    a new version), as a user mutating an index or mask after use would. ``root_hook`` is
-    registered once on every recorded (non-leaf) output."""
+def _execute(prog: Program, lib: str) -> tuple[list, list]:
+    """The forward pass of ``prog`` with ``lib``: every pool value, and the input leaves."""
     m = AD_NS if lib == "ad" else TORCH_NS
     pool: list = []
     leaves: list = []
@@ -621,6 +615,18 @@ def run(prog: Program, lib: str, mutate_constants: bool = False,
             pool.append(t)
         else:
             pool.append(APPLY[c.op](m, *[pool[i] for i in c.args], **c.params))
+    return pool, leaves
+
+
+def run(prog: Program, lib: str, mutate_constants: bool = False,
+        root_hook: Callable | None = None) -> tuple[list, list]:
+    """Execute ``prog`` with ``lib`` ("ad" or "torch"): (output values, input gradients) as plain
+    detached torch tensors (None for an input the outputs do not depend on).
+
+    ``mutate_constants``: after the forward, change every constant tensor in place (same values,
+    a new version), as a user mutating an index or mask after use would. ``root_hook`` is
+    registered once on every recorded (non-leaf) output."""
+    pool, leaves = _execute(prog, lib)
     outs = [pool[i] for i in prog.outputs]
     gouts = [g if lib == "torch" else ad.tensor(g) for g in prog.grad_outputs]
     if mutate_constants:
@@ -652,17 +658,7 @@ def _plain(t: Any) -> torch.Tensor:
 def run_second_order(prog: Program, lib: str) -> list:
     """d/d(inputs) of Σ <grad_i, u_i>, the first-order gradients built with ``create_graph``:
     the second-order check (Hessian-vector products) of a program, as plain torch tensors."""
-    m = AD_NS if lib == "ad" else TORCH_NS
-    pool: list = []
-    leaves: list = []
-    for c in prog.code:
-        if isinstance(c, Leaf):
-            t = (ad.tensor(c.data, requires_grad=True) if lib == "ad"
-                 else c.data.clone().requires_grad_(True))
-            leaves.append(t)
-            pool.append(t)
-        else:
-            pool.append(APPLY[c.op](m, *[pool[i] for i in c.args], **c.params))
+    pool, leaves = _execute(prog, lib)
     grad = ad.grad if lib == "ad" else torch.autograd.grad
     outs = [pool[i] for i in prog.outputs if pool[i].requires_grad]
     if not outs:
