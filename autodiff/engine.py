@@ -46,14 +46,17 @@ class Node:
     and the hooks ``register_prehook`` / ``register_hook``.
     """
 
-    __slots__ = ("inputs", "saved", "versions", "in_meta", "out_meta", "scope", "prehooks",
-                 "posthooks", "__weakref__")
+    # Few objects per node: the garbage collector visits each of them in every full collection
+    # (``in_meta`` and ``out_meta`` are built on demand from the slots below).
+    __slots__ = ("inputs", "saved", "versions", "leaf_meta", "out_shape", "out_dtype", "scope",
+                 "prehooks", "posthooks", "__weakref__")
     # the slots, declared for type checkers (set by ``record``; annotations only, no defaults)
     inputs: tuple
     saved: tuple | None
     versions: tuple
-    in_meta: tuple
-    out_meta: tuple
+    leaf_meta: tuple | None  # per input: (shape, dtype) of a leaf input, else None; None: no leaf
+    out_shape: torch.Size
+    out_dtype: torch.dtype
     scope: Any
     prehooks: list | None
     posthooks: list | None
@@ -86,7 +89,19 @@ class Node:
     @property
     def shape(self) -> torch.Size:
         """The shape of the op's output."""
-        return self.out_meta[0]
+        return self.out_shape
+
+    @property
+    def out_meta(self) -> tuple:
+        """The output's (shape, dtype)."""
+        return (self.out_shape, self.out_dtype)
+
+    @property
+    def in_meta(self) -> tuple:
+        """Each input's (shape, dtype) when recorded (None for an input without a gradient)."""
+        lm = self.leaf_meta
+        return tuple(None if p is None else lm[i] if lm is not None and lm[i] is not None
+                     else (p.out_shape, p.out_dtype) for i, p in enumerate(self.inputs))
 
     @property
     def released(self) -> bool:
@@ -157,44 +172,50 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
     if not st.grad_enabled or not _torch_grad_enabled():  # torch.no_grad() stops it too
         return t
     edges: Any = []  # a list while collected, then the node's tuple
-    meta: list = []
+    meta: Any = None  # the leaves' (shape, dtype): an input node's output keeps its own
     wanted = False
     for x in inputs:
         if x.__class__ is not T and not isinstance(x, T):
             edges.append(None)  # a raw constant (an index tensor, a mask)
-            meta.append(None)
             continue
         fn = x.grad_fn
         if fn is not None:
             edges.append(fn)
-            meta.append(fn.out_meta)  # x is fn's output: its shape and dtype are known
         elif x._requires_grad:
-            edges.append(x)
+            if meta is None:
+                meta = [None] * len(inputs)
             d = x.data
-            meta.append((d.shape, d.dtype))
+            meta[len(edges)] = (d.shape, d.dtype)
+            edges.append(x)
         else:
             edges.append(None)
-            meta.append(None)
             continue
         wanted = True
     if not wanted:
         return t
     node = _new(cls)
     node.inputs = edges = tuple(edges)
-    node.in_meta = tuple(meta)
+    node.leaf_meta = meta if meta is None else tuple(meta)
     if fields:
         for k, v in fields.items():
             setattr(node, k, v)
-    node.out_meta = (out.shape, out.dtype)
+    node.out_shape = out.shape
+    node.out_dtype = out.dtype
     node.scope = st.scope
     node.prehooks = node.posthooks = None
     plan = cls.save_plan
-    if plan:
-        needed = cls.reads_for(edges) if cls.reads is not None else None
+    if plan and cls.reads is None:  # every slot is read: no per-slot decisions
+        node.saved = saved_t = tuple([out if i < 0 else inputs[i] for i in plan])
+        # torch bumps a tensor's version on every in-place kernel: remembering it here lets
+        # backward refuse a saved tensor that was changed in the meantime.
+        node.versions = tuple([-1 if s is None else s._version if s.__class__ is _RAW
+                               else s.data._version for s in saved_t])
+    elif plan:
+        needed = cls.reads_for(edges)
         saved: list = []
         versions: list = []
         for k, i in enumerate(plan):
-            if needed is not None and not needed[k]:
+            if not needed[k]:
                 saved.append(None)
                 versions.append(-1)
                 continue
@@ -203,8 +224,6 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
             if s is None:  # an optional input left out (a clamp bound)
                 versions.append(-1)
                 continue
-            # torch bumps a tensor's version on every in-place kernel: remembering it here lets
-            # backward refuse a saved tensor that was changed in the meantime.
             versions.append(s._version if s.__class__ is _RAW else s.data._version)
         node.saved = tuple(saved)
         node.versions = tuple(versions)
@@ -415,22 +434,34 @@ def _hook_name(hook: Any) -> str:
 def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
     """Run node ``n``'s VJP on its output gradient ``g``; return one checked gradient per input."""
     saved = n.saved
-    if create_graph or not saved:
+    if create_graph or saved is None:
         grads = n.vjp(g, *unpack(n, create_graph))
-    else:  # first order: ``unpack`` inlined (it runs once per node of every backward)
+    elif saved:  # first order: ``unpack`` inlined (it runs once per node of every backward)
         args = [s if s is None or s.__class__ is _RAW else s.data for s in saved]
         for a, v in zip(args, n.versions):
             if a is not None and a._version != v:
                 unpack(n, False)  # raises, naming the modified tensor
         grads = n.vjp(g, *args)
+    else:
+        grads = n.vjp(g)
     if grads.__class__ is not tuple:
         grads = (grads,)
     edges = n.inputs
     if len(grads) != len(edges):
         raise GraphError(f"{n.name}.vjp returned {len(grads)} gradients for {len(edges)} inputs")
-    for gi, p, meta in zip(grads, edges, n.in_meta):
-        if gi is not None and (p is None or gi.__class__ is not _RAW or gi.shape != meta[0]
-                               or gi.dtype is not meta[1]):
+    lm = n.leaf_meta
+    k = -1
+    for gi in grads:
+        k += 1
+        if gi is None:
+            continue
+        p = edges[k]
+        if p is None or gi.__class__ is not _RAW:
+            break
+        if lm is None or lm[k] is None:  # an input node: its output's shape and dtype
+            if gi.shape != p.out_shape or gi.dtype is not p.out_dtype:
+                break
+        elif gi.shape != lm[k][0] or gi.dtype is not lm[k][1]:
             break
     else:  # every gradient already fits (the common case): no new tuple
         if not retain_graph and saved:
@@ -498,7 +529,7 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
                 g = run_hooks(n.prehooks, g, create_graph, f"the output of {n.name}", foreign)
             if capture is not None and n in capture:
                 sink.capture(n, g)
-            if g is None or n in stop:
+            if g is None or (stop and n in stop):
                 in_grads = (None,) * len(n.inputs)
             else:
                 in_grads = apply(n, g, create_graph, retain_graph)

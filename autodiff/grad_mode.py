@@ -116,3 +116,17 @@ class scope:
 
     def __exit__(self, *exc: object) -> None:
         state.scope = self._prev.pop()
+
+    @staticmethod
+    def push(obj: Any) -> Any:
+        """Enter ``scope((obj, current_scope()))`` until ``scope.pop(<the returned token>)``: the
+        nesting nn uses, without a context manager's calls (it runs once per module call)."""
+        st = state
+        prev = st.scope
+        st.scope = (obj, prev)
+        return prev
+
+    @staticmethod
+    def pop(token: Any) -> None:
+        """Leave the scope entered by the ``scope.push`` that returned ``token``."""
+        state.scope = token

@@ -49,6 +49,7 @@ class _OpType(type):
         save_plan: tuple
         out_index: int
         save_users: tuple
+        reads_cache: dict
 
     def __new__(mcs, name: str, bases: tuple, ns: dict) -> Any:
         ns.setdefault("__slots__", tuple(ns.get("fields", ())))
@@ -69,6 +70,7 @@ class _OpType(type):
                 for s in needed:
                     users[s].append(args.index(arg))
             cls.save_users = tuple(tuple(users[s]) for s in saves)
+            cls.reads_cache = {}  # which inputs want a gradient -> which saved slots are read
         return cls
 
 
@@ -83,6 +85,7 @@ class Op(engine.Node, metaclass=_OpType):
     opname: str = "op"
     save_plan: tuple = ()
     save_users: tuple = ()
+    reads_cache: dict = {}
 
     forward: Any = None
 
@@ -110,7 +113,12 @@ class Op(engine.Node, metaclass=_OpType):
     @classmethod
     def reads_for(cls, edges: tuple) -> tuple:
         """Which saved slots the VJP will read, given which inputs want a gradient."""
-        return tuple(any(edges[i] is not None for i in users) for users in cls.save_users)
+        wanted = tuple([e is not None for e in edges])
+        needed = cls.reads_cache.get(wanted)
+        if needed is None:  # first time for this pattern (at most 2^inputs of them)
+            needed = cls.reads_cache[wanted] = tuple(any(wanted[i] for i in users)
+                                                     for users in cls.save_users)
+        return needed
 
 
 def shape_str(shape: Any) -> str:

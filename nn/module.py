@@ -14,6 +14,7 @@ from .course_api import CourseInterface
 from .parameter import Parameter
 
 _setattr = object.__setattr__
+_push_scope, _pop_scope = ad.scope.push, ad.scope.pop
 
 
 class IncompatibleKeys(NamedTuple):
@@ -41,8 +42,11 @@ class Module(CourseInterface):
     def __call__(self, *input: Any, **kwargs: Any) -> Any:
         # The scope tags every node recorded during this call with (module, enclosing scope):
         # viz reads it to draw the module boxes.
-        with ad.scope((self, ad.current_scope())):
+        token = _push_scope(self)  # as ``with ad.scope((self, ad.current_scope())):``
+        try:
             return self._call_forward(*input, **kwargs)
+        finally:
+            _pop_scope(token)
 
     # ---- registration ------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
