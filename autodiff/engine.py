@@ -84,7 +84,7 @@ class Node:
     @property
     def needs_input_grad(self) -> tuple:
         """Whether each input wants a gradient (as PyTorch's ``ctx.needs_input_grad``)."""
-        return tuple(p is not None for p in self.inputs)
+        return tuple([p is not None for p in self.inputs])
 
     @property
     def shape(self) -> torch.Size:
@@ -99,9 +99,11 @@ class Node:
     @property
     def in_meta(self) -> tuple:
         """Each input's (shape, dtype) when recorded (None for an input without a gradient)."""
-        lm = self.leaf_meta
-        return tuple(None if p is None else lm[i] if lm is not None and lm[i] is not None
-                     else (p.out_shape, p.out_dtype) for i, p in enumerate(self.inputs))
+        lm = self.leaf_meta  # VJPs read this: lists, not generators, build it faster
+        if lm is None:
+            return tuple([None if p is None else (p.out_shape, p.out_dtype) for p in self.inputs])
+        return tuple([m if m is not None or p is None else (p.out_shape, p.out_dtype)
+                      for p, m in zip(self.inputs, lm)])
 
     @property
     def released(self) -> bool:
