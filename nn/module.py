@@ -129,7 +129,7 @@ class Module(CourseInterface):
                 if b is not None and name not in skip:
                     yield (f"{mp}.{name}" if mp else name), b
 
-    def add_module(self, name: str, module: "Module | None") -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module('{name}'): {type(module).__name__} is not an nn.Module")
         if "." in name or not name:
@@ -138,7 +138,7 @@ class Module(CourseInterface):
         _setattr(self, name, module)
 
     # ---- traversal ---------------------------------------------------------------------------
-    def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """``(dotted_name, module)`` for this module and every descendant, each once."""
         if memo is None:
             memo = set()
@@ -150,18 +150,18 @@ class Module(CourseInterface):
             if m is not None:
                 yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         seen: set = set()
         for name, m in self._modules.items():
             if m is not None and id(m) not in seen:
                 seen.add(id(m))
                 yield name, m
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         for _, m in self.named_children():
             yield m
 
@@ -180,21 +180,21 @@ class Module(CourseInterface):
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+    def apply(self, fn: Callable[[Module], None]) -> Module:
         for m in self.children():
             m.apply(fn)
         fn(self)
         return self
 
     # ---- modes and gradients -----------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         if not isinstance(mode, bool):
             raise ValueError(f"train(mode): mode must be a bool, got {type(mode).__name__}")
         for m in self.modules():
             m.__dict__["training"] = mode
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -203,13 +203,13 @@ class Module(CourseInterface):
             if p.grad is not None:
                 p.grad = None if set_to_none else ad.zeros_like(p.grad)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
     # ---- state -------------------------------------------------------------------------------
-    def state_dict(self) -> "OrderedDict[str, torch.Tensor]":
+    def state_dict(self) -> OrderedDict[str, torch.Tensor]:
         """Parameter (then buffer) name -> torch tensor, sharing memory like torch's."""
         sd = OrderedDict((name, p.data) for name, p in self.named_parameters())
         sd.update(self._persistent_buffers())
@@ -256,7 +256,7 @@ class Module(CourseInterface):
                 (own[k] if k in buffers else own[k].data).copy_(v)
         return IncompatibleKeys(missing, unexpected)
 
-    def to(self, *args: Any, **kwargs: Any) -> "Module":
+    def to(self, *args: Any, **kwargs: Any) -> Module:
         """Move/cast every parameter (and gradient) in place, like ``torch.nn.Module.to``."""
         for p in self.parameters():
             p.data = p.data.to(*args, **kwargs)
@@ -270,16 +270,16 @@ class Module(CourseInterface):
                             else b.to(device) if device is not None else b)
         return self
 
-    def float(self) -> "Module":
+    def float(self) -> Module:
         return self.to(torch.float32)
 
-    def double(self) -> "Module":
+    def double(self) -> Module:
         return self.to(torch.float64)
 
-    def cpu(self) -> "Module":
+    def cpu(self) -> Module:
         return self.to("cpu")
 
-    def cuda(self, device: Any = None) -> "Module":
+    def cuda(self, device: Any = None) -> Module:
         return self.to("cuda" if device is None else device)
 
     # ---- repr --------------------------------------------------------------------------------
