@@ -49,13 +49,15 @@ class Node:
 
     # Few objects per node: the garbage collector visits each of them in every full collection
     # (``in_meta`` and ``out_meta`` are built on demand from the slots below).
-    __slots__ = ("inputs", "saved", "versions", "leaf_meta", "out_shape", "out_dtype", "scope",
+    __slots__ = ("inputs", "saved", "versions", "known_meta", "out_shape", "out_dtype", "scope",
                  "prehooks", "posthooks", "__weakref__")
     # the slots, declared for type checkers (set by ``record``; annotations only, no defaults)
     inputs: tuple
     saved: tuple | None
     versions: tuple
-    leaf_meta: tuple | None  # per input: (shape, dtype) of a leaf input, else None; None: no leaf
+    # ``in_meta``, stored when an input is a leaf (its shape may change later); None when every
+    # input is a node or a constant (built from the input nodes on demand)
+    known_meta: tuple | None
     out_shape: torch.Size
     out_dtype: torch.dtype
     scope: Any
@@ -100,11 +102,10 @@ class Node:
     @property
     def in_meta(self) -> tuple:
         """Each input's (shape, dtype) when recorded (None for an input without a gradient)."""
-        lm = self.leaf_meta  # VJPs read this: lists, not generators, build it faster
-        if lm is None:
-            return tuple([None if p is None else (p.out_shape, p.out_dtype) for p in self.inputs])
-        return tuple([m if m is not None or p is None else (p.out_shape, p.out_dtype)
-                      for p, m in zip(self.inputs, lm)])
+        known = self.known_meta
+        if known is not None:
+            return known
+        return tuple([None if p is None else (p.out_shape, p.out_dtype) for p in self.inputs])
 
     @property
     def released(self) -> bool:
@@ -175,30 +176,36 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
     if not st.grad_enabled or not _torch_grad_enabled():  # torch.no_grad() stops it too
         return t
     edges: Any = []  # a list while collected, then the node's tuple
-    meta: Any = None  # the leaves' (shape, dtype): an input node's output keeps its own
+    meta: Any = None  # each input's (shape, dtype), collected once an input is a leaf
     wanted = False
     for x in inputs:
         if x.__class__ is not T and not isinstance(x, T):
             edges.append(None)  # a raw constant (an index tensor, a mask)
+            if meta is not None:
+                meta.append(None)
             continue
         fn = x.grad_fn
         if fn is not None:
             edges.append(fn)
+            if meta is not None:
+                meta.append((fn.out_shape, fn.out_dtype))
         elif x._requires_grad:
-            if meta is None:
-                meta = [None] * len(inputs)
+            if meta is None:  # the first leaf: the inputs so far are nodes or constants
+                meta = [None if e is None else (e.out_shape, e.out_dtype) for e in edges]
             d = x.data
-            meta[len(edges)] = (d.shape, d.dtype)
+            meta.append((d.shape, d.dtype))
             edges.append(x)
         else:
             edges.append(None)
+            if meta is not None:
+                meta.append(None)
             continue
         wanted = True
     if not wanted:
         return t
     node = _new(cls)
     node.inputs = edges = tuple(edges)
-    node.leaf_meta = meta if meta is None else tuple(meta)
+    node.known_meta = meta if meta is None else tuple(meta)
     if fields:
         for k, v in fields.items():
             setattr(node, k, v)
@@ -452,7 +459,7 @@ def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
     edges = n.inputs
     if len(grads) != len(edges):
         raise GraphError(f"{n.name}.vjp returned {len(grads)} gradients for {len(edges)} inputs")
-    lm = n.leaf_meta
+    known = n.known_meta
     k = -1
     for gi in grads:
         k += 1
@@ -461,10 +468,10 @@ def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
         p = edges[k]
         if p is None or gi.__class__ is not _RAW:
             break
-        if lm is None or lm[k] is None:  # an input node: its output's shape and dtype
+        if known is None:  # p is a node: its output's shape and dtype
             if gi.shape != p.out_shape or gi.dtype is not p.out_dtype:
                 break
-        elif gi.shape != lm[k][0] or gi.dtype is not lm[k][1]:
+        elif gi.shape != known[k][0] or gi.dtype is not known[k][1]:
             break
     else:  # every gradient already fits (the common case): no new tuple
         if not retain_graph and saved:
