@@ -215,11 +215,17 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
     node.prehooks = node.posthooks = None
     plan = cls.save_plan
     if plan and cls.reads is None:  # every slot is read: no per-slot decisions
-        node.saved = saved_t = tuple([out if i < 0 else inputs[i] for i in plan])
         # torch bumps a tensor's version on every in-place kernel: remembering it here lets
         # backward refuse a saved tensor that was changed in the meantime.
-        node.versions = tuple([-1 if s is None else s._version if s.__class__ is _RAW
-                               else s.data._version for s in saved_t])
+        if len(plan) == 1:  # one slot (the output, most often): no lists
+            s = out if plan[0] < 0 else inputs[plan[0]]
+            node.saved = (s,)
+            node.versions = (-1 if s is None else s._version if s.__class__ is _RAW
+                             else s.data._version,)
+        else:
+            node.saved = saved_t = tuple([out if i < 0 else inputs[i] for i in plan])
+            node.versions = tuple([-1 if s is None else s._version if s.__class__ is _RAW
+                                   else s.data._version for s in saved_t])
     elif plan:
         needed = cls.reads_for(edges)
         saved: list = []
