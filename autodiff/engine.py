@@ -378,16 +378,18 @@ def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, 
     pending: dict = {}
     count = targets is None  # then every leaf edge counts, here in the same pass
     for r in roots:
-        stack = [(r, False)]
+        stack = [r]
+        path: list = []  # the nodes being expanded; a None on the stack finishes the last one
         while stack:
-            n, expanded = stack.pop()
-            if expanded:
-                post.append(n)
+            n = stack.pop()
+            if n is None:
+                post.append(path.pop())
                 continue
             if n in visited:
                 continue
             visited.add(n)
-            stack.append((n, True))
+            path.append(n)
+            stack.append(None)
             for p in n.inputs:
                 if p is None:
                     continue
@@ -395,7 +397,7 @@ def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, 
                     if count:
                         pending[p] = pending.get(p, 0) + 1
                 elif p not in visited:
-                    stack.append((p, False))
+                    stack.append(p)
     stop: set = set()
     if targets is not None:
         needed: dict = {}
