@@ -563,7 +563,8 @@ def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: 
                     continue
                 if not isinstance(p, T):
                     if gi is not None:
-                        grads[p] = grads[p] + gi if p in grads else gi
+                        prev = grads.get(p)  # gradients held are never None
+                        grads[p] = gi if prev is None else prev + gi
                     continue
                 left = pending.get(p)
                 if left is None:  # a leaf grad() does not ask for
