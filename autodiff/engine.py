@@ -378,7 +378,7 @@ def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, 
     pending: dict = {}
     count = targets is None  # then every leaf edge counts, here in the same pass
     for r in roots:
-        stack = [r]
+        stack: list = [r]
         path: list = []  # the nodes being expanded; a None on the stack finishes the last one
         while stack:
             n = stack.pop()
