@@ -95,11 +95,12 @@ class Linear(Op):
     forward = staticmethod(_linear)
 
     def vjp(self, g, x, w):
-        dx, dw, db = self.needs_input_grad
+        ins = self.inputs
+        dx, dw, db = ins[0] is not None, ins[1] is not None, ins[2] is not None
         # the bias's gradient: g summed over the batch, or g itself for the engine to sum down
         # to a bias that broadcasts differently
-        gb = (g.sum(0) if g.ndim == 2 and len(self.in_meta[2][0]) == 1 else g) if db else None
-        w_vec = len(self.in_meta[1][0]) == 1 if dw else (w is not None and w.ndim == 1)
+        gb = (g.sum(0) if g.ndim == 2 and len(self.input_shape(2)) == 1 else g) if db else None
+        w_vec = len(self.input_shape(1)) == 1 if dw else (w is not None and w.ndim == 1)
         if g.__class__ is _RAW and g.ndim == 2 and not w_vec:  # first order, 2-D: mm kernels
             return g.mm(w) if dx else None, g.t().mm(x) if dw else None, gb
         if w_vec:  # y = x @ w: one output feature, dropped from y's shape
@@ -110,7 +111,7 @@ class Linear(Op):
             n = math.prod(g.shape[:-1])  # explicit sizes: reshape(-1, 0) is ambiguous
             gw = g.reshape(n, g.shape[-1]).mT @ x.reshape(n, x.shape[-1])
             if w_vec:
-                gw = gw.reshape(self.in_meta[1][0])
+                gw = gw.reshape(self.input_shape(1))
         return gx, gw, gb
 
 
