@@ -42,7 +42,7 @@ class _Plan:
     a fixed sequence of torch calls: what is left per op is the call itself.
     """
 
-    __slots__ = ("inputs", "params", "consts", "forward", "backward", "root", "n_slots", "_fn",
+    __slots__ = ("inputs", "params", "consts", "forward", "backward", "root", "_fn",
                  "compiled")
     inputs: list     # slot of each step input
     params: list     # (slot, leaf) of each leaf that requires grad
@@ -50,7 +50,6 @@ class _Plan:
     forward: list    # (out slot, kernel, argument slots)
     backward: list   # (gradient slot, VJP, saved slots, parent slots)
     root: int
-    n_slots: int
     _fn: Any
     compiled: Any    # None (not yet), False (plain replay), or a replay_compile.CompiledStep
 
@@ -288,7 +287,6 @@ def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
         parents = tuple(node_slot.get(p) if isinstance(p, engine.Node) else
                         (slot_for(p, n.name) if p is not None else None) for p in n.inputs)
         plan.backward.append((node_slot[n], _contract(n), tuple(saved), parents))
-    plan.n_slots = len(keep)
     plan.compile()
     return plan
 
@@ -310,6 +308,9 @@ def _contract(n: engine.Node) -> Any:
         r = vjp(g, *saved)
         if r.__class__ is not tuple:
             r = (r,)
-        return tuple(gi if gi is None or s is None or gi.shape == s else fit(gi, s)
-                     for gi, s in zip(r, shapes))
+        for gi, s in zip(r, shapes):
+            if gi is not None and s is not None and gi.shape != s:
+                return tuple([gi if gi is None or s is None or gi.shape == s else fit(gi, s)
+                              for gi, s in zip(r, shapes)])
+        return r  # every gradient already has its input's shape (the common case)
     return call
