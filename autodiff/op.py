@@ -138,7 +138,7 @@ def broadcast_mismatch(*shapes: Any) -> str:
     return "shapes " + " and ".join(shape_str(s) for s in shapes) + " cannot be broadcast together"
 
 
-def explain(op: str, err: Exception, *operands: Any) -> Exception:
+def explain(op: str, err: BaseException, *operands: Any) -> BaseException:
     """Turn a torch failure inside ``op``'s forward into an error naming op, shapes and devices."""
     ts = [o.data if isinstance(o, TensorBase) else o for o in operands]
     ts = [t for t in ts if isinstance(t, torch.Tensor)]
