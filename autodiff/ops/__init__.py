@@ -1,16 +1,78 @@
 """The op catalogue: one class per op (forward, VJP, formula), grouped by kind."""
-from .elementwise import (abs, add, clamp, cos, div, eq, exp, ge, gt, le, leaky_relu, log, log1p,
-                          logical_and, logical_not, logical_or, lt, maximum, minimum, mul, ne, neg,
-                          pow, relu, sigmoid, sign, sin, sqrt, sub, tanh, where)
-from .elementwise import square
+from .elementwise import (
+    abs,
+    add,
+    clamp,
+    cos,
+    div,
+    eq,
+    exp,
+    ge,
+    gt,
+    le,
+    leaky_relu,
+    log,
+    log1p,
+    logical_and,
+    logical_not,
+    logical_or,
+    lt,
+    maximum,
+    minimum,
+    mul,
+    ne,
+    neg,
+    pow,
+    relu,
+    sigmoid,
+    sign,
+    sin,
+    sqrt,
+    square,
+    sub,
+    tanh,
+    where,
+)
 from .indexing import gather, getitem, masked_fill, scatter_add
 from .linalg import dot, linear, matmul, mm
-from .reductions import (amax, amin, argmax, argmin, cumsum, log_softmax, logsumexp, max, mean, min,
-                         norm, prod, softmax, std, sum, var)
 from .reductions import all_ as all  # noqa: A004  (torch's names)
+from .reductions import (
+    amax,
+    amin,
+    argmax,
+    argmin,
+    cumsum,
+    log_softmax,
+    logsumexp,
+    max,
+    mean,
+    min,
+    norm,
+    prod,
+    softmax,
+    std,
+    sum,
+    var,
+)
 from .reductions import any_ as any  # noqa: A004
-from .shape import (broadcast_to, cat, chunk, clone, expand, flatten, flip, permute, reshape, split,
-                    squeeze, stack, t, transpose, unsqueeze, view)
+from .shape import (
+    broadcast_to,
+    cat,
+    chunk,
+    clone,
+    expand,
+    flatten,
+    flip,
+    permute,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    t,
+    transpose,
+    unsqueeze,
+    view,
+)
 
 __all__ = [
     "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cat", "clamp", "clone",

@@ -159,9 +159,9 @@ def getitem(x: Tensor, idx: Any) -> Tensor:
             return Index.apply(x, *tensors, key=key)
         return Slice.apply(x, key=key)
     except (IndexError, RuntimeError, TypeError, ValueError) as e:
-        e = e.__context__ or e  # torch's own words, not Op.apply's restatement of them
-        raise type(e)(f"indexing a tensor of shape {shape_str(x.shape)} with {idx!r}: "
-                      f"{e}") from None
+        cause = e.__context__ or e  # torch's own words, not Op.apply's restatement of them
+        raise type(cause)(f"indexing a tensor of shape {shape_str(x.shape)} with {idx!r}: "
+                          f"{cause}") from None
 
 
 # ---- gather, scatter_add, masked_fill: the index or mask is an input (version-checked) ----------

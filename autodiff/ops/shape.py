@@ -304,7 +304,7 @@ def stack(tensors: Sequence[Any], dim: int = 0) -> Tensor:
 # ---- copies and casts ---------------------------------------------------------------------------
 class Clone(Op):
     """y = copy of x;  dx = g"""
-    forward = staticmethod(torch.clone)
+    forward: Any = staticmethod(torch.clone)  # Any: Contiguous swaps in another function
 
     def vjp(self, g):
         return g
