@@ -2,9 +2,10 @@
 
 Autograd is off (``inference_mode``: not even its dispatch step runs), the forward saves exactly
 what the backward needs, activations run in place on the ``addmm`` output, the backward uses
-torch's fused backward kernels (``tanh_backward``, ``threshold_backward``) and the optimizer is three multi-tensor (``_foreach``) calls. Gradients
-are still materialised as tensors (as any engine exposing ``.grad`` must); only fusing them into
-the momentum update (``addmm`` into the buffer) would issue fewer kernels.
+torch's fused backward kernels (``tanh_backward``, ``threshold_backward``) and the optimizer is
+three multi-tensor (``_foreach``) calls. Gradients are still materialised as tensors (as any
+engine exposing ``.grad`` must); only fusing them into the momentum update (``addmm`` into the
+buffer) would issue fewer kernels.
 """
 from __future__ import annotations
 

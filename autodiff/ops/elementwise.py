@@ -439,7 +439,7 @@ def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
     return LeakyReLU.apply(as_tensor(x), negative_slope=negative_slope)
 
 
-# ---- clamping and selection ------------------------------------------------------------------------
+# ---- clamping and selection ----------------------------------------------------------------------
 class Clamp(Op):
     """y = min(max(x, lo), hi) for numbers lo, hi;  dx = g where lo <= x <= hi, else 0"""
     saves = ("x",)
@@ -557,7 +557,7 @@ class Where(Op):
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
-    """Pick ``a`` where ``cond`` is true, else ``b`` (all three broadcast; a or b may be numbers)."""
+    """Pick ``a`` where ``cond`` is true, else ``b`` (all three broadcast; a, b may be numbers)."""
     c = raw(cond)
     if not isinstance(c, torch.Tensor):
         c = torch.as_tensor(c)
@@ -577,7 +577,7 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     return Where.apply(cond if isinstance(cond, Tensor) else c, a, b)
 
 
-# ---- no-gradient ops ------------------------------------------------------------------------------
+# ---- no-gradient ops -----------------------------------------------------------------------------
 def _nograd_binary(name: str, fn: Any):
     def op(a: Any, b: Any) -> Tensor:
         if not isinstance(b, (Tensor, torch.Tensor)) and b.__class__ not in SCALARS:

@@ -117,7 +117,8 @@ def render() -> str:
         "gradient, `y`/`z` the op's output. The engine sums every gradient back to its input's",
         "shape (undoing broadcasting) and checks its shape and dtype, so no formula shows that.",
         "",
-        "Checks, for every test-table entry listed: **gc** `ad.gradcheck` in float64 and **oracle**",
+        "Checks, for every test-table entry listed: **gc** `ad.gradcheck` in float64 and "
+        "**oracle**",
         "values and gradients equal torch.autograd's, over hypothesis-generated shapes",
         "(`test_ad_ops.py`); entries marked ² are also checked to second order (`gradgradcheck`",
         "and torch's double backward, `test_ad_second_order.py`).",
