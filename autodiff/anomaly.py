@@ -9,6 +9,7 @@ the autodiff package, plus the frames that led to it). The mode is per thread. W
 recording pays one flag check per node and nothing else; while it is on, every recorded op's
 output is scanned and its creation site is remembered (in a weak map, freed with the node).
 """
+
 from __future__ import annotations
 
 import linecache
@@ -99,7 +100,8 @@ def on_record(node: Any, out: torch.Tensor) -> None:
         raise AnomalyError(
             f"detect_anomaly: {node.name} produced {kind} in its output (shape "
             f"{tuple(out.shape)}, {_count(out)} non-finite). The op was called at\n  "
-            f"{_fmt_site(site)}")
+            f"{_fmt_site(site)}"
+        )
 
 
 def on_backward(node: Any, in_grads: tuple) -> None:
@@ -113,7 +115,8 @@ def on_backward(node: Any, in_grads: tuple) -> None:
             raise AnomalyError(
                 f"detect_anomaly: the backward of {node.name} returned {kind} in the gradient for "
                 f"its input {i} (of {len(in_grads)}; shape {tuple(raw.shape)}, {_count(raw)} "
-                f"non-finite). That {node.name} was created at\n  {_fmt_site(_sites.get(node))}")
+                f"non-finite). That {node.name} was created at\n  {_fmt_site(_sites.get(node))}"
+            )
 
 
 engine._anomaly = sys.modules[__name__]

@@ -18,6 +18,7 @@ A VJP is written once, with operators and methods that torch.Tensor and autodiff
 On the first-order path it receives raw torch tensors; under ``create_graph=True`` it receives
 recorded Tensors, so the backward pass is itself recorded.
 """
+
 from __future__ import annotations
 
 import threading
@@ -49,8 +50,18 @@ class Node:
 
     # Few objects per node: the garbage collector visits each of them in every full collection
     # (``in_meta`` and ``out_meta`` are built on demand from the slots below).
-    __slots__ = ("inputs", "saved", "versions", "known_meta", "out_shape", "out_dtype", "scope",
-                 "prehooks", "posthooks", "__weakref__")
+    __slots__ = (
+        "inputs",
+        "saved",
+        "versions",
+        "known_meta",
+        "out_shape",
+        "out_dtype",
+        "scope",
+        "prehooks",
+        "posthooks",
+        "__weakref__",
+    )
     # the slots, declared for type checkers (set by ``record``; annotations only, no defaults)
     inputs: tuple
     saved: tuple | None
@@ -64,9 +75,9 @@ class Node:
     prehooks: list | None
     posthooks: list | None
 
-    saves: tuple = ()          # names of what the VJP reads (set per op class)
-    out_index: int = -1        # position of "out" in ``saves`` (-1: the output is not saved)
-    save_plan: tuple = ()      # per saved slot: the input it holds, or -1 for the output
+    saves: tuple = ()  # names of what the VJP reads (set per op class)
+    out_index: int = -1  # position of "out" in ``saves`` (-1: the output is not saved)
+    save_plan: tuple = ()  # per saved slot: the input it holds, or -1 for the output
     reads: Any = None
     forward: Any = None
     # A VJP written by a user (``autodiff.Function``) may return tensors the user holds.
@@ -125,8 +136,9 @@ class Node:
         """What the VJP reads, in ``saves`` order (None where not needed); Tensors for inputs."""
         if self.saved is None:
             raise GraphError(_freed_message(self))
-        return tuple(_tensor_module.Tensor._wrap(s) if s.__class__ is _RAW else s
-                     for s in self.saved)
+        return tuple(
+            _tensor_module.Tensor._wrap(s) if s.__class__ is _RAW else s for s in self.saved
+        )
 
     def register_prehook(self, hook: Callable) -> RemovableHandle:
         """``hook(grad_output)`` before the VJP runs; a returned tensor replaces the gradient."""
@@ -228,12 +240,17 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
         if len(plan) == 1:  # one slot (the output, most often): no lists
             s = out if plan[0] < 0 else inputs[plan[0]]
             node.saved = (s,)
-            node.versions = (-1 if s is None else s._version if s.__class__ is _RAW
-                             else s.data._version,)
+            node.versions = (
+                -1 if s is None else s._version if s.__class__ is _RAW else s.data._version,
+            )
         else:
             node.saved = saved_t = tuple([out if i < 0 else inputs[i] for i in plan])
-            node.versions = tuple([-1 if s is None else s._version if s.__class__ is _RAW
-                                   else s.data._version for s in saved_t])
+            node.versions = tuple(
+                [
+                    -1 if s is None else s._version if s.__class__ is _RAW else s.data._version
+                    for s in saved_t
+                ]
+            )
     elif plan:
         needed = cls.reads_for(edges)
         saved: list = []
@@ -263,6 +280,7 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
 
 class NoGrad(Node):
     """Marks a result computed from tensors without a gradient (comparison, sign, argmax, ...)."""
+
     __slots__ = ()
 
 
@@ -279,9 +297,11 @@ def _version(s: Any) -> int:
 
 
 def _freed_message(node: Node) -> str:
-    return (f"Trying to backward through the graph a second time: the tensors saved by "
-            f"{node.name} were freed by the first backward(). Pass retain_graph=True to the first "
-            "backward() (or autodiff.grad) if you need to backward through it again.")
+    return (
+        f"Trying to backward through the graph a second time: the tensors saved by "
+        f"{node.name} were freed by the first backward(). Pass retain_graph=True to the first "
+        "backward() (or autodiff.grad) if you need to backward through it again."
+    )
 
 
 def _modified_error(node: Node, k: int) -> GraphError:
@@ -292,15 +312,20 @@ def _modified_error(node: Node, k: int) -> GraphError:
     if k == node.out_index:
         what = f"its own output (the output of {node.name})"
     elif isinstance(s, T):
-        what = (f"an input, the output of {s.grad_fn.name}," if s.grad_fn is not None
-                else "an input leaf tensor" if s._requires_grad
-                else "an input that does not require grad")
+        what = (
+            f"an input, the output of {s.grad_fn.name},"
+            if s.grad_fn is not None
+            else "an input leaf tensor"
+            if s._requires_grad
+            else "an input that does not require grad"
+        )
     else:
         what = "a tensor it saved (an index, a mask or another constant input)"
     return GraphError(
         f"one of the tensors needed by {node.name}'s backward has been modified by an in-place "
         f"operation: {what} of shape {tuple(s.shape)} and dtype {s.dtype} is at version {now}, "
-        f"expected version {v}. Avoid changing it in place before backward(), or clone() it first.")
+        f"expected version {v}. Avoid changing it in place before backward(), or clone() it first."
+    )
 
 
 def unpack(node: Node, create_graph: bool) -> list:
@@ -335,19 +360,29 @@ def sum_to(g: Any, shape: torch.Size) -> Any:
     """Undo broadcasting: sum ``g`` down to ``shape`` (works on torch and autodiff tensors)."""
     lead = g.ndim - len(shape)
     dims = tuple(range(lead)) + tuple(
-        i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+        i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1
+    )
     if dims:
         g = g.sum(dims, keepdim=True)
     return g.reshape(shape) if lead else g
 
 
-def fit_grad(node: Any, i: int, gi: Any, shape: torch.Size, dtype: torch.dtype,
-             create_graph: bool, what: str = "backward") -> Any:
+def fit_grad(
+    node: Any,
+    i: int,
+    gi: Any,
+    shape: torch.Size,
+    dtype: torch.dtype,
+    create_graph: bool,
+    what: str = "backward",
+) -> Any:
     """Check gradient ``gi`` for input ``i`` of ``node``; sum a broadcast one back to ``shape``."""
     cls = _tensor_module.Tensor if create_graph else _RAW
     if not isinstance(gi, cls):
-        raise TypeError(f"{node.name}.{what} returned a {type(gi).__name__} as the gradient of "
-                        f"input {i} (shape {_shape_str(shape)}); expected a tensor or None")
+        raise TypeError(
+            f"{node.name}.{what} returned a {type(gi).__name__} as the gradient of "
+            f"input {i} (shape {_shape_str(shape)}); expected a tensor or None"
+        )
     if gi.shape != shape:
         try:
             ok = torch.broadcast_shapes(gi.shape, shape) == gi.shape
@@ -357,18 +392,23 @@ def fit_grad(node: Any, i: int, gi: Any, shape: torch.Size, dtype: torch.dtype,
             raise ShapeError(
                 f"{node.name}.{what} returned a gradient of shape {_shape_str(gi.shape)} for "
                 f"input {i}, which has shape {_shape_str(shape)}: expected {_shape_str(shape)} "
-                "or a shape that broadcasts from it")
+                "or a shape that broadcasts from it"
+            )
         gi = sum_to(gi, shape)
     if gi.dtype is not dtype:
-        raise DTypeError(f"{node.name}.{what} returned a gradient of dtype {gi.dtype} for input "
-                         f"{i}, which has dtype {dtype}; the gradient must have the input's dtype")
+        raise DTypeError(
+            f"{node.name}.{what} returned a gradient of dtype {gi.dtype} for input "
+            f"{i}, which has dtype {dtype}; the gradient must have the input's dtype"
+        )
     return gi
 
 
 def _check_device(node: Any, i: int, gi: Any, like: Any, what: str) -> None:
     if gi.device != like.device:
-        raise DeviceError(f"{node.name}.{what} returned a gradient on {gi.device} for input {i}, "
-                          f"which is on {like.device}")
+        raise DeviceError(
+            f"{node.name}.{what} returned a gradient on {gi.device} for input {i}, "
+            f"which is on {like.device}"
+        )
 
 
 # ---- schedule --------------------------------------------------------------------------------
@@ -410,8 +450,9 @@ def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, 
     if targets is not None:
         needed: dict = {}
         for n in post:
-            beyond = any(p in targets if isinstance(p, T) else needed[p]
-                         for p in n.inputs if p is not None)
+            beyond = any(
+                p in targets if isinstance(p, T) else needed[p] for p in n.inputs if p is not None
+            )
             needed[n] = beyond or n in targets
             if not beyond:
                 stop.add(n)
@@ -435,8 +476,10 @@ def run_hooks(hooks: list, g: Any, create_graph: bool, owner: str, foreign: set)
         if r is None:
             continue
         if not isinstance(r, (T, _RAW)):
-            raise TypeError(f"gradient hook {_hook_name(hook)} on {owner} returned a "
-                            f"{type(r).__name__}; it must return a Tensor or None")
+            raise TypeError(
+                f"gradient hook {_hook_name(hook)} on {owner} returned a "
+                f"{type(r).__name__}; it must return a Tensor or None"
+            )
         rd = r.data if isinstance(r, T) else r
         gd = g.data if isinstance(g, T) else g
         if rd.shape != gd.shape or rd.dtype != gd.dtype or rd.device != gd.device:
@@ -444,7 +487,8 @@ def run_hooks(hooks: list, g: Any, create_graph: bool, owner: str, foreign: set)
                 f"gradient hook {_hook_name(hook)} on {owner} returned a tensor of shape "
                 f"{_shape_str(rd.shape)}, dtype {rd.dtype} on {rd.device} for a gradient of shape "
                 f"{_shape_str(gd.shape)}, dtype {gd.dtype} on {gd.device}; a hook may only replace "
-                "the gradient with one of the same shape, dtype and device")
+                "the gradient with one of the same shape, dtype and device"
+            )
         if create_graph:
             g = r if isinstance(r, T) else T._make(r)
         else:
@@ -509,14 +553,31 @@ def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
 
 # ---- the walk ------------------------------------------------------------------------------------
 @overload
-def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: bool,
-                 create_graph: bool, inputs: None = None, allow_unused: bool = True) -> None: ...
+def run_backward(
+    roots: Sequence[Any],
+    root_grads: Sequence[Any],
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: None = None,
+    allow_unused: bool = True,
+) -> None: ...
 @overload
-def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: bool,
-                 create_graph: bool, inputs: Sequence[Any], allow_unused: bool = True) -> tuple: ...
-def run_backward(roots: Sequence[Any], root_grads: Sequence[Any], retain_graph: bool,
-                 create_graph: bool, inputs: Sequence[Any] | None = None,
-                 allow_unused: bool = True) -> tuple | None:
+def run_backward(
+    roots: Sequence[Any],
+    root_grads: Sequence[Any],
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Any],
+    allow_unused: bool = True,
+) -> tuple: ...
+def run_backward(
+    roots: Sequence[Any],
+    root_grads: Sequence[Any],
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Any] | None = None,
+    allow_unused: bool = True,
+) -> tuple | None:
     """Back-propagate ``root_grads`` from ``roots``.
 
     Without ``inputs``, gradients accumulate into the ``.grad`` of the leaves reached (the
@@ -632,7 +693,8 @@ class _Sink:
                 if not allow_unused:
                     raise GraphError(
                         f"autodiff.grad: one of the inputs (shape {_shape_str(x.shape)}) was not "
-                        "used to compute the outputs; pass allow_unused=True to get None for it.")
+                        "used to compute the outputs; pass allow_unused=True to get None for it."
+                    )
                 out.append(None)
             elif self.create_graph:
                 out.append(g)
@@ -676,7 +738,8 @@ def root_grad(t: Any, grad: Any, create_graph: bool) -> Any:
                 f"backward() on a tensor of shape {_shape_str(t.shape)} needs a gradient: it can "
                 "be created implicitly only for scalar (one-element) outputs. Pass grad=... with "
                 f"the same shape as the tensor (e.g. autodiff.ones({_shape_str(t.shape)})), or "
-                "reduce it first (e.g. y.sum().backward()).")
+                "reduce it first (e.g. y.sum().backward())."
+            )
         raw = torch.ones_like(t.data)  # fresh each time: hooks may change it in place
     else:
         raw = grad.data if isinstance(grad, T) else grad
@@ -685,13 +748,18 @@ def root_grad(t: Any, grad: Any, create_graph: bool) -> Any:
         if raw.shape != t.data.shape:
             raise ShapeError(
                 f"backward(): grad has shape {_shape_str(raw.shape)} but the tensor has shape "
-                f"{_shape_str(t.shape)}; they must match.")
+                f"{_shape_str(t.shape)}; they must match."
+            )
         if raw.dtype != t.data.dtype:
-            raise DTypeError(f"backward(): grad has dtype {raw.dtype} but the tensor has dtype "
-                             f"{t.dtype}; they must match.")
+            raise DTypeError(
+                f"backward(): grad has dtype {raw.dtype} but the tensor has dtype "
+                f"{t.dtype}; they must match."
+            )
         if raw.device != t.data.device:
-            raise DeviceError(f"backward(): grad is on {raw.device} but the tensor is on "
-                              f"{t.device}; they must match.")
+            raise DeviceError(
+                f"backward(): grad is on {raw.device} but the tensor is on "
+                f"{t.device}; they must match."
+            )
     if create_graph:
         return grad if isinstance(grad, T) else T._make(raw)
     return raw
@@ -703,4 +771,5 @@ def check_differentiable(t: Any, what: str) -> None:
             f"{what}: element 0 of tensors does not require grad and has no grad_fn: this tensor "
             "was not produced by recorded operations on tensors with requires_grad=True (was it "
             "created under no_grad(), detached, or from inputs that do not require grad?). "
-            "Create the inputs with requires_grad=True.")
+            "Create the inputs with requires_grad=True."
+        )

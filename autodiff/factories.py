@@ -1,4 +1,5 @@
 """Tensor factories mirroring torch's (``requires_grad=`` makes a leaf that collects ``.grad``)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,9 @@ def _leaf(data: torch.Tensor, requires_grad: bool) -> Tensor:
     return Tensor(data, requires_grad=requires_grad)
 
 
-def tensor(data: Any, *, dtype: torch.dtype | None = None, device: Any = None,
-           requires_grad: bool = False) -> Tensor:
+def tensor(
+    data: Any, *, dtype: torch.dtype | None = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """A new leaf holding a copy of ``data`` (nested lists, numbers, NumPy or torch arrays)."""
     if isinstance(data, Tensor):
         data = data.data
@@ -24,58 +26,98 @@ def tensor(data: Any, *, dtype: torch.dtype | None = None, device: Any = None,
     return _leaf(t, requires_grad)
 
 
-def zeros(*size: Any, dtype: torch.dtype | None = None, device: Any = None,
-          requires_grad: bool = False) -> Tensor:
+def zeros(
+    *size: Any, dtype: torch.dtype | None = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _leaf(torch.zeros(*size, dtype=dtype, device=device), requires_grad)
 
 
-def ones(*size: Any, dtype: torch.dtype | None = None, device: Any = None,
-         requires_grad: bool = False) -> Tensor:
+def ones(
+    *size: Any, dtype: torch.dtype | None = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _leaf(torch.ones(*size, dtype=dtype, device=device), requires_grad)
 
 
-def full(size: Any, fill_value: Any, *, dtype: torch.dtype | None = None, device: Any = None,
-         requires_grad: bool = False) -> Tensor:
+def full(
+    size: Any,
+    fill_value: Any,
+    *,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     return _leaf(torch.full(size, fill_value, dtype=dtype, device=device), requires_grad)
 
 
-def empty(*size: Any, dtype: torch.dtype | None = None, device: Any = None,
-          requires_grad: bool = False) -> Tensor:
+def empty(
+    *size: Any, dtype: torch.dtype | None = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _leaf(torch.empty(*size, dtype=dtype, device=device), requires_grad)
 
 
-def eye(n: int, m: int | None = None, *, dtype: torch.dtype | None = None, device: Any = None,
-        requires_grad: bool = False) -> Tensor:
+def eye(
+    n: int,
+    m: int | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     return _leaf(torch.eye(n, n if m is None else m, dtype=dtype, device=device), requires_grad)
 
 
-def randn(*size: Any, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
-          device: Any = None, requires_grad: bool = False) -> Tensor:
+def randn(
+    *size: Any,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Standard normal samples (``generator`` for reproducibility)."""
     return _leaf(torch.randn(*size, generator=generator, dtype=dtype, device=device), requires_grad)
 
 
-def rand(*size: Any, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
-         device: Any = None, requires_grad: bool = False) -> Tensor:
+def rand(
+    *size: Any,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Uniform samples in [0, 1) (``generator`` for reproducibility)."""
     return _leaf(torch.rand(*size, generator=generator, dtype=dtype, device=device), requires_grad)
 
 
-def arange(*args: Any, dtype: torch.dtype | None = None, device: Any = None,
-           requires_grad: bool = False) -> Tensor:
+def arange(
+    *args: Any, dtype: torch.dtype | None = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _leaf(torch.arange(*args, dtype=dtype, device=device), requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, *, dtype: torch.dtype | None = None,
-             device: Any = None, requires_grad: bool = False) -> Tensor:
+def linspace(
+    start: float,
+    end: float,
+    steps: int,
+    *,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     return _leaf(torch.linspace(start, end, steps, dtype=dtype, device=device), requires_grad)
 
 
 def _like(fn: Any) -> Any:
-    def like(x: Any, *, dtype: torch.dtype | None = None, device: Any = None,
-             requires_grad: bool = False, **kw: Any) -> Tensor:
+    def like(
+        x: Any,
+        *,
+        dtype: torch.dtype | None = None,
+        device: Any = None,
+        requires_grad: bool = False,
+        **kw: Any,
+    ) -> Tensor:
         base = x.data if isinstance(x, Tensor) else x
         return _leaf(fn(base, dtype=dtype, device=device, **kw), requires_grad)
+
     like.__name__ = fn.__name__
     like.__doc__ = f"Like torch.{fn.__name__}: same shape (and by default dtype/device) as ``x``."
     return like
@@ -88,8 +130,14 @@ rand_like = _like(torch.rand_like)
 empty_like = _like(torch.empty_like)
 
 
-def full_like(x: Any, fill_value: Any, *, dtype: torch.dtype | None = None, device: Any = None,
-              requires_grad: bool = False) -> Tensor:
+def full_like(
+    x: Any,
+    fill_value: Any,
+    *,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     base = x.data if isinstance(x, Tensor) else x
     return _leaf(torch.full_like(base, fill_value, dtype=dtype, device=device), requires_grad)
 

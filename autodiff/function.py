@@ -16,6 +16,7 @@
 receives recorded Tensors (saved inputs and the output are reconnected to the graph), so a
 backward written with operators and tensor methods is differentiable again for free.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -56,14 +57,17 @@ class FunctionNode(engine.Node):
 
     def vjp(self, g: Any, *saved: Any) -> tuple:
         ctx = self.ctx
-        ctx.saved_tensors = tuple(saved[i] if i is not None else c
-                                  for i, c in zip(self.map, ctx.to_save))
+        ctx.saved_tensors = tuple(
+            saved[i] if i is not None else c for i, c in zip(self.map, ctx.to_save)
+        )
         grads = self.fn.backward(ctx, g)
         if not isinstance(grads, tuple):
             grads = (grads,)
         if len(grads) != len(self.inputs):
-            raise TypeError(f"{self.name}.backward returned {len(grads)} gradients but forward "
-                            f"took {len(self.inputs)} tensor inputs")
+            raise TypeError(
+                f"{self.name}.backward returned {len(grads)} gradients but forward "
+                f"took {len(self.inputs)} tensor inputs"
+            )
         first_order = g.__class__ is torch.Tensor
         out: list = []
         for i, (gi, dev) in enumerate(zip(grads, self.devices)):
@@ -76,12 +80,16 @@ class FunctionNode(engine.Node):
                 # a tensor the user may hold: the engine copies it before it becomes a .grad
                 gi = gi if first_order else Tensor._make(gi)
             else:
-                raise TypeError(f"{self.name}.backward returned a {type(gi).__name__} as the "
-                                f"gradient of input {i}; expected a tensor or None")
+                raise TypeError(
+                    f"{self.name}.backward returned a {type(gi).__name__} as the "
+                    f"gradient of input {i}; expected a tensor or None"
+                )
             raw = gi if first_order else gi.data
             if raw.device != dev:
-                raise engine.DeviceError(f"{self.name}.backward returned a gradient on "
-                                         f"{raw.device} for input {i}, which is on {dev}")
+                raise engine.DeviceError(
+                    f"{self.name}.backward returned a gradient on "
+                    f"{raw.device} for input {i}, which is on {dev}"
+                )
             out.append(gi)
         return tuple(out)
 
@@ -112,8 +120,9 @@ class Function:
         if isinstance(out, Tensor):
             out = out.data
         if not isinstance(out, torch.Tensor):
-            raise TypeError(f"{cls.__name__}.forward must return a torch.Tensor, got "
-                            f"{type(out).__name__}")
+            raise TypeError(
+                f"{cls.__name__}.forward must return a torch.Tensor, got {type(out).__name__}"
+            )
         t = engine.record(FunctionNode, out, tensors)
         node = t.grad_fn
         if node is None:

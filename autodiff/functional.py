@@ -1,4 +1,5 @@
 """``autodiff.grad``: gradients of outputs w.r.t. chosen inputs, without touching ``.grad``."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -16,9 +17,14 @@ def _as_list(x: Any) -> list:
     return list(x)
 
 
-def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
-         grad_outputs: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
-         allow_unused: bool = False) -> tuple:
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple:
     """Return ``(d outputs / d input for input in inputs)`` as a tuple of Tensors.
 
     ``grad_outputs`` are the vectors of the vector-Jacobian products (may be omitted for scalar
@@ -33,8 +39,10 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
         if not isinstance(x, Tensor):
             raise TypeError(f"grad: inputs must be autodiff Tensors, got {type(x).__name__}")
         if not x.requires_grad:
-            raise GraphError(f"grad: an input (shape {tuple(x.shape)}) does not require grad, so "
-                             "no gradient can be computed for it.")
+            raise GraphError(
+                f"grad: an input (shape {tuple(x.shape)}) does not require grad, so "
+                "no gradient can be computed for it."
+            )
     if grad_outputs is None:
         gos: list = [None] * len(outs)
     else:
@@ -49,5 +57,6 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
         engine.check_differentiable(o, "grad")
         roots.append(o)
         root_grads.append(engine.root_grad(o, g, create_graph))
-    return engine.run_backward(roots, root_grads, retain_graph, create_graph, inputs=ins,
-                               allow_unused=allow_unused)
+    return engine.run_backward(
+        roots, root_grads, retain_graph, create_graph, inputs=ins, allow_unused=allow_unused
+    )

@@ -3,6 +3,7 @@
 Both live on one ``threading.local`` so that two threads training two models never see each
 other's ``no_grad()`` blocks, and so that recording reads a single object per op.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Finite-difference checks of the hand-written VJPs (central differences; use float64)."""
+
 from __future__ import annotations
 
 import warnings
@@ -15,8 +16,9 @@ def _input_list(op: str, inputs: Any) -> list:
     if isinstance(inputs, Tensor):
         return [inputs]
     if not isinstance(inputs, (list, tuple)):
-        raise TypeError(f"{op}: inputs must be a Tensor or a list/tuple of Tensors, got "
-                        f"{type(inputs).__name__}")
+        raise TypeError(
+            f"{op}: inputs must be a Tensor or a list/tuple of Tensors, got {type(inputs).__name__}"
+        )
     return list(inputs)
 
 
@@ -41,13 +43,20 @@ def _numerical(fn: Callable, inputs: Sequence[Tensor], x: Tensor, eps: float) ->
         flat[k] = orig
         cols.append([(p - m) / (2 * eps) for p, m in zip(plus, minus)])
     if not cols:  # an empty input: zero columns, but still one (empty) Jacobian per output
-        return [torch.zeros(o.numel(), 0, dtype=o.dtype, device=o.device)
-                for o in _outputs(fn, inputs)]
+        return [
+            torch.zeros(o.numel(), 0, dtype=o.dtype, device=o.device) for o in _outputs(fn, inputs)
+        ]
     return [torch.stack([c[j] for c in cols], dim=1) for j in range(len(cols[0]))]
 
 
-def gradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor], eps: float = 1e-6,
-              atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True) -> bool:
+def gradcheck(
+    fn: Callable[..., Any],
+    inputs: Tensor | Sequence[Tensor],
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+) -> bool:
     """Compare the VJP-built Jacobian of ``fn`` with central differences.
 
     For every input that requires grad and every output element, the analytic row
@@ -61,8 +70,11 @@ def gradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor], eps: fl
         raise ValueError("gradcheck: no input requires grad")
     for x in diff:
         if x.dtype != torch.float64:
-            warnings.warn(f"gradcheck: input of dtype {x.dtype} is not float64; finite "
-                          "differences will be inaccurate", stacklevel=2)
+            warnings.warn(
+                f"gradcheck: input of dtype {x.dtype} is not float64; finite "
+                "differences will be inaccurate",
+                stacklevel=2,
+            )
         if not x.is_leaf:
             raise ValueError("gradcheck: inputs must be leaf tensors")
     outs = _outputs(fn, inputs)
@@ -86,26 +98,38 @@ def gradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor], eps: fl
             bad = (a - num).abs() > atol + rtol * num.abs()
             if bad.any():
                 r, k = (int(v) for v in bad.nonzero()[0])
-                msg = (f"gradcheck: Jacobian mismatch for output {j} w.r.t. input {i} (shape "
-                       f"{tuple(x.shape)}) at output element {r}, input element {k}: analytic "
-                       f"{a[r, k].item():.6g} vs numerical {num[r, k].item():.6g}\n"
-                       f"analytic:\n{a}\nnumerical:\n{num}")
+                msg = (
+                    f"gradcheck: Jacobian mismatch for output {j} w.r.t. input {i} (shape "
+                    f"{tuple(x.shape)}) at output element {r}, input element {k}: analytic "
+                    f"{a[r, k].item():.6g} vs numerical {num[r, k].item():.6g}\n"
+                    f"analytic:\n{a}\nnumerical:\n{num}"
+                )
                 if raise_exception:
                     raise GradcheckError(msg)
                 return False
     return True
 
 
-def gradgradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
-                  grad_outputs: Sequence[Tensor] | None = None, eps: float = 1e-6,
-                  atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True) -> bool:
+def gradgradcheck(
+    fn: Callable[..., Any],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Sequence[Tensor] | None = None,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+) -> bool:
     """Check second derivatives: gradcheck of ``x, v -> VJP(fn)(x; v)`` built with create_graph."""
     inputs = _input_list("gradgradcheck", inputs)
     outs = _outputs(fn, inputs)
     if grad_outputs is None:
         gen = torch.Generator().manual_seed(0)
-        grad_outputs = [Tensor(torch.randn(o.shape, generator=gen, dtype=o.dtype).to(o.device),
-                               requires_grad=True) for o in outs]
+        grad_outputs = [
+            Tensor(
+                torch.randn(o.shape, generator=gen, dtype=o.dtype).to(o.device), requires_grad=True
+            )
+            for o in outs
+        ]
     n_in = len(inputs)
 
     def first_order(*args: Tensor) -> tuple:

@@ -26,6 +26,7 @@ A VJP is written with operators and methods that torch.Tensor and autodiff.Tenso
 runs on raw tensors on the first-order path and is recorded (differentiable again) under
 ``create_graph=True``.
 """
+
 from __future__ import annotations
 
 import re
@@ -60,8 +61,9 @@ class _OpType(type):
         args, saves = cls.args, cls.saves
         for s in saves:
             if s != "out" and s not in args:
-                raise TypeError(f"{name}.saves names {s!r}, which is neither an input "
-                                f"{args} nor 'out'")
+                raise TypeError(
+                    f"{name}.saves names {s!r}, which is neither an input {args} nor 'out'"
+                )
         cls.save_plan = tuple(-1 if s == "out" else args.index(s) for s in saves)
         cls.out_index = saves.index("out") if "out" in saves else -1
         if cls.reads is not None:
@@ -116,8 +118,9 @@ class Op(engine.Node, metaclass=_OpType):
         wanted = tuple([e is not None for e in edges])
         needed = cls.reads_cache.get(wanted)
         if needed is None:  # first time for this pattern (at most 2^inputs of them)
-            needed = cls.reads_cache[wanted] = tuple(any(wanted[i] for i in users)
-                                                     for users in cls.save_users)
+            needed = cls.reads_cache[wanted] = tuple(
+                any(wanted[i] for i in users) for users in cls.save_users
+            )
         return needed
 
 
@@ -132,9 +135,11 @@ def broadcast_mismatch(*shapes: Any) -> str:
     for d in range(-1, -n - 1, -1):
         sizes = [s[d] for s in shapes if len(s) >= -d]
         if len({x for x in sizes if x != 1}) > 1:
-            return (f"shapes {' and '.join(shape_str(s) for s in shapes)} cannot be broadcast "
-                    f"together: at dimension {d} the sizes are {' and '.join(map(str, sizes))} "
-                    "(sizes must match or be 1)")
+            return (
+                f"shapes {' and '.join(shape_str(s) for s in shapes)} cannot be broadcast "
+                f"together: at dimension {d} the sizes are {' and '.join(map(str, sizes))} "
+                "(sizes must match or be 1)"
+            )
     return "shapes " + " and ".join(shape_str(s) for s in shapes) + " cannot be broadcast together"
 
 
@@ -145,8 +150,10 @@ def explain(op: str, err: BaseException, *operands: Any) -> BaseException:
     devices = {t.device for t in ts if t.dim() > 0}
     if len(devices) > 1:
         desc = " and ".join(f"{shape_str(t.shape)} on {t.device}" for t in ts)
-        return DeviceError(f"{op}: operands are on different devices: {desc}. Move them to one "
-                           "device with .to(device) first.")
+        return DeviceError(
+            f"{op}: operands are on different devices: {desc}. Move them to one "
+            "device with .to(device) first."
+        )
     if len(ts) >= 2:
         try:
             torch.broadcast_shapes(*(t.shape for t in ts))

@@ -22,6 +22,7 @@ comparisons feeding the loss, custom Functions, ...) are refused with an error n
 ``compile=True`` compiles the replayed step, the optimizer's update included, with
 ``torch.compile`` (``autodiff.replay_compile``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,16 +43,15 @@ class _Plan:
     a fixed sequence of torch calls: what is left per op is the call itself.
     """
 
-    __slots__ = ("inputs", "params", "consts", "forward", "backward", "root", "_fn",
-                 "compiled")
-    inputs: list     # slot of each step input
-    params: list     # (slot, leaf) of each leaf that requires grad
-    consts: list     # (slot, raw tensor) read as constants
-    forward: list    # (out slot, kernel, argument slots)
-    backward: list   # (gradient slot, VJP, saved slots, parent slots)
+    __slots__ = ("inputs", "params", "consts", "forward", "backward", "root", "_fn", "compiled")
+    inputs: list  # slot of each step input
+    params: list  # (slot, leaf) of each leaf that requires grad
+    consts: list  # (slot, raw tensor) read as constants
+    forward: list  # (out slot, kernel, argument slots)
+    backward: list  # (gradient slot, VJP, saved slots, parent slots)
     root: int
     _fn: Any
-    compiled: Any    # None (not yet), False (plain replay), or a replay_compile.CompiledStep
+    compiled: Any  # None (not yet), False (plain replay), or a replay_compile.CompiledStep
 
     def compile(self) -> None:
         namespace: dict = {}
@@ -79,15 +79,19 @@ class _Plan:
             blocks.append(([f"s{slot} = consts[{i}]"], ()))
         for k, (out, _, args) in enumerate(self.forward):
             blocks.append(([f"s{out} = K[{k}]({', '.join(f's{a}' for a in args)})"], args))
-        grads = sorted({g for g, _, _, _ in self.backward} |
-                       {p for _, _, _, ps in self.backward for p in ps if p is not None})
+        grads = sorted(
+            {g for g, _, _, _ in self.backward}
+            | {p for _, _, _, ps in self.backward for p in ps if p is not None}
+        )
         if grads:
             blocks.append(([" = ".join(f"g{g}" for g in grads) + " = None"], ()))
         blocks.append(([f"g{self.root} = _ones(s{self.root})"], ()))
         for k, (gslot, _, saved, parents) in enumerate(self.backward):
             call = ", ".join([f"g{gslot}"] + [f"s{a}" for a in saved])
             code = [f"if g{gslot} is not None:", f"    r = V[{k}]({call})", f"    g{gslot} = None"]
-            code += [f"    g{p} = _acc(g{p}, r[{i}])" for i, p in enumerate(parents) if p is not None]
+            code += [
+                f"    g{p} = _acc(g{p}, r[{i}])" for i, p in enumerate(parents) if p is not None
+            ]
             blocks.append((code, saved))
         last: dict = {}
         for i, (_, reads) in enumerate(blocks):
@@ -125,8 +129,10 @@ def _acc(a: Any, b: Any) -> Any:
 
 
 def _signature(raw_inputs: list) -> tuple:
-    return tuple((tuple(x.shape), x.dtype, x.device) if isinstance(x, torch.Tensor) else
-                 (type(x), x) for x in raw_inputs)
+    return tuple(
+        (tuple(x.shape), x.dtype, x.device) if isinstance(x, torch.Tensor) else (type(x), x)
+        for x in raw_inputs
+    )
 
 
 class Replay:
@@ -134,12 +140,17 @@ class Replay:
     ``optimizer``, each call also applies its update and zeroes the gradients; with
     ``compile``, the whole step is compiled (see ``autodiff.replay_compile``)."""
 
-    def __init__(self, fn: Callable[..., Tensor], optimizer: Any = None,
-                 compile: bool = False) -> None:
-        if optimizer is not None and not (callable(getattr(optimizer, "step", None)) and
-                                          callable(getattr(optimizer, "zero_grad", None))):
-            raise TypeError(f"replay: optimizer must have step() and zero_grad(), got "
-                            f"{type(optimizer).__name__}")
+    def __init__(
+        self, fn: Callable[..., Tensor], optimizer: Any = None, compile: bool = False
+    ) -> None:
+        if optimizer is not None and not (
+            callable(getattr(optimizer, "step", None))
+            and callable(getattr(optimizer, "zero_grad", None))
+        ):
+            raise TypeError(
+                f"replay: optimizer must have step() and zero_grad(), got "
+                f"{type(optimizer).__name__}"
+            )
         self.fn = fn
         self.optimizer = optimizer
         self.compile = bool(compile)
@@ -173,6 +184,7 @@ class Replay:
         step = plan.compiled
         if step is None:
             from .replay_compile import CompiledStep
+
             opt = self.optimizer
             make_rule = getattr(opt, "update_rule", None)
             rule = make_rule([p for _, p in plan.params]) if make_rule is not None else None
@@ -215,8 +227,8 @@ def replay(fn: Callable[..., Tensor], optimizer: Any = None, compile: bool = Fal
 
 
 def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
-    slot_of: dict = {}   # id(raw tensor) -> slot
-    keep: list = []      # raw tensors whose ids are keys above (so ids stay unique while building)
+    slot_of: dict = {}  # id(raw tensor) -> slot
+    keep: list = []  # raw tensors whose ids are keys above (so ids stay unique while building)
     plan = _Plan()
     plan.inputs, plan.params, plan.consts, plan.forward, plan.backward = [], [], [], [], []
 
@@ -240,18 +252,24 @@ def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
         s = new_slot(raw)
         if isinstance(t, Tensor) and t.grad_fn is None and t.requires_grad:
             if t._hooks:
-                raise GraphError("replay: a leaf read by the step has gradient hooks, which a "
-                                 "replay would skip; run this step eagerly instead")
+                raise GraphError(
+                    "replay: a leaf read by the step has gradient hooks, which a "
+                    "replay would skip; run this step eagerly instead"
+                )
             plan.params.append((s, t))
         elif isinstance(t, Tensor) and t.grad_fn is not None:
-            raise GraphError(f"replay: {op} reads a tensor computed before the step began; "
-                             "compute everything inside the step function")
+            raise GraphError(
+                f"replay: {op} reads a tensor computed before the step began; "
+                "compute everything inside the step function"
+            )
         elif isinstance(t, torch.Tensor):
             # A raw index, mask or condition that no recorded op computed: it may depend on the
             # data (``x > 0.5`` in plain torch), and freezing it would be silently wrong.
-            raise GraphError(f"replay: {op} reads a plain torch tensor (an index, mask or "
-                             "condition) that the step computed outside tapegrad, so it cannot "
-                             "be replayed; run this step eagerly instead")
+            raise GraphError(
+                f"replay: {op} reads a plain torch tensor (an index, mask or "
+                "condition) that the step computed outside tapegrad, so it cannot "
+                "be replayed; run this step eagerly instead"
+            )
         else:
             plan.consts.append((s, raw))
         return s
@@ -262,11 +280,15 @@ def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
         if fn is None:
             what = cls.__name__
             if cls is engine.NoGrad:
-                what = ("NoGrad (a value computed from data without a gradient: a comparison, "
-                        "sign, argmax or a random mask such as Dropout's)")
-            raise GraphError(f"replay: the step uses {what}, which cannot be replayed "
-                             "(its result depends on data in a way a kernel list cannot "
-                             "capture); run this step eagerly instead")
+                what = (
+                    "NoGrad (a value computed from data without a gradient: a comparison, "
+                    "sign, argmax or a random mask such as Dropout's)"
+                )
+            raise GraphError(
+                f"replay: the step uses {what}, which cannot be replayed "
+                "(its result depends on data in a way a kernel list cannot "
+                "capture); run this step eagerly instead"
+            )
         args = tuple(slot_for(t, cls.__name__) for t in ins)
         s = new_slot(out.data)
         plan.forward.append((s, fn, args))
@@ -281,11 +303,17 @@ def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
         if n not in node_slot:
             raise GraphError(f"replay: {n.name} was recorded outside the step function")
         if n.prehooks or n.posthooks:
-            raise GraphError(f"replay: a tensor made by {n.name} has gradient hooks, which a "
-                             "replay would skip; run this step eagerly instead")
+            raise GraphError(
+                f"replay: a tensor made by {n.name} has gradient hooks, which a "
+                "replay would skip; run this step eagerly instead"
+            )
         saved = [slot_for(x, n.name) for x in n.saved]
-        parents = tuple(node_slot.get(p) if isinstance(p, engine.Node) else
-                        (slot_for(p, n.name) if p is not None else None) for p in n.inputs)
+        parents = tuple(
+            node_slot.get(p)
+            if isinstance(p, engine.Node)
+            else (slot_for(p, n.name) if p is not None else None)
+            for p in n.inputs
+        )
         plan.backward.append((node_slot[n], _contract(n), tuple(saved), parents))
     plan.compile()
     return plan
@@ -310,7 +338,12 @@ def _contract(n: engine.Node) -> Any:
             r = (r,)
         for gi, s in zip(r, shapes):
             if gi is not None and s is not None and gi.shape != s:
-                return tuple([gi if gi is None or s is None or gi.shape == s else fit(gi, s)
-                              for gi, s in zip(r, shapes)])
+                return tuple(
+                    [
+                        gi if gi is None or s is None or gi.shape == s else fit(gi, s)
+                        for gi, s in zip(r, shapes)
+                    ]
+                )
         return r  # every gradient already has its input's shape (the common case)
+
     return call

@@ -34,6 +34,7 @@ Without a C++ compiler (on the CPU), or when a step does not compile, a one-line
 given and the plain replay runs. Results equal the eager engine's up to floating-point
 reassociation and fusion: a few units in the last place per step.
 """
+
 from __future__ import annotations
 
 import operator
@@ -66,8 +67,9 @@ class UpdateRule(Protocol):
 
     def prepare(self) -> tuple[Hashable, list, list] | None: ...
 
-    def update(self, key: Hashable, params: list, grads: list, state: list,
-               hyper: list) -> tuple[list, list]: ...
+    def update(
+        self, key: Hashable, params: list, grads: list, state: list, hyper: list
+    ) -> tuple[list, list]: ...
 
     def finish(self) -> None: ...
 
@@ -78,8 +80,12 @@ def compiler_missing(device: torch.device) -> str | None:
         return None
     try:
         from torch._inductor import config
-        names = [c for c in config.cpp.cxx if c] if isinstance(config.cpp.cxx, (list, tuple)) \
+
+        names = (
+            [c for c in config.cpp.cxx if c]
+            if isinstance(config.cpp.cxx, (list, tuple))
             else [config.cpp.cxx]
+        )
     except Exception:  # a torch without Inductor's config: let the compile attempt tell
         return None
     names = names or [os.environ.get("CXX", "g++")]
@@ -88,7 +94,7 @@ def compiler_missing(device: torch.device) -> str | None:
     return f"no C++ compiler ({', '.join(names)}) for torch.compile's CPU code"
 
 
-_WRAPPER = '''
+_WRAPPER = """
 def compiled_step(inputs, consts, params, state, hyper):
     loss, grads = _step(inputs, params, consts, _K, _V, _ones, _acc)
     own = [params[i] for i in _owned]
@@ -100,7 +106,7 @@ def compiled_step(inputs, consts, params, state, hyper):
         if v is not t:
             t.copy_(v)
     return loss, [grads[i] for i in _others]
-'''
+"""
 
 
 class _NoUpdate:
@@ -111,8 +117,9 @@ class _NoUpdate:
     def prepare(self) -> tuple:
         return (), [], []
 
-    def update(self, key: Hashable, params: list, grads: list, state: list,
-               hyper: list) -> tuple[list, list]:
+    def update(
+        self, key: Hashable, params: list, grads: list, state: list, hyper: list
+    ) -> tuple[list, list]:
         return [], []
 
     def finish(self) -> None:
@@ -133,8 +140,14 @@ class CompiledStep:
         owned = set(self.owned)
         self.others = tuple(i for i in range(len(self.params)) if i not in owned)
         self.consts = [c for _, c in plan.consts]
-        first = next((t for t in [*(p.data for p in self.params), *self.consts]
-                      if isinstance(t, torch.Tensor)), None)
+        first = next(
+            (
+                t
+                for t in [*(p.data for p in self.params), *self.consts]
+                if isinstance(t, torch.Tensor)
+            ),
+            None,
+        )
         self.device = first.device if first is not None else torch.device("cpu")
         self.cuda = self.device.type == "cuda"
         self.fns: dict = {}  # update key -> (function, leaves of its grads, where, guard)
@@ -147,12 +160,19 @@ class CompiledStep:
         """Trace the step with fake tensors into an ATen graph (make_fx: no Python objects left
         in it, so torch.compile guards only the tensors), then compile that graph."""
         from torch.fx.experimental.proxy_tensor import make_fx
+
         ns: dict = {}
         exec(compile(self.plan.source(raw_params=True), "<autodiff.replay>", "exec"), ns)
-        ns.update(_K=tuple(fn for _, fn, _ in self.plan.forward),
-                  _V=tuple(vjp for _, vjp, _, _ in self.plan.backward), _ones=torch.ones_like,
-                  _acc=_acc, _update=self.rule.update, _key=key, _owned=self.owned,
-                  _others=self.others)
+        ns.update(
+            _K=tuple(fn for _, fn, _ in self.plan.forward),
+            _V=tuple(vjp for _, vjp, _, _ in self.plan.backward),
+            _ones=torch.ones_like,
+            _acc=_acc,
+            _update=self.rule.update,
+            _key=key,
+            _owned=self.owned,
+            _others=self.others,
+        )
         exec(compile(_WRAPPER, "<autodiff.replay.compiled>", "exec"), ns)
         ad_step = ns["compiled_step"]
         # Tensors are the compiled function's arguments; anything else the step reads (Python
@@ -166,7 +186,7 @@ class CompiledStep:
         def flat_step(*args: torch.Tensor) -> tuple:
             parts, k = [], 0
             for n in sizes:
-                parts.append(list(args[k:k + n]))
+                parts.append(list(args[k : k + n]))
                 k += n
             vals = list(values)
             for i, x in zip(where, parts[0]):
@@ -182,6 +202,7 @@ class CompiledStep:
         if not self.cuda and CPU_BACKEND == "inductor":
             try:
                 from torch._inductor.compile_fx import compile_fx
+
                 fn = compile_fx(graph, args, config_patches=dict(CPU_OPTIONS))
                 return fn, others, where, _Guard(args, n_fixed)
             except Exception as e:  # noqa: BLE001 - Inductor's own entry moved or failed
@@ -189,12 +210,12 @@ class CompiledStep:
         if self.cuda:
             fn = torch.compile(graph.forward, fullgraph=True, dynamic=False, mode=CUDA_MODE)
         else:
-            fn = torch.compile(graph.forward, fullgraph=True, dynamic=False,
-                               options=dict(CPU_OPTIONS))
+            fn = torch.compile(
+                graph.forward, fullgraph=True, dynamic=False, options=dict(CPU_OPTIONS)
+            )
         return fn, others, where, None
 
-    def _args(self, raw_inputs: list, where: list, raw_params: list, st: list,
-              hyper: list) -> list:
+    def _args(self, raw_inputs: list, where: list, raw_params: list, st: list, hyper: list) -> list:
         values = [*raw_inputs, *self.consts]
         if len(where) != len(values):
             values = [values[i] for i in where]
@@ -240,8 +261,9 @@ class CompiledStep:
         self.rule.finish()
         return out[0], list(zip(entry[1], out[1:]))
 
-    def _run(self, entry: tuple, raw_inputs: list, raw_params: list, st: list,
-             hyper: list) -> tuple:
+    def _run(
+        self, entry: tuple, raw_inputs: list, raw_params: list, st: list, hyper: list
+    ) -> tuple:
         fn, _, where, guard = entry
         args = self._args(raw_inputs, where, raw_params, st, hyper)
         if guard is not None and not guard.check(args):
@@ -296,5 +318,6 @@ def _one_line(e: BaseException) -> str:
 
 
 def _warn(why: str) -> None:
-    warnings.warn(f"replay(compile=True): {why}; running the plain replay", RuntimeWarning,
-                  stacklevel=5)
+    warnings.warn(
+        f"replay(compile=True): {why}; running the plain replay", RuntimeWarning, stacklevel=5
+    )

@@ -1,5 +1,6 @@
 """``autodiff.Tensor``: the tensor state and plumbing (``tensor_base.py``) plus the methods that
 each op module declares next to its ops."""
+
 from __future__ import annotations
 
 from .ops.creation import CreationMethods
@@ -12,8 +13,16 @@ from .ops.shape import ShapeMethods
 from .tensor_base import TensorBase
 
 
-class Tensor(TensorBase, ElementwiseMethods, ReductionMethods, ShapeMethods, IndexingMethods,
-             LinalgMethods, InplaceMethods, CreationMethods):
+class Tensor(
+    TensorBase,
+    ElementwiseMethods,
+    ReductionMethods,
+    ShapeMethods,
+    IndexingMethods,
+    LinalgMethods,
+    InplaceMethods,
+    CreationMethods,
+):
     """A recorded tensor. ``data`` is the underlying ``torch.Tensor`` (never requiring torch grad).
 
     ``Tensor(torch_tensor)`` wraps without copying; ``autodiff.tensor(values)`` copies.

@@ -3,6 +3,7 @@
 The math methods (arithmetic, reductions, shapes, indexing, in-place) are declared next to their
 ops, in each op module's ``*Methods`` class; ``autodiff/tensor.py`` puts the two together.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, SupportsIndex
@@ -30,13 +31,15 @@ def _differentiable_dtype(dtype: torch.dtype) -> bool:
 def _refuse_dtype(dtype: torch.dtype) -> None:
     raise DTypeError(
         f"only floating point (and complex) tensors can require gradients; got dtype {dtype}. "
-        "Convert first, e.g. x.float() or autodiff.tensor(..., dtype=torch.float32).")
+        "Convert first, e.g. x.float() or autodiff.tensor(..., dtype=torch.float32)."
+    )
 
 
 def _refuse_flag(flag: Any) -> None:
     # torch refuses these too: a truthy string or a 0/1 is a mistake, not a flag.
-    raise TypeError(f"requires_grad must be a bool (True or False), got {type(flag).__name__} "
-                    f"{flag!r}")
+    raise TypeError(
+        f"requires_grad must be a bool (True or False), got {type(flag).__name__} {flag!r}"
+    )
 
 
 class TensorBase:
@@ -57,14 +60,22 @@ class TensorBase:
     __array_priority__ = 1000
 
     @classmethod
-    def __torch_function__(cls, func: Any, types: Any, args: tuple = (),
-                           kwargs: dict | None = None) -> Any:
+    def __torch_function__(
+        cls, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         """``torch.exp(x)``, ``F.relu(x)``, ``torch.allclose(x, y)``: see ``torch_function``."""
         from .torch_function import dispatch
+
         return dispatch(func, args, kwargs or {})
 
-    def __init__(self, data: Any, requires_grad: bool = False, *, dtype: torch.dtype | None = None,
-                 device: Any = None) -> None:
+    def __init__(
+        self,
+        data: Any,
+        requires_grad: bool = False,
+        *,
+        dtype: torch.dtype | None = None,
+        device: Any = None,
+    ) -> None:
         if isinstance(data, TensorBase):
             data = data.data
         if isinstance(data, torch.Tensor):
@@ -76,8 +87,9 @@ class TensorBase:
             try:
                 data = torch.as_tensor(data, dtype=dtype, device=device)
             except (RuntimeError, TypeError, ValueError) as e:
-                raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} "
-                                f"{data!r:.60} ({e})") from None
+                raise TypeError(
+                    f"Tensor: cannot make a tensor from {type(data).__name__} {data!r:.60} ({e})"
+                ) from None
         if requires_grad.__class__ is not bool:
             _refuse_flag(requires_grad)
         if requires_grad and not _differentiable_dtype(data.dtype):
@@ -127,7 +139,8 @@ class TensorBase:
                 raise GraphError(
                     "you can only change requires_grad of leaf tensors; this one was produced by "
                     f"{self.grad_fn.name}. Use .detach() to get a tensor that does not require "
-                    "grad.")
+                    "grad."
+                )
             return
         if flag.__class__ is not bool:
             _refuse_flag(flag)
@@ -143,8 +156,13 @@ class TensorBase:
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
-    def backward(self, grad: Any = None, retain_graph: bool | None = None,
-                 create_graph: bool = False, inputs: Tensor | Sequence[Tensor] | None = None) -> None:
+    def backward(
+        self,
+        grad: Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Tensor | Sequence[Tensor] | None = None,
+    ) -> None:
         """Accumulate d(self)/d(leaf) into every reachable leaf's ``.grad``.
 
         ``grad`` is the vector of the vector-Jacobian product (required unless self has one
@@ -157,10 +175,17 @@ class TensorBase:
         g = engine.root_grad(self, grad, create_graph)
         if inputs is not None:
             from .functional import grad as _grad
+
             ins = [inputs] if isinstance(inputs, TensorBase) else list(inputs)
             outs: list = [self]
-            gs = _grad(outs, ins, [g], retain_graph=retain_graph, create_graph=create_graph,
-                       allow_unused=True)
+            gs = _grad(
+                outs,
+                ins,
+                [g],
+                retain_graph=retain_graph,
+                create_graph=create_graph,
+                allow_unused=True,
+            )
             for x, gx in zip(ins, gs):
                 if gx is not None:
                     engine.accumulate(x, gx if create_graph else gx.data, create_graph)
@@ -190,16 +215,19 @@ class TensorBase:
         hooks.insert(n, hook)
         return RemovableHandle(hooks, hook)
 
-    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]
-                                           ) -> RemovableHandle:
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> RemovableHandle:
         """Call ``hook(tensor)`` on this leaf right after backward accumulated its ``.grad``
         (as soon as its gradient is complete, before the rest of the backward pass)."""
         if not callable(hook):
-            raise TypeError(f"register_post_accumulate_grad_hook: expected a callable, got "
-                            f"{type(hook).__name__}")
+            raise TypeError(
+                f"register_post_accumulate_grad_hook: expected a callable, got "
+                f"{type(hook).__name__}"
+            )
         if self.grad_fn is not None or not self._requires_grad:
-            raise GraphError("post accumulate grad hooks can only be registered on leaf tensors "
-                             "that require grad.")
+            raise GraphError(
+                "post accumulate grad hooks can only be registered on leaf tensors "
+                "that require grad."
+            )
         if self._hooks is None:
             self._hooks = LeafHooks()
         self._hooks.post.append(hook)
@@ -214,6 +242,7 @@ class TensorBase:
         if self.retains_grad:
             return
         import weakref
+
         ref = weakref.ref(self)
 
         def _retain(g: Tensor) -> None:
@@ -223,14 +252,18 @@ class TensorBase:
                     t.grad = TensorBase._make(g.data.clone()) if t.grad is None else t.grad + g.data
                 else:  # create_graph: keep the gradient differentiable
                     t.grad = g.clone() if t.grad is None else t.grad + g
+
         _retain._retains_grad = True  # type: ignore[attr-defined]
         self.register_hook(_retain)
 
     @property
     def retains_grad(self) -> bool:
         fn = self.grad_fn
-        return bool(fn is not None and fn.prehooks
-                    and any(getattr(h, "_retains_grad", False) for h in fn.prehooks))
+        return bool(
+            fn is not None
+            and fn.prehooks
+            and any(getattr(h, "_retains_grad", False) for h in fn.prehooks)
+        )
 
     def detach(self) -> Tensor:
         """A tensor sharing the same data, cut from the graph (requires no grad)."""
@@ -338,14 +371,20 @@ def _checked_grad(t: TensorBase, g: Any) -> TensorBase:
         raise TypeError(f"assigned grad expected to be a Tensor or None, got {type(g).__name__}")
     gd, d = g.data, t.data
     if gd.shape != d.shape:
-        raise ShapeError(f"assigning a gradient of shape {_shape(gd.shape)} to a tensor of shape "
-                         f"{_shape(d.shape)}; the gradient must have the tensor's shape")
+        raise ShapeError(
+            f"assigning a gradient of shape {_shape(gd.shape)} to a tensor of shape "
+            f"{_shape(d.shape)}; the gradient must have the tensor's shape"
+        )
     if gd.dtype != d.dtype:
-        raise DTypeError(f"assigning a gradient of dtype {gd.dtype} to a tensor of dtype "
-                         f"{d.dtype}; the gradient must have the tensor's dtype")
+        raise DTypeError(
+            f"assigning a gradient of dtype {gd.dtype} to a tensor of dtype "
+            f"{d.dtype}; the gradient must have the tensor's dtype"
+        )
     if gd.device != d.device:
-        raise DeviceError(f"assigning a gradient on {gd.device} to a tensor on {d.device}; the "
-                          "gradient must be on the tensor's device")
+        raise DeviceError(
+            f"assigning a gradient on {gd.device} to a tensor on {d.device}; the "
+            "gradient must be on the tensor's device"
+        )
     return g
 
 

@@ -6,6 +6,7 @@ one process (1 thread), medians of short blocks.
 python -m benchmarks.accumulate_lock [--rounds 30]
 ```
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     load0 = " ".join(f"{x:.2f}" for x in os.getloadavg())
     try:
         for r in range(a.rounds):
-            for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+            for name in list(variants) if r % 2 == 0 else list(variants)[::-1]:
                 engine.accumulate = variants[name]
                 for b, (f, batch) in steps.items():
                     gc.collect()
@@ -64,18 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         engine.accumulate = locked
     load1 = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"`python -m benchmarks.accumulate_lock --rounds {a.rounds}`: process CPU time per "
-          f"eager step, 1 thread; load average {load0} at start, {load1} at end\n")
-    print("| course net | with the lock | without | ratio (medians) "
-          "| per-round ratio: median [q1, q3] |")
+    print(
+        f"`python -m benchmarks.accumulate_lock --rounds {a.rounds}`: process CPU time per "
+        f"eager step, 1 thread; load average {load0} at start, {load1} at end\n"
+    )
+    print(
+        "| course net | with the lock | without | ratio (medians) "
+        "| per-round ratio: median [q1, q3] |"
+    )
     print("|---|---:|---:|---:|---:|")
     for b in steps:
         with_, without = samples[(b, "lock")], samples[(b, "no lock")]
-        q1, q2, q3 = statistics.quantiles([x / y for x, y in zip(with_, without)], n=4,
-                                          method="inclusive")
+        q1, q2, q3 = statistics.quantiles(
+            [x / y for x, y in zip(with_, without)], n=4, method="inclusive"
+        )
         m1, m0 = statistics.median(with_), statistics.median(without)
-        print(f"| batch {b} | {m1 * 1e6:.2f} µs | {m0 * 1e6:.2f} µs | {m1 / m0:.4f} | "
-              f"{q2:.4f} [{q1:.4f}, {q3:.4f}] |")
+        print(
+            f"| batch {b} | {m1 * 1e6:.2f} µs | {m0 * 1e6:.2f} µs | {m1 / m0:.4f} | "
+            f"{q2:.4f} [{q1:.4f}, {q3:.4f}] |"
+        )
     return 0
 
 

@@ -22,6 +22,7 @@ alternating), recording and backward per op, with the garbage collector as in ``
 
 A full run (no ``--quick``, every workload) writes ``benchmarks/results/before_after.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ CHAIN_N = 100_000
 
 # Run in each subprocess with its tree first on sys.path: reads one JSON request per line, answers
 # one JSON line. Only names both trees have: benchmarks.workloads / tapegrad_impl's Trainer.
-WORKER = r'''
+WORKER = r"""
 import gc, json, sys, time
 tree = sys.argv[1]
 sys.path.insert(0, tree)
@@ -95,7 +96,7 @@ for line in sys.stdin:
             f()
         res = {"step": (time.process_time() - c0) / k, "step_wall": (time.perf_counter() - w0) / k}
     print(json.dumps(res), flush=True)
-'''
+"""
 
 
 class Worker:
@@ -104,8 +105,14 @@ class Worker:
     def __init__(self, tree: Path) -> None:
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen([sys.executable, "-c", WORKER, str(tree)], cwd=tree, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(tree)],
+            cwd=tree,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         ready = json.loads(self._line())
         if not Path(ready["ready"]).resolve().is_relative_to(tree.resolve()):
             raise SystemExit(f"before_after: {tree} imported autodiff from {ready['ready']}")
@@ -131,10 +138,15 @@ def loadavg() -> str:
 
 
 def commit(tree: Path) -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True,
-                         text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=tree,
-                           capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return (out or "?") + (" + uncommitted changes" if dirty else "")
 
 
@@ -145,8 +157,9 @@ def quartiles(xs: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
-def measure(a: Worker, b: Worker, rows: list[tuple[str, dict]], rounds: int, block_s: float,
-            log) -> dict:
+def measure(
+    a: Worker, b: Worker, rows: list[tuple[str, dict]], rounds: int, block_s: float, log
+) -> dict:
     """rows: (label, request). Returns {label: {"base": [...], "new": [...]} per phase}."""
     reps = {}
     for label, req in rows:  # calibrate on the base tree: both run the same number of steps
@@ -166,9 +179,11 @@ def measure(a: Worker, b: Worker, rows: list[tuple[str, dict]], rounds: int, blo
 
 
 def table(samples: dict, rows: list[tuple[str, dict]]) -> list[str]:
-    lines = ["| workload | base median | new median | new/base (medians) "
-             "| per-round ratio: median [q1, q3] | n |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| workload | base median | new median | new/base (medians) "
+        "| per-round ratio: median [q1, q3] | n |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for label, req in rows:
         phases = ("record", "backward") if req["w"] == "chain" else ("step",)
         for ph in phases:
@@ -177,30 +192,43 @@ def table(samples: dict, rows: list[tuple[str, dict]]) -> list[str]:
             q1, q2, q3 = quartiles(ratios)
             mb, mn = statistics.median(base), statistics.median(new)
             name = label if ph == "step" else f"{label}, {ph} per op"
-            lines.append(f"| {name} | {mb * 1e6:.2f} µs | {mn * 1e6:.2f} µs | {mn / mb:.3f} | "
-                         f"{q2:.3f} [{q1:.3f}, {q3:.3f}] | {len(ratios)} |")
+            lines.append(
+                f"| {name} | {mb * 1e6:.2f} µs | {mn * 1e6:.2f} µs | {mn / mb:.3f} | "
+                f"{q2:.3f} [{q1:.3f}, {q3:.3f}] | {len(ratios)} |"
+            )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.before_after",
-                                description="this tree vs a base checkout, side by side")
-    p.add_argument("--base", default=BASE_DEFAULT,
-                   help=f"a checkout's path, or a git revision (default {BASE_DEFAULT}, the last "
-                        "commit before the engine redesign; checked out in a temporary worktree)")
-    p.add_argument("--rounds", type=int, default=None,
-                   help="alternation rounds (default 20; 3 with --quick)")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.before_after",
+        description="this tree vs a base checkout, side by side",
+    )
+    p.add_argument(
+        "--base",
+        default=BASE_DEFAULT,
+        help=f"a checkout's path, or a git revision (default {BASE_DEFAULT}, the last "
+        "commit before the engine redesign; checked out in a temporary worktree)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=None, help="alternation rounds (default 20; 3 with --quick)"
+    )
     p.add_argument("--quick", action="store_true", help="a smoke run: few rounds, a 10^4 chain")
-    p.add_argument("--workloads", default="eager,replay,chain",
-                   help="comma-separated subset of eager,replay,chain")
+    p.add_argument(
+        "--workloads",
+        default="eager,replay,chain",
+        help="comma-separated subset of eager,replay,chain",
+    )
     a = p.parse_args(argv)
     if a.rounds is not None and a.rounds < 1:
         p.error("argument --rounds: must be at least 1")
     chosen = [w.strip() for w in a.workloads.split(",") if w.strip()]
     bad = [w for w in chosen if w not in ("eager", "replay", "chain")]
     if bad or not chosen:
-        p.error(f"argument --workloads: unknown workload {bad[0] if bad else '(none)'!r} "
-                "(choose from eager, replay, chain)")
+        p.error(
+            f"argument --workloads: unknown workload {bad[0] if bad else '(none)'!r} "
+            "(choose from eager, replay, chain)"
+        )
     rounds = a.rounds or (3 if a.quick else 20)
     n_chain = 10_000 if a.quick else CHAIN_N
     full = not a.quick and a.rounds is None and set(chosen) == {"eager", "replay", "chain"}
@@ -220,8 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None
     if not base_path.is_dir():
         tmp = Path(tempfile.mkdtemp(prefix="tapegrad-base-")) / "tree"
-        r = subprocess.run(["git", "worktree", "add", "--detach", str(tmp), a.base], cwd=ROOT,
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tmp), a.base],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         if r.returncode:
             p.error(f"argument --base: {a.base!r} is neither a directory nor a git revision")
         base_path = tmp
@@ -238,17 +270,22 @@ def main(argv: list[str] | None = None) -> int:
         for w in workers:
             w.close()
         if tmp is not None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tmp)], cwd=ROOT,
-                           capture_output=True)
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(tmp)], cwd=ROOT, capture_output=True
+            )
             tmp.parent.rmdir()
-    cmd = "python -m benchmarks.before_after" + (f" {' '.join(argv or sys.argv[1:])}"
-                                                 if (argv or sys.argv[1:]) else "")
-    lines = [f"# Before/after: {commit(ROOT)} vs base {a.base} ({time.strftime('%Y-%m-%d %H:%M')})",
-             "",
-             f"`{cmd}`: {rounds} rounds alternating the two trees (separate processes, 1 thread), "
-             f"{elapsed:.0f} s; load average {load0} at start, {load1} at end "
-             f"({os.cpu_count()} CPUs). Process CPU time per step (per op for the chain); "
-             "ratios above 1 mean the new tree is slower.", ""]
+    cmd = "python -m benchmarks.before_after" + (
+        f" {' '.join(argv or sys.argv[1:])}" if (argv or sys.argv[1:]) else ""
+    )
+    lines = [
+        f"# Before/after: {commit(ROOT)} vs base {a.base} ({time.strftime('%Y-%m-%d %H:%M')})",
+        "",
+        f"`{cmd}`: {rounds} rounds alternating the two trees (separate processes, 1 thread), "
+        f"{elapsed:.0f} s; load average {load0} at start, {load1} at end "
+        f"({os.cpu_count()} CPUs). Process CPU time per step (per op for the chain); "
+        "ratios above 1 mean the new tree is slower.",
+        "",
+    ]
     lines += table(samples, rows)
     md = "\n".join(lines) + "\n"
     print(md)

@@ -4,6 +4,7 @@ process that finds the cache the first one left.
 
     python -m benchmarks.compile_time tapegrad_compiled cpu   # one process: prints JSON
 """
+
 from __future__ import annotations
 
 import importlib
@@ -17,8 +18,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = {"tapegrad_compiled": "benchmarks.tapegrad_compiled",
-           "torch_compile": "benchmarks.torch_compile"}
+MODULES = {
+    "tapegrad_compiled": "benchmarks.tapegrad_compiled",
+    "torch_compile": "benchmarks.torch_compile",
+}
 
 
 def measure(name: str, device: str) -> dict:
@@ -28,6 +31,7 @@ def measure(name: str, device: str) -> dict:
     import torch
 
     from . import workloads as W
+
     torch.set_num_threads(1)
     mod = importlib.import_module(MODULES[name])
     imported = time.perf_counter() - t0
@@ -49,8 +53,14 @@ def measure(name: str, device: str) -> dict:
             tr.step(b)
         steady.append((time.perf_counter() - t0) / 50)
     step = statistics.median(steady)
-    return {"import_s": imported, "whole_run_s": whole, "steps": steps, "step_s": step,
-            "compile_s": whole - steps * step, "final_loss": final}
+    return {
+        "import_s": imported,
+        "whole_run_s": whole,
+        "steps": steps,
+        "step_s": step,
+        "compile_s": whole - steps * step,
+        "final_loss": final,
+    }
 
 
 def process_starts(name: str, device: str, timeout: float = 600) -> dict:
@@ -59,15 +69,27 @@ def process_starts(name: str, device: str, timeout: float = 600) -> dict:
         env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
         runs = []
         for _ in range(2):
-            out = subprocess.run([sys.executable, "-m", "benchmarks.compile_time", name, device],
-                                 cwd=ROOT, env=env, capture_output=True, text=True,
-                                 timeout=timeout)
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.compile_time", name, device],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             if out.returncode:
                 raise RuntimeError(f"compile_time {name}: {out.stderr.strip()[-500:]}")
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return {"impl": name, "device": device, "cold_s": runs[0]["compile_s"],
-            "warm_s": runs[1]["compile_s"], "cold_run_s": runs[0]["whole_run_s"],
-            "warm_run_s": runs[1]["whole_run_s"], "first": runs[0], "second": runs[1]}
+    return {
+        "impl": name,
+        "device": device,
+        "cold_s": runs[0]["compile_s"],
+        "warm_s": runs[1]["compile_s"],
+        "cold_run_s": runs[0]["whole_run_s"],
+        "warm_run_s": runs[1]["whole_run_s"],
+        "first": runs[0],
+        "second": runs[1],
+    }
 
 
 if __name__ == "__main__":

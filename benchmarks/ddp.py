@@ -14,6 +14,7 @@ For each network, the same epoch (same points, same global batch, same initial w
 part the backward pass did not hide) over the epoch time. Medians over the timed epochs, each
 started together by a barrier; every process reports, the slowest counts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,14 @@ from nn.data import BatchLoader, DistributedSampler
 from nn.parallel import DistributedDataParallel, spawn
 
 # (name, sizes, activation, points per epoch, global batch)
-WORKLOADS = [("course", (2, 25, 25, 25, 1), "tanh", 1000, 16),
-             ("wide", (2, 512, 512, 512, 1), "relu", 8 * 4096, 4096)]
-QUICK = [("course", (2, 25, 25, 25, 1), "tanh", 200, 16),
-         ("wide", (2, 64, 64, 64, 1), "relu", 4 * 512, 512)]
+WORKLOADS = [
+    ("course", (2, 25, 25, 25, 1), "tanh", 1000, 16),
+    ("wide", (2, 512, 512, 512, 1), "relu", 8 * 4096, 4096),
+]
+QUICK = [
+    ("course", (2, 25, 25, 25, 1), "tanh", 200, 16),
+    ("wide", (2, 64, 64, 64, 1), "relu", 4 * 512, 512),
+]
 LR, MOMENTUM = 0.01, 0.9
 
 
@@ -130,20 +135,24 @@ def _slowest(results: list, key: tuple, field: str = "seconds") -> float:
 
 def _machine() -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=False).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         commit = "?"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-            f"{torch.__version__}, commit {commit or '?'}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, commit {commit or '?'}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.ddp", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes, 2 timed epochs")
     p.add_argument("--epochs", type=int, help="timed epochs per run (default 5; 2 with --quick)")
-    p.add_argument("--md", default="benchmarks/results/ddp.md",
-                   help="write the table here ('-': nowhere)")
+    p.add_argument(
+        "--md", default="benchmarks/results/ddp.md", help="write the table here ('-': nowhere)"
+    )
     args = p.parse_args(argv)
     workloads = QUICK if args.quick else WORKLOADS
     epochs = args.epochs or (2 if args.quick else 5)
@@ -157,15 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     load1 = os.getloadavg()
     lines = [
         "# Data-parallel training on CPU processes (`python -m benchmarks.ddp"
-        + (" --quick" if args.quick else "") + "`)", "",
+        + (" --quick" if args.quick else "")
+        + "`)",
+        "",
         f"Machine: {_machine()}. Load average (1 min) {load0[0]:.2f} at start, {load1[0]:.2f} at "
         "end: the 2 cores are shared with other jobs, so 2 processes rarely get both to "
         "themselves. Times: median over "
-        f"{epochs} epochs (after one warm-up) of the slowest process, seconds per epoch.", "",
+        f"{epochs} epochs (after one warm-up) of the slowest process, seconds per epoch.",
+        "",
         "| network | points, global batch | steps / epoch / process | implementation | "
         "1 process, 1 thread | 1 process, 2 threads | 2 processes (DDP) | speed-up 2 proc | "
         "all-reduce share | all-reduce alone |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, sizes, _, n, batch in workloads:
         net = "-".join(str(s) for s in sizes)
         alone = two[0][(name, "allreduce")]["seconds"][0]
@@ -173,15 +186,19 @@ def main(argv: list[str] | None = None) -> int:
             t1 = _slowest(one, (name, impl))
             t2 = _slowest(two, (name, impl))
             t1b = f"{_slowest(one2, (name, impl)):.4f}" if impl == "tapegrad" else "—"
-            share = (f"{_slowest(two, (name, impl), 'comm') / t2:.0%}" if impl == "tapegrad"
-                     else "—")
+            share = f"{_slowest(two, (name, impl), 'comm') / t2:.0%}" if impl == "tapegrad" else "—"
             steps = two[0][(name, impl)]["steps"]
-            lines.append(f"| {name} {net} | {n}, {batch} | {steps} | {impl} | {t1:.4f} | {t1b} | "
-                         f"{t2:.4f} | {t1 / t2:.2f}× | {share} | "
-                         f"{alone * 1e6:.0f} µs × {steps} |")
-    lines += ["", "speed-up: 1 process (1 thread) over 2 processes. all-reduce alone: one "
-              "synchronous all-reduce of all the gradients as one buffer (what a step would pay "
-              "with no overlap and no bucketing), times the steps per epoch."]
+            lines.append(
+                f"| {name} {net} | {n}, {batch} | {steps} | {impl} | {t1:.4f} | {t1b} | "
+                f"{t2:.4f} | {t1 / t2:.2f}× | {share} | "
+                f"{alone * 1e6:.0f} µs × {steps} |"
+            )
+    lines += [
+        "",
+        "speed-up: 1 process (1 thread) over 2 processes. all-reduce alone: one "
+        "synchronous all-reduce of all the gradients as one buffer (what a step would pay "
+        "with no overlap and no bucketing), times the steps per epoch.",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.md != "-":

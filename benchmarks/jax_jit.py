@@ -6,6 +6,7 @@ calling thread and waits for its result: every column is timed as a synchronous 
 runtime is asked for one intra-op thread (its thread pools are fixed when jax starts, so the
 "default threads" pass runs it single-threaded too).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,7 @@ if AVAILABLE:
     # step hands work to XLA's worker thread and back, which on a busy machine waits for the
     # scheduler (milliseconds) instead of measuring the step.
     jax.config.update("jax_cpu_enable_async_dispatch", False)
-WHY_NOT = None if AVAILABLE else "jax is not installed (pip install -e \".[bench]\")"
+WHY_NOT = None if AVAILABLE else 'jax is not installed (pip install -e ".[bench]")'
 
 
 def _loss(params: list, x, y, relu: bool):
@@ -50,6 +51,7 @@ def _make_step(relu: bool, lr: float, mom: float):
         bufs = jax.tree_util.tree_map(lambda b, g: mom * b + g, bufs, grads)
         params = jax.tree_util.tree_map(lambda p, b: p - lr * b, params, bufs)
         return params, bufs, loss
+
     return jax.jit(step, donate_argnums=(0, 1))
 
 

@@ -7,6 +7,7 @@ three multi-tensor (``_foreach``) calls. Gradients are still materialised as ten
 engine exposing ``.grad`` must); only fusing them into the momentum update (``addmm`` into the
 buffer) would issue fewer kernels.
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,7 +49,9 @@ class Trainer:
             h = h.relu_() if self.relu else h.tanh_()
             hs.append(h)
         out = torch.addmm(b[last], h, Wt[last])
-        loss = _mse_loss(out, y, 1)  # torch's MSE kernel, mean reduction (F.mse_loss minus its Python)
+        loss = _mse_loss(
+            out, y, 1
+        )  # torch's MSE kernel, mean reduction (F.mse_loss minus its Python)
         g = out.sub_(y).mul_(2.0 / out.numel())  # d loss / d out
         grads = [None] * (2 * len(W))
         for i in range(last, -1, -1):

@@ -8,6 +8,7 @@ Each prints one JSON line. tracemalloc cannot see torch's allocations, hence RSS
 memory is handed back to the OS (``malloc_trim``) before every reading, so RSS falls when
 memory is actually released.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -24,8 +25,12 @@ import torch
 
 from . import workloads as W
 
-IMPLS = {"tapegrad": "benchmarks.tapegrad_impl", "torch_eager": "benchmarks.torch_eager",
-         "lower_bound": "benchmarks.lower_bound", "tapegrad_replay": "benchmarks.tapegrad_replay"}
+IMPLS = {
+    "tapegrad": "benchmarks.tapegrad_impl",
+    "torch_eager": "benchmarks.torch_eager",
+    "lower_bound": "benchmarks.lower_bound",
+    "tapegrad_replay": "benchmarks.tapegrad_replay",
+}
 SPECS = {"course": W.COURSE, "wide": W.WIDE, "wide_quick": W.WIDE_QUICK}
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 try:
@@ -115,8 +120,16 @@ def step_peak(impl: str, spec_name: str, batch: int, device: str, steps: int = 3
         loss = trainer.step(b)
     mod.loss_value(loss)  # waits for the device
     peak = torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()
-    out = {"impl": impl, "spec": spec_name, "batch": batch, "device": device, "method": method,
-           "step_bytes": peak - before, "total_bytes": peak - base, "peak_bytes": peak}
+    out = {
+        "impl": impl,
+        "spec": spec_name,
+        "batch": batch,
+        "device": device,
+        "method": method,
+        "step_bytes": peak - before,
+        "total_bytes": peak - base,
+        "peak_bytes": peak,
+    }
     del trainer, b, loss
     if not cuda:  # RSS also counts the allocator's habits: count tensor bytes too
         out.update(tensor_peak(mod, spec, batch, device, steps))
@@ -128,6 +141,7 @@ def tensor_peak(mod, spec: W.MLPSpec, batch: int, device: str, steps: int = 3) -
     while a model is built and trained: the peak over it all, and the most a step (after the
     first) adds to what was live when it began."""
     from torch.profiler import ProfilerActivity, profile, record_function
+
     x, y = W.random_batch(batch, spec.sizes[0])
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         trainer = mod.Trainer(spec, W.init_weights(spec), device)
@@ -138,8 +152,11 @@ def tensor_peak(mod, spec: W.MLPSpec, batch: int, device: str, steps: int = 3) -
             mod.loss_value(loss)
         del trainer, b, loss
     events = sorted(prof.profiler.kineto_results.events(), key=lambda e: e.start_ns())
-    spans = [(e.start_ns(), e.end_ns()) for e in events
-             if e.name().startswith("benchmark_step_") and not e.name().endswith("_0")]
+    spans = [
+        (e.start_ns(), e.end_ns())
+        for e in events
+        if e.name().startswith("benchmark_step_") and not e.name().endswith("_0")
+    ]
     live = peak = 0
     step_peak, at_start, current = 0, 0, None
     for e in events:
@@ -183,18 +200,30 @@ def chain_memory(impl: str, n: int, device: str) -> dict:
         extra["saved_bytes_after_backward"] = mod.graph_saved_bytes(out)[1]
     del out, leaf
     freed = now()
-    return {"impl": impl, "n": n, "device": device,
-            "method": "torch.cuda.memory_allocated" if cuda else "RSS after malloc_trim",
-            "built_bytes": built - base, "after_backward_bytes": after_backward - base,
-            "after_delete_bytes": freed - base, **extra}
+    return {
+        "impl": impl,
+        "n": n,
+        "device": device,
+        "method": "torch.cuda.memory_allocated" if cuda else "RSS after malloc_trim",
+        "built_bytes": built - base,
+        "after_backward_bytes": after_backward - base,
+        "after_delete_bytes": freed - base,
+        **extra,
+    }
 
 
 def in_subprocess(args: list[str], timeout: float = 600) -> dict:
     """Run ``python -m benchmarks.memory ARGS`` in a fresh interpreter and parse its JSON line."""
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run([sys.executable, "-m", "benchmarks.memory", *map(str, args)], cwd=root,
-                       env=env, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", *map(str, args)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if p.returncode != 0:
         raise RuntimeError(f"benchmarks.memory {' '.join(map(str, args))} failed:\n{p.stderr}")
     return json.loads(p.stdout.strip().splitlines()[-1])

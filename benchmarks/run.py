@@ -9,6 +9,7 @@ Writes benchmarks/results/latest.json and latest.md (a ``--quick`` run: results/
 committed full results stay; ``--json`` / ``--md`` to change, ``-`` to skip) and prints the
 Markdown tables (a full run also logs each result to stderr as it is measured).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,13 +57,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 @dataclass
 class Config:
     quick: bool
-    rounds: int           # alternating rounds per per-step measurement
+    rounds: int  # alternating rounds per per-step measurement
     warmup_s: float
-    block_s: float        # length of one timed block of steps
+    block_s: float  # length of one timed block of steps
     epochs: int
     epoch_rounds: int
     wide: W.MLPSpec
-    wide_spec: str        # its name in memory.SPECS
+    wide_spec: str  # its name in memory.SPECS
     wide_batch: int
     wide_rounds: int
     chains: tuple
@@ -76,12 +77,35 @@ class Config:
     @classmethod
     def make(cls, quick: bool) -> Config:
         if quick:
-            return cls(True, rounds=3, warmup_s=0.01, block_s=0.005, epochs=1, epoch_rounds=1,
-                       wide=W.WIDE_QUICK, wide_spec="wide_quick", wide_batch=128, wide_rounds=2,
-                       chains=(100, 1000), chain_rounds=2, budget_s=5.0)
-        return cls(False, rounds=15, warmup_s=0.3, block_s=0.05, epochs=W.EPOCHS, epoch_rounds=3,
-                   wide=W.WIDE, wide_spec="wide", wide_batch=W.WIDE_BATCH, wide_rounds=7,
-                   chains=W.CHAIN_LENGTHS, chain_rounds=5)
+            return cls(
+                True,
+                rounds=3,
+                warmup_s=0.01,
+                block_s=0.005,
+                epochs=1,
+                epoch_rounds=1,
+                wide=W.WIDE_QUICK,
+                wide_spec="wide_quick",
+                wide_batch=128,
+                wide_rounds=2,
+                chains=(100, 1000),
+                chain_rounds=2,
+                budget_s=5.0,
+            )
+        return cls(
+            False,
+            rounds=15,
+            warmup_s=0.3,
+            block_s=0.05,
+            epochs=W.EPOCHS,
+            epoch_rounds=3,
+            wide=W.WIDE,
+            wide_spec="wide",
+            wide_batch=W.WIDE_BATCH,
+            wide_rounds=7,
+            chains=W.CHAIN_LENGTHS,
+            chain_rounds=5,
+        )
 
 
 def log(msg: str) -> None:
@@ -118,10 +142,20 @@ def _loadavg() -> str:
 def _commit() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return (rev + ("+uncommitted changes" if dirty else "")) or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -130,11 +164,19 @@ def _commit() -> str:
 def machine_info() -> dict:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": _cpu_model(), "cpus": cpus, "cpu_count": os.cpu_count(), "gpu": gpu,
-            "torch": torch.__version__, "torch_default_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "commit": _commit(), "loadavg_start": _loadavg(),
-            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    return {
+        "cpu": _cpu_model(),
+        "cpus": cpus,
+        "cpu_count": os.cpu_count(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "torch_default_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": _commit(),
+        "loadavg_start": _loadavg(),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
 
 
 # ---- sanity: the three compute the same thing ----------------------------------------------------
@@ -155,25 +197,38 @@ def sanity_check(impls: dict, device: str, steps: int = 5) -> dict:
         mod.chain_backward(mod.chain_forward(leaf, 101), leaf)
         grads[name] = mod.chain_grad(leaf).cpu().clone()
     ref = "torch_eager"
-    out: dict = {"losses": losses, "max_loss_diff": {}, "max_param_diff": {}, "max_chain_grad_rel_diff": {}}
+    out: dict = {
+        "losses": losses,
+        "max_loss_diff": {},
+        "max_param_diff": {},
+        "max_chain_grad_rel_diff": {},
+    }
     for name in impls:
         if name == ref:
             continue
         out["max_loss_diff"][name] = max(abs(a - b) for a, b in zip(losses[name], losses[ref]))
-        out["max_param_diff"][name] = max(float((a - b).abs().max())
-                                          for a, b in zip(params[name], params[ref]))
+        out["max_param_diff"][name] = max(
+            float((a - b).abs().max()) for a, b in zip(params[name], params[ref])
+        )
         if name in grads:
             g, gr = grads[name], grads[ref]
             out["max_chain_grad_rel_diff"][name] = float(((g - gr).abs() / gr.abs()).max())
     worst = max(max(out["max_loss_diff"].values()), max(out["max_param_diff"].values()))
     out["ok"] = bool(worst < 1e-4 and max(out["max_chain_grad_rel_diff"].values()) < 1e-3)
-    out["summary"] = (("OK" if out["ok"] else "MISMATCH") + f": {steps} course steps at batch 16 "
-                      "from the same init; vs torch eager: " + "; ".join(
-                          f"{n} max |loss diff| {out['max_loss_diff'][n]:.1e}, max |param diff| "
-                          f"{out['max_param_diff'][n]:.1e}" + (
-                              f", chain grad rel diff {out['max_chain_grad_rel_diff'][n]:.1e}"
-                              if n in out["max_chain_grad_rel_diff"] else "")
-                          for n in out["max_loss_diff"]))
+    out["summary"] = (
+        ("OK" if out["ok"] else "MISMATCH") + f": {steps} course steps at batch 16 "
+        "from the same init; vs torch eager: "
+        + "; ".join(
+            f"{n} max |loss diff| {out['max_loss_diff'][n]:.1e}, max |param diff| "
+            f"{out['max_param_diff'][n]:.1e}"
+            + (
+                f", chain grad rel diff {out['max_chain_grad_rel_diff'][n]:.1e}"
+                if n in out["max_chain_grad_rel_diff"]
+                else ""
+            )
+            for n in out["max_loss_diff"]
+        )
+    )
     return out
 
 
@@ -195,11 +250,25 @@ FIRST_CALLS = 3  # calls timed apart for implementations that compile on their f
 
 
 # ---- workloads -----------------------------------------------------------------------------------
-def _timing_row(label: str, workload: str, device: str, threads: object, samples: dict,
-                phase: str = "step", **extra) -> dict:
+def _timing_row(
+    label: str,
+    workload: str,
+    device: str,
+    threads: object,
+    samples: dict,
+    phase: str = "step",
+    **extra,
+) -> dict:
     res = {k: timing.summarise(v[phase]) for k, v in samples.items()}
-    row = {"label": label, "workload": workload, "device": device, "threads": threads,
-           "unit": "s", "results": res, **extra}
+    row = {
+        "label": label,
+        "workload": workload,
+        "device": device,
+        "threads": threads,
+        "unit": "s",
+        "results": res,
+        **extra,
+    }
     row["ratios"] = report.ratios({k: v["median"] for k, v in res.items()})
     return row
 
@@ -215,8 +284,15 @@ def _impls(cfg: Config, threads: object, device: str) -> dict:
     return dict([*list(cfg.impls.items())[:at], *peers, *list(cfg.impls.items())[at:]])
 
 
-def step_rows(cfg: Config, spec: W.MLPSpec, batches: list, device: str, threads: object,
-              rounds: int, workload: str) -> list[dict]:
+def step_rows(
+    cfg: Config,
+    spec: W.MLPSpec,
+    batches: list,
+    device: str,
+    threads: object,
+    rounds: int,
+    workload: str,
+) -> list[dict]:
     sync = timing.syncer(device)
     rows = []
     for batch, x, y in batches:
@@ -224,7 +300,7 @@ def step_rows(cfg: Config, spec: W.MLPSpec, batches: list, device: str, threads:
         for name, mod in _impls(cfg, threads, device).items():
             tr = mod.Trainer(spec, W.init_weights(spec), device)
             b = tr.batch(x.to(device), y.to(device))
-            fn = (lambda tr=tr, b=b: tr.step(b))
+            fn = lambda tr=tr, b=b: tr.step(b)
             if getattr(mod, "COMPILES", False):
                 sync()
                 t0 = time.perf_counter()
@@ -235,13 +311,15 @@ def step_rows(cfg: Config, spec: W.MLPSpec, batches: list, device: str, threads:
             inner, per_call = timing.calibrate(fn, sync, cfg.warmup_s, cfg.block_s)
             measures[name] = timing.block_timer(fn, inner, sync)
             round_s += inner * per_call
-        samples = timing.alternate(measures, timing.fit_rounds(rounds, round_s, cfg.budget_s,
-                                                               min(3, rounds)))
+        samples = timing.alternate(
+            measures, timing.fit_rounds(rounds, round_s, cfg.budget_s, min(3, rounds))
+        )
         label = f"{workload} {'-'.join(map(str, spec.sizes))}, batch {batch}, per step"
         row = _timing_row(label, workload, device, threads, samples, batch=batch)
         if first:  # compile time: the first calls minus as many steady steps
-            row["compile_s"] = {k: t - FIRST_CALLS * row["results"][k]["median"]
-                                for k, t in first.items()}
+            row["compile_s"] = {
+                k: t - FIRST_CALLS * row["results"][k]["median"] for k, t in first.items()
+            }
         rows.append(row)
         log_row(rows[-1])
     return rows
@@ -255,8 +333,9 @@ def course_rows(cfg: Config, device: str, threads: object) -> list[dict]:
 
 def wide_rows(cfg: Config, device: str, threads: object) -> list[dict]:
     x, y = W.random_batch(cfg.wide_batch, cfg.wide.sizes[0])
-    return step_rows(cfg, cfg.wide, [(cfg.wide_batch, x, y)], device, threads, cfg.wide_rounds,
-                     "wide")
+    return step_rows(
+        cfg, cfg.wide, [(cfg.wide_batch, x, y)], device, threads, cfg.wide_rounds, "wide"
+    )
 
 
 def epoch_rows(cfg: Config, device: str, threads: object) -> list[dict]:
@@ -279,6 +358,7 @@ def epoch_rows(cfg: Config, device: str, threads: object) -> list[dict]:
             t0 = time.perf_counter()
             final[name] = run(name, mod, cfg.epochs)
             return {"step": time.perf_counter() - t0}
+
         return m
 
     impls = _impls(cfg, threads, device)
@@ -286,22 +366,27 @@ def epoch_rows(cfg: Config, device: str, threads: object) -> list[dict]:
     for name, mod in impls.items():
         t0 = time.perf_counter()
         run(name, mod, 1)  # warm-up (compiled peers: a first compile, which fills the caches)
-        round_s += (time.perf_counter() - t0) * (1 if getattr(mod, "COMPILES", False) else
-                                                 cfg.epochs)
+        round_s += (time.perf_counter() - t0) * (
+            1 if getattr(mod, "COMPILES", False) else cfg.epochs
+        )
     if round_s > 10 * cfg.budget_s:
-        note = (f"{cfg.epochs}-epoch run on {device} with {threads} threads skipped: one round "
-                f"of the three would take about {round_s:.0f} s (busy machine?)")
+        note = (
+            f"{cfg.epochs}-epoch run on {device} with {threads} threads skipped: one round "
+            f"of the three would take about {round_s:.0f} s (busy machine?)"
+        )
         cfg.notes.append(note)
         log(note)
         return []
     rounds = timing.fit_rounds(cfg.epoch_rounds, round_s, 2 * cfg.budget_s, 1)
     samples = timing.alternate({n: measure(n, m) for n, m in impls.items()}, rounds)
-    label = (f"course, {cfg.epochs} epochs at batch {W.EPOCH_BATCH} on {W.N_POINTS} points, "
-             "whole run")
+    label = (
+        f"course, {cfg.epochs} epochs at batch {W.EPOCH_BATCH} on {W.N_POINTS} points, whole run"
+    )
     if len(impls) > len(cfg.impls):
         label += " (compiled: compile included)"
-    row = _timing_row(label, "epochs", device, threads, samples, epochs=cfg.epochs,
-                      final_loss=final)
+    row = _timing_row(
+        label, "epochs", device, threads, samples, epochs=cfg.epochs, final_loss=final
+    )
     log_row(row)
     log("  final losses after the run: " + ", ".join(f"{k} {v:.6g}" for k, v in final.items()))
     return [row]
@@ -326,20 +411,37 @@ def chain_rows(cfg: Config, device: str, threads: object) -> list[dict]:
             del out, leaf
             sync()
             t3 = time.perf_counter()
-            return {"forward": (t1 - t0) / n, "backward": (t2 - t1) / n, "free": (t3 - t2) / n,
-                    "total": (t3 - t0) / n}
+            return {
+                "forward": (t1 - t0) / n,
+                "backward": (t2 - t1) / n,
+                "free": (t3 - t2) / n,
+                "total": (t3 - t0) / n,
+            }
+
         return m
 
     for n in cfg.chains:
-        measures = {name: measure(mod, n) for name, mod in cfg.impls.items()
-                    if hasattr(mod, "chain_forward")}
+        measures = {
+            name: measure(mod, n)
+            for name, mod in cfg.impls.items()
+            if hasattr(mod, "chain_forward")
+        }
         round_s = sum(m()["total"] * n for m in measures.values())  # warm-up
-        samples = timing.alternate(measures, timing.fit_rounds(cfg.chain_rounds, round_s,
-                                                               cfg.budget_s, 2))
-        row = _timing_row(f"chain of {n:,} elementwise ops, record + backward + free, per op",
-                          "chain", device, threads, samples, phase="total", n=n)
-        row["phases"] = {k: {p: timing.summarise(v[p])["median"] for p in v}
-                         for k, v in samples.items()}
+        samples = timing.alternate(
+            measures, timing.fit_rounds(cfg.chain_rounds, round_s, cfg.budget_s, 2)
+        )
+        row = _timing_row(
+            f"chain of {n:,} elementwise ops, record + backward + free, per op",
+            "chain",
+            device,
+            threads,
+            samples,
+            phase="total",
+            n=n,
+        )
+        row["phases"] = {
+            k: {p: timing.summarise(v[p])["median"] for p in v} for k, v in samples.items()
+        }
         log_row(row)
         rows.append(row)
     return rows
@@ -349,27 +451,44 @@ def memory_rows(cfg: Config, device: str, inprocess: bool) -> tuple[list, list]:
     def get(args: list) -> dict:
         if inprocess:
             fn = memory.step_peak if args[0] == "step" else memory.chain_memory
-            conv = [args[1], args[2], int(args[3]), args[4]] if args[0] == "step" else \
-                [args[1], int(args[2]), args[3]]
+            conv = (
+                [args[1], args[2], int(args[3]), args[4]]
+                if args[0] == "step"
+                else [args[1], int(args[2]), args[3]]
+            )
             return fn(*conv)
         return memory.in_subprocess(args)
 
     steps = []
-    for spec_name, spec, batch in (("course", W.COURSE, 1000), (cfg.wide_spec, cfg.wide, cfg.wide_batch)):
+    for spec_name, spec, batch in (
+        ("course", W.COURSE, 1000),
+        (cfg.wide_spec, cfg.wide, cfg.wide_batch),
+    ):
         res = {name: get(["step", name, spec_name, batch, device]) for name in cfg.impls}
         label = f"{'-'.join(map(str, spec.sizes))}, batch {batch}"
-        steps.append({"label": label, "device": device, "results": res,
-                      "method": res["tapegrad"]["method"]})
+        steps.append(
+            {"label": label, "device": device, "results": res, "method": res["tapegrad"]["method"]}
+        )
         fb = report.fmt_bytes
-        log_result(f"memory {label} ({device}): " + ", ".join(
-            f"{k} step {fb(v['step_bytes'])} total {fb(v['total_bytes'])}" for k, v in res.items()))
+        log_result(
+            f"memory {label} ({device}): "
+            + ", ".join(
+                f"{k} step {fb(v['step_bytes'])} total {fb(v['total_bytes'])}"
+                for k, v in res.items()
+            )
+        )
     n = max(cfg.chains)
-    chains = [get(["chain", name, n, device]) for name, mod in cfg.impls.items()
-              if hasattr(mod, "chain_forward")]
+    chains = [
+        get(["chain", name, n, device])
+        for name, mod in cfg.impls.items()
+        if hasattr(mod, "chain_forward")
+    ]
     for r in chains:
-        log_result(f"memory chain {n} {r['impl']} ({device}): built {report.fmt_bytes(r['built_bytes'])}, "
+        log_result(
+            f"memory chain {n} {r['impl']} ({device}): built {report.fmt_bytes(r['built_bytes'])}, "
             f"after backward {report.fmt_bytes(r['after_backward_bytes'])}, after delete "
-            f"{report.fmt_bytes(r['after_delete_bytes'])}")
+            f"{report.fmt_bytes(r['after_delete_bytes'])}"
+        )
     return steps, chains
 
 
@@ -378,34 +497,63 @@ def log_row(r: dict) -> None:
         return
     med = {k: report.fmt_time(v["median"]) for k, v in r["results"].items()}
     rat = r["ratios"]
-    log(f"{r['label']} [{r['device']}, threads {r['threads']}]: " +
-        ", ".join(f"{k} {v}" for k, v in med.items()) + "; " +
-        ", ".join(f"{k} {report.fmt_ratio(v)}" for k, v in rat.items()))
+    log(
+        f"{r['label']} [{r['device']}, threads {r['threads']}]: "
+        + ", ".join(f"{k} {v}" for k, v in med.items())
+        + "; "
+        + ", ".join(f"{k} {report.fmt_ratio(v)}" for k, v in rat.items())
+    )
 
 
 # ---- command line --------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short smoke run (few rounds, small sizes)")
-    p.add_argument("--device", default="auto",
-                   help="cpu, cuda, or auto (cpu, and cuda when available); comma-separated list ok")
-    p.add_argument("--threads", default=None,
-                   help="CPU thread counts to run, e.g. '1', 'default', '1,4' (default: "
-                        "'1,default'; '1' with --quick)")
-    p.add_argument("--workloads", default=",".join(WORKLOADS),
-                   help=f"comma-separated subset of {','.join(WORKLOADS)}")
-    p.add_argument("--json", help="JSON output ('-': none; default results/latest.json, "
-                                  "results/quick/latest.json with --quick)")
-    p.add_argument("--md", help="Markdown output ('-': none; default results/latest.md, "
-                                "results/quick/latest.md with --quick)")
-    p.add_argument("--rounds", type=int, default=None, help="override alternating rounds per step workload")
-    p.add_argument("--no-replay", action="store_true",
-                   help="leave out the tapegrad replay column (autodiff.replay)")
-    p.add_argument("--peers", default=None,
-                   help=f"compiled peers to run in the 1-thread pass, from {','.join(PEERS)} "
-                        "(default: all of them; none with --quick; 'none': none)")
-    p.add_argument("--memory-inprocess", action="store_true",
-                   help="measure memory in this process (fast, less fair; for tests)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="cpu, cuda, or auto (cpu, and cuda when available); comma-separated list ok",
+    )
+    p.add_argument(
+        "--threads",
+        default=None,
+        help="CPU thread counts to run, e.g. '1', 'default', '1,4' (default: "
+        "'1,default'; '1' with --quick)",
+    )
+    p.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)}",
+    )
+    p.add_argument(
+        "--json",
+        help="JSON output ('-': none; default results/latest.json, "
+        "results/quick/latest.json with --quick)",
+    )
+    p.add_argument(
+        "--md",
+        help="Markdown output ('-': none; default results/latest.md, "
+        "results/quick/latest.md with --quick)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=None, help="override alternating rounds per step workload"
+    )
+    p.add_argument(
+        "--no-replay",
+        action="store_true",
+        help="leave out the tapegrad replay column (autodiff.replay)",
+    )
+    p.add_argument(
+        "--peers",
+        default=None,
+        help=f"compiled peers to run in the 1-thread pass, from {','.join(PEERS)} "
+        "(default: all of them; none with --quick; 'none': none)",
+    )
+    p.add_argument(
+        "--memory-inprocess",
+        action="store_true",
+        help="measure memory in this process (fast, less fair; for tests)",
+    )
     a = p.parse_args(argv)
     folder = RESULTS / "quick" if a.quick else RESULTS  # a smoke run never replaces a full one
     a.json = a.json or str(folder / "latest.json")
@@ -451,8 +599,12 @@ def main(argv: list[str] | None = None) -> dict:
     if not a.no_replay:
         why = _probe(tapegrad_replay)
         if why is None:
-            cfg.impls = {"tapegrad": tapegrad_impl, **REPLAY, "torch_eager": torch_eager,
-                         "lower_bound": lower_bound}
+            cfg.impls = {
+                "tapegrad": tapegrad_impl,
+                **REPLAY,
+                "torch_eager": torch_eager,
+                "lower_bound": lower_bound,
+            }
         else:
             left_out["tapegrad_replay"] = why
             log(f"tapegrad replay left out: {why}")
@@ -465,14 +617,26 @@ def main(argv: list[str] | None = None) -> dict:
             left_out[name] = why
             log(f"{name} left out: {why}")
     default_threads = torch.get_num_threads()
-    res: dict = {"machine": machine_info(),
-                 "config": {"quick": cfg.quick, "workloads": a.workloads, "devices": a.devices,
-                            "threads": a.threads, "rounds": cfg.rounds,
-                            "tapegrad_mode": tapegrad_impl.MODE, "implementations": list(cfg.impls),
-                            "peers": list(cfg.peers),
-                            "left_out": left_out},
-                 "sanity": {}, "timing": [], "chains": [], "memory": [], "chain_memory": [],
-                 "compile_starts": []}
+    res: dict = {
+        "machine": machine_info(),
+        "config": {
+            "quick": cfg.quick,
+            "workloads": a.workloads,
+            "devices": a.devices,
+            "threads": a.threads,
+            "rounds": cfg.rounds,
+            "tapegrad_mode": tapegrad_impl.MODE,
+            "implementations": list(cfg.impls),
+            "peers": list(cfg.peers),
+            "left_out": left_out,
+        },
+        "sanity": {},
+        "timing": [],
+        "chains": [],
+        "memory": [],
+        "chain_memory": [],
+        "compile_starts": [],
+    }
     log(f"machine: {report.machine_line(res['machine'])}")
     try:
         for device in a.devices:
@@ -481,8 +645,11 @@ def main(argv: list[str] | None = None) -> dict:
             # Everything alive now (torch, with what its first uses imported) stays alive: keep it
             # out of the collections between measurements (a full one takes ~0.1 s otherwise).
             gc.freeze()
-            settings = thread_settings(a.threads, default_threads) if device == "cpu" else \
-                [("default", default_threads)]
+            settings = (
+                thread_settings(a.threads, default_threads)
+                if device == "cpu"
+                else [("default", default_threads)]
+            )
             for label, n in settings:
                 torch.set_num_threads(n)
                 threads = n if label != "default" else f"default ({n})"
@@ -506,9 +673,11 @@ def main(argv: list[str] | None = None) -> dict:
                     if name == "jax_jit":
                         continue  # XLA keeps no compile cache across processes by default
                     r = compile_time.process_starts(name, device)
-                    log(f"course job in a fresh process, {name} ({device}): compile "
+                    log(
+                        f"course job in a fresh process, {name} ({device}): compile "
                         f"{r['cold_s']:.2f} s then {r['warm_s']:.2f} s with the cache; whole "
-                        f"job {r['cold_run_s']:.2f} s then {r['warm_run_s']:.2f} s")
+                        f"job {r['cold_run_s']:.2f} s then {r['warm_run_s']:.2f} s"
+                    )
                     res["compile_starts"].append(r)
     finally:
         torch.set_num_threads(default_threads)

@@ -2,6 +2,7 @@
 model, optimizer and numbers as tapegrad_impl; from the second call on, forward, backward and the
 SGD update run as one function compiled by torch.compile (Inductor, C++ wrapper on the CPU).
 Training steps only (no deep-chain workload)."""
+
 from __future__ import annotations
 
 import torch
@@ -13,6 +14,7 @@ NAME = "tapegrad compiled"
 COMPILES = True  # the first calls compile: the harness times them apart
 try:
     from autodiff.replay_compile import compiler_missing
+
     WHY_NOT = compiler_missing(torch.device("cpu"))
 except ImportError:
     WHY_NOT = "autodiff.replay has no compile option in this version"

@@ -6,6 +6,7 @@ the whole step, optimizer included, compiled by torch.compile (tapegrad_compiled
 (also the fallback when ``nn`` is missing) builds the network from raw autodiff ops (``ad.linear``,
 ``ad.tanh``, a hand-written momentum update), which isolates the cost of the nn layers.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,13 +44,18 @@ class Trainer:
                 self._replayed = ad.replay(lambda x, y: self.loss_fn(self.model(x), y))
                 self.step = self._step_replay
             elif self.mode == "compiled":
-                self._replayed = ad.replay(lambda x, y: self.loss_fn(self.model(x), y),
-                                           optimizer=self.opt, compile=True)
+                self._replayed = ad.replay(
+                    lambda x, y: self.loss_fn(self.model(x), y), optimizer=self.opt, compile=True
+                )
                 self.step = self._step_compiled
         else:
-            self.layers = [(ad.Tensor(w.to(device, copy=True), requires_grad=True),
-                            ad.Tensor(b.to(device, copy=True), requires_grad=True))
-                           for w, b in weights]
+            self.layers = [
+                (
+                    ad.Tensor(w.to(device, copy=True), requires_grad=True),
+                    ad.Tensor(b.to(device, copy=True), requires_grad=True),
+                )
+                for w, b in weights
+            ]
             self.act = ad.relu if spec.act == "relu" else ad.tanh
             self.bufs: list = [None] * (2 * len(weights))
             self.lr, self.mom = spec.lr, spec.momentum

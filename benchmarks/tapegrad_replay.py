@@ -1,6 +1,7 @@
 """tapegrad with ``autodiff.replay``: the same nn model, optimizer and numbers as tapegrad_impl,
 but each step after the first replays the recorded tape instead of rebuilding it. Training steps
 only (no deep-chain workload)."""
+
 from __future__ import annotations
 
 import autodiff as ad

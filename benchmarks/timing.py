@@ -3,6 +3,7 @@
 Alternating spreads slow phases of a noisy machine over all implementations instead of
 penalising whichever happened to run during them.
 """
+
 from __future__ import annotations
 
 import gc
@@ -24,6 +25,7 @@ def syncer(device: str) -> Callable[[], None]:
 
 def block_timer(fn: Callable[[], object], inner: int, sync: Callable[[], None]) -> Measure:
     """A measurement of ``inner`` back-to-back calls of ``fn``: seconds per call."""
+
     def measure() -> dict:
         sync()
         t0 = time.perf_counter()
@@ -31,11 +33,18 @@ def block_timer(fn: Callable[[], object], inner: int, sync: Callable[[], None]) 
             fn()
         sync()
         return {"step": (time.perf_counter() - t0) / inner}
+
     return measure
 
 
-def calibrate(fn: Callable[[], object], sync: Callable[[], None], warmup_s: float,
-              block_s: float, min_warmup: int = 3, max_inner: int = 100_000) -> tuple[int, float]:
+def calibrate(
+    fn: Callable[[], object],
+    sync: Callable[[], None],
+    warmup_s: float,
+    block_s: float,
+    min_warmup: int = 3,
+    max_inner: int = 100_000,
+) -> tuple[int, float]:
     """Warm ``fn`` up for about ``warmup_s``; return how many calls fill ``block_s``, and the
     seconds per call seen meanwhile."""
     sync()

@@ -1,6 +1,7 @@
 """torch.compile of the torch module and of the optimizer's step, as PyTorch's tutorials show it:
 ``torch.compile(model)`` (Inductor; forward and backward graphs through AOTAutograd) and
 ``torch.compile(opt.step)``; torch.autograd still runs the backward between them."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """PyTorch eager: torch.nn modules, torch.optim.SGD (its defaults) and torch.autograd."""
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Every implementation receives the same raw torch tensors from here (weights, batches, chain
 input), so the three compute the same numbers and the harness can check that they agree.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,8 @@ class MLPSpec:
     """A fully connected network trained with MSE and SGD with momentum."""
 
     name: str
-    sizes: tuple[int, ...]     # (in, hidden..., out)
-    act: str                   # "tanh" or "relu" between layers (none after the last)
+    sizes: tuple[int, ...]  # (in, hidden..., out)
+    act: str  # "tanh" or "relu" between layers (none after the last)
     lr: float = 0.01
     momentum: float = 0.9
 
@@ -70,7 +71,7 @@ def epoch_batches(n: int, batch: int, epochs: int, seed: int = 3):
     for _ in range(epochs):
         perm = torch.randperm(n, generator=g)
         for i in range(0, n, batch):
-            yield perm[i:i + batch]
+            yield perm[i : i + batch]
 
 
 def chain_input(width: int = CHAIN_WIDTH, seed: int = 4) -> torch.Tensor:

@@ -8,6 +8,7 @@
 
 Every module also speaks the course interface: ``forward``, ``backward``, ``param``.
 """
+
 from . import checkpoint, data, functional, init, optim, parallel, train, utils  # noqa: F401
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from .attention import MultiheadAttention
@@ -21,11 +22,40 @@ from .parameter import Parameter
 from .sparse import Embedding
 
 __all__ = [
-    "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
-    "Linear", "Identity", "Dropout",
-    "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
-    "Embedding", "GELU", "MultiheadAttention",
-    "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "SiLU", "Softplus",
-    "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
-    "functional", "init", "optim", "data", "train", "checkpoint", "parallel", "utils",
+    "Module",
+    "Parameter",
+    "Sequential",
+    "ModuleList",
+    "ModuleDict",
+    "Linear",
+    "Identity",
+    "Dropout",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Flatten",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "Embedding",
+    "GELU",
+    "MultiheadAttention",
+    "ReLU",
+    "LeakyReLU",
+    "Tanh",
+    "Sigmoid",
+    "SiLU",
+    "Softplus",
+    "MSELoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "functional",
+    "init",
+    "optim",
+    "data",
+    "train",
+    "checkpoint",
+    "parallel",
+    "utils",
 ]

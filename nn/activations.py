@@ -1,4 +1,5 @@
 """Activation modules (no parameters), each one recorded node."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,10 @@ class LeakyReLU(Module):
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
-            raise TypeError(f"LeakyReLU: negative_slope must be a number, got "
-                            f"{type(negative_slope).__name__} {negative_slope!r}")
+            raise TypeError(
+                f"LeakyReLU: negative_slope must be a number, got "
+                f"{type(negative_slope).__name__} {negative_slope!r}"
+            )
         self.negative_slope = float(negative_slope)
 
     def forward(self, input: Any) -> Tensor:

@@ -6,6 +6,7 @@ come from theirs: ``scaled_dot_product_attention`` and the ``MultiheadAttention`
 A row whose keys are all masked out attends to nothing: its output is 0 (torch's rule), and no
 NaN reaches the gradients (its scores are replaced before the softmax, by selection).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,16 @@ def _dropout(attn: Tensor, p: float, generator: torch.Generator | None) -> Tenso
     return attn.where(keep, 0.0) * (0.0 if p == 1.0 else 1.0 / (1.0 - p))
 
 
-def _attend(q: Tensor, k: Tensor, v: Tensor, scale: float, allowed: Any, additive: Any,
-            dropout_p: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+def _attend(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    scale: float,
+    allowed: Any,
+    additive: Any,
+    dropout_p: float,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor]:
     """(output, attention weights); ``allowed`` a bool mask (True: may attend), ``additive`` a
     float mask added to the scores (-inf: may not attend); both raw and broadcasting."""
     scores = (q @ k.transpose(-2, -1)) * scale
@@ -65,10 +74,17 @@ def _causal(n_q: int, n_k: int, device: Any) -> torch.Tensor:
     return torch.ones(n_q, n_k, dtype=torch.bool, device=device).tril()
 
 
-def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None,
-                                 dropout_p: float = 0.0, is_causal: bool = False,
-                                 scale: float | None = None, *,
-                                 generator: torch.Generator | None = None) -> Tensor:
+def scaled_dot_product_attention(
+    query: Any,
+    key: Any,
+    value: Any,
+    attn_mask: Any = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """softmax(Q Kᵀ · scale + mask) V over (..., L, E) queries and (..., S, E) keys / (..., S, Ev)
     values; ``scale`` defaults to 1/√E. ``attn_mask``: bool (True: may attend) or float (added),
     broadcasting to (..., L, S); ``is_causal``: query i sees keys 0..i. ``dropout_p`` drops
@@ -78,11 +94,18 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     q, k, v = as_tensor(query), as_tensor(key), as_tensor(value)
     check_floats(op, query=q, key=k, value=v)
     p = _check_p(op, dropout_p)
-    if q.ndim < 2 or k.ndim < 2 or v.ndim < 2 or q.shape[-1] != k.shape[-1] \
-            or k.shape[-2] != v.shape[-2]:
-        raise ShapeError(f"{op}: expected query (..., L, E), key (..., S, E) and value "
-                         f"(..., S, Ev), got {tuple(q.shape)}, {tuple(k.shape)} and "
-                         f"{tuple(v.shape)}")
+    if (
+        q.ndim < 2
+        or k.ndim < 2
+        or v.ndim < 2
+        or q.shape[-1] != k.shape[-1]
+        or k.shape[-2] != v.shape[-2]
+    ):
+        raise ShapeError(
+            f"{op}: expected query (..., L, E), key (..., S, E) and value "
+            f"(..., S, Ev), got {tuple(q.shape)}, {tuple(k.shape)} and "
+            f"{tuple(v.shape)}"
+        )
     n_q, n_k = q.shape[-2], k.shape[-2]
     allowed = additive = None
     if is_causal:
@@ -94,13 +117,16 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
         try:
             torch.broadcast_shapes(m.shape[-2:], (n_q, n_k))
         except RuntimeError:
-            raise ShapeError(f"{op}: attn_mask of shape {tuple(m.shape)} does not broadcast to "
-                             f"the scores' (..., {n_q}, {n_k})") from None
+            raise ShapeError(
+                f"{op}: attn_mask of shape {tuple(m.shape)} does not broadcast to "
+                f"the scores' (..., {n_q}, {n_k})"
+            ) from None
         if m.dtype == torch.bool:
             allowed = m
         elif m.dtype != q.dtype:
-            raise DTypeError(f"{op}: attn_mask must be bool or of the query's dtype {q.dtype}, "
-                             f"got {m.dtype}")
+            raise DTypeError(
+                f"{op}: attn_mask must be bool or of the query's dtype {q.dtype}, got {m.dtype}"
+            )
         else:
             additive = m
     s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
@@ -120,31 +146,43 @@ class MultiheadAttention(Module):
     Inputs are (N, L, E) with ``batch_first=True``, else (L, N, E); (L, E) unbatched.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 batch_first: bool = False, *, generator: torch.Generator | None = None,
-                 device: Any = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        batch_first: bool = False,
+        *,
+        generator: torch.Generator | None = None,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         op = "MultiheadAttention"
         for what, n in (("embed_dim", embed_dim), ("num_heads", num_heads)):
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
                 raise ValueError(f"{op}: {what} must be a positive int, got {n!r}")
         if embed_dim % num_heads:
-            raise ValueError(f"{op}: embed_dim ({embed_dim}) must be divisible by num_heads "
-                             f"({num_heads})")
+            raise ValueError(
+                f"{op}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
+            )
         self.embed_dim, self.num_heads = embed_dim, num_heads
         self.head_dim = embed_dim // num_heads
         self.dropout = _check_p(op, dropout)
         self.batch_first = batch_first
         self.generator = generator
-        self.in_proj_weight = Parameter(torch.empty(3 * embed_dim, embed_dim, device=device,
-                                                    dtype=dtype))
+        self.in_proj_weight = Parameter(
+            torch.empty(3 * embed_dim, embed_dim, device=device, dtype=dtype)
+        )
         if bias:
             self.in_proj_bias = Parameter(torch.empty(3 * embed_dim, device=device, dtype=dtype))
         else:
             self.register_parameter("in_proj_bias", None)
         # torch draws the output projection's weights first, then in_proj_weight
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, generator=generator,
-                               device=device, dtype=dtype)
+        self.out_proj = Linear(
+            embed_dim, embed_dim, bias=bias, generator=generator, device=device, dtype=dtype
+        )
         init.xavier_uniform_(self.in_proj_weight, generator=generator)
         if bias:
             init.zeros_(self.in_proj_bias)
@@ -153,13 +191,21 @@ class MultiheadAttention(Module):
     def _project(self, x: Tensor, i: int) -> Tensor:
         """The i-th of the q, k, v projections, split into heads: (N, H, len, head_dim)."""
         e = self.embed_dim
-        w = self.in_proj_weight[i * e:(i + 1) * e]
-        b = None if self.in_proj_bias is None else self.in_proj_bias[i * e:(i + 1) * e]
+        w = self.in_proj_weight[i * e : (i + 1) * e]
+        b = None if self.in_proj_bias is None else self.in_proj_bias[i * e : (i + 1) * e]
         y = ad.linear(x, w, b)
         return y.reshape(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
 
-    def _mask(self, attn_mask: Any, key_padding_mask: Any, is_causal: bool, n: int, n_q: int,
-              n_k: int, like: Tensor) -> Any:
+    def _mask(
+        self,
+        attn_mask: Any,
+        key_padding_mask: Any,
+        is_causal: bool,
+        n: int,
+        n_q: int,
+        n_k: int,
+        like: Tensor,
+    ) -> Any:
         """One additive float mask (N or 1, H or 1, L, S), or None."""
         op = "MultiheadAttention"
         dtype, device = like.dtype, like.data.device
@@ -173,15 +219,21 @@ class MultiheadAttention(Module):
             elif m.shape == (n * self.num_heads, n_q, n_k):
                 m = m.reshape(n, self.num_heads, n_q, n_k)
             else:
-                raise ShapeError(f"{op}: attn_mask must have shape ({n_q}, {n_k}) or "
-                                 f"({n * self.num_heads}, {n_q}, {n_k}), got {tuple(m.shape)}")
+                raise ShapeError(
+                    f"{op}: attn_mask must have shape ({n_q}, {n_k}) or "
+                    f"({n * self.num_heads}, {n_q}, {n_k}), got {tuple(m.shape)}"
+                )
             masks.append(m)
         if key_padding_mask is not None:
-            m = key_padding_mask.data if isinstance(key_padding_mask, Tensor) \
+            m = (
+                key_padding_mask.data
+                if isinstance(key_padding_mask, Tensor)
                 else torch.as_tensor(key_padding_mask)
+            )
             if m.shape != (n, n_k):
-                raise ShapeError(f"{op}: key_padding_mask must have shape ({n}, {n_k}), got "
-                                 f"{tuple(m.shape)}")
+                raise ShapeError(
+                    f"{op}: key_padding_mask must have shape ({n}, {n_k}), got {tuple(m.shape)}"
+                )
             masks.append(m.reshape(n, 1, 1, n_k))
         if not masks:
             return None
@@ -190,39 +242,63 @@ class MultiheadAttention(Module):
             if m.dtype == torch.bool:
                 m = torch.zeros(m.shape, dtype=dtype, device=device).masked_fill_(m, _NEG_INF)
             elif m.dtype != dtype:
-                raise DTypeError(f"{op}: masks must be bool or of the input's dtype {dtype}, "
-                                 f"got {m.dtype}")
+                raise DTypeError(
+                    f"{op}: masks must be bool or of the input's dtype {dtype}, got {m.dtype}"
+                )
             total = m if total is None else total + m
         return total
 
-    def forward(self, query: Any, key: Any, value: Any, key_padding_mask: Any = None,
-                need_weights: bool = True, attn_mask: Any = None,
-                average_attn_weights: bool = True, is_causal: bool = False) -> tuple:
+    def forward(
+        self,
+        query: Any,
+        key: Any,
+        value: Any,
+        key_padding_mask: Any = None,
+        need_weights: bool = True,
+        attn_mask: Any = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple:
         op = "MultiheadAttention"
         q, k, v = as_tensor(query), as_tensor(key), as_tensor(value)
         check_floats(op, query=q, key=k, value=v)
-        if q.ndim not in (2, 3) or k.ndim != q.ndim or v.ndim != q.ndim \
-                or q.shape[-1] != self.embed_dim or k.shape[-1] != self.embed_dim \
-                or v.shape[-1] != self.embed_dim or k.shape[:-1] != v.shape[:-1]:
-            raise ShapeError(f"{op}: expected query, key and value of matching ranks (2 or 3) "
-                             f"with last dim embed_dim={self.embed_dim} and key/value of one "
-                             f"shape, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        if (
+            q.ndim not in (2, 3)
+            or k.ndim != q.ndim
+            or v.ndim != q.ndim
+            or q.shape[-1] != self.embed_dim
+            or k.shape[-1] != self.embed_dim
+            or v.shape[-1] != self.embed_dim
+            or k.shape[:-1] != v.shape[:-1]
+        ):
+            raise ShapeError(
+                f"{op}: expected query, key and value of matching ranks (2 or 3) "
+                f"with last dim embed_dim={self.embed_dim} and key/value of one "
+                f"shape, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+            )
         unbatched = q.ndim == 2
         if unbatched:
             q, k, v = q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0)
             if key_padding_mask is not None:
-                key_padding_mask = torch.as_tensor(getattr(key_padding_mask, "data",
-                                                           key_padding_mask)).unsqueeze(0)
+                key_padding_mask = torch.as_tensor(
+                    getattr(key_padding_mask, "data", key_padding_mask)
+                ).unsqueeze(0)
         elif not self.batch_first:
             q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
         n, n_q, n_k = q.shape[0], q.shape[1], k.shape[1]
         if k.shape[0] != n:
-            raise ShapeError(f"{op}: query and key have different batch sizes {n} and "
-                             f"{k.shape[0]}")
+            raise ShapeError(f"{op}: query and key have different batch sizes {n} and {k.shape[0]}")
         mask = self._mask(attn_mask, key_padding_mask, is_causal, n, n_q, n_k, q)
-        out, attn = _attend(self._project(q, 0), self._project(k, 1), self._project(v, 2),
-                            1.0 / math.sqrt(self.head_dim), None, mask,
-                            self.dropout if self.training else 0.0, self.generator)
+        out, attn = _attend(
+            self._project(q, 0),
+            self._project(k, 1),
+            self._project(v, 2),
+            1.0 / math.sqrt(self.head_dim),
+            None,
+            mask,
+            self.dropout if self.training else 0.0,
+            self.generator,
+        )
         out = self.out_proj(out.transpose(1, 2).reshape(n, n_q, self.embed_dim))
         weights = None
         if need_weights:
@@ -236,5 +312,7 @@ class MultiheadAttention(Module):
         return out, weights
 
     def extra_repr(self) -> str:
-        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
-                f"dropout={self.dropout}, batch_first={self.batch_first}")
+        return (
+            f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
+            f"dropout={self.dropout}, batch_first={self.batch_first}"
+        )

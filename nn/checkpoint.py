@@ -4,6 +4,7 @@ Writes are atomic (a temporary file in the same folder, then ``os.replace``): a 
 leaves a half-written checkpoint. Reads use ``torch.load(weights_only=True)`` (no code runs from
 the file) and check everything before changing anything.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,12 +30,18 @@ class CheckpointError(RuntimeError):
     """The file is not a readable checkpoint, or does not fit the model/optimizer given."""
 
 
-def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Any = None,
-                    scheduler: Any = None, **extra: Any) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: Module,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    **extra: Any,
+) -> Path:
     """Write ``model`` (and optimizer/scheduler state, and ``extra`` plain values) to ``path``."""
     path = Path(path)
     payload = {
-        "format": FORMAT, "version": VERSION,
+        "format": FORMAT,
+        "version": VERSION,
         "model": dict(model.state_dict()),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -56,8 +63,14 @@ def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Any = Non
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, model: Module, optimizer: Any = None,
-                    scheduler: Any = None, *, map_location: Any = None) -> dict:
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: Module,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    *,
+    map_location: Any = None,
+) -> dict:
     """Restore what :func:`save_checkpoint` wrote; returns its ``extra`` values.
 
     Raises ``CheckpointError`` (and changes nothing) when the file is corrupt, is not a
@@ -72,8 +85,9 @@ def load_checkpoint(path: str | os.PathLike, model: Module, optimizer: Any = Non
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"load_checkpoint: {path} is not a readable checkpoint "
-                              f"({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"load_checkpoint: {path} is not a readable checkpoint ({type(e).__name__}: {e})"
+        ) from None
     _check_payload(path, payload, optimizer, scheduler)
     # Each load below checks everything before it changes anything; the model is restored if
     # the optimizer's load then fails, and the scheduler's state was checked above.
@@ -87,8 +101,9 @@ def load_checkpoint(path: str | os.PathLike, model: Module, optimizer: Any = Non
             optimizer.load_state_dict(payload["optimizer"])
         except Exception as e:
             model.load_state_dict(backup)  # all or nothing
-            raise CheckpointError(f"load_checkpoint: {path} does not fit the optimizer: "
-                                  f"{e}") from None
+            raise CheckpointError(
+                f"load_checkpoint: {path} does not fit the optimizer: {e}"
+            ) from None
     if scheduler is not None:
         scheduler.load_state_dict(payload["scheduler"])
     return dict(payload.get("extra") or {})
@@ -96,8 +111,10 @@ def load_checkpoint(path: str | os.PathLike, model: Module, optimizer: Any = Non
 
 def _check_payload(path: Path, payload: Any, optimizer: Any, scheduler: Any) -> None:
     """Everything about the file's contents that can be checked before loading any of it."""
+
     def fail(msg: str) -> CheckpointError:
         return CheckpointError(f"load_checkpoint: {path} {msg}")
+
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise fail("is not a tapegrad checkpoint (written by nn.checkpoint.save_checkpoint)")
     version = payload.get("version")
@@ -123,8 +140,10 @@ def _scheduler_mismatch(own: dict, saved: Any) -> str | None:
     if not isinstance(saved, dict):
         return f"its state is a {type(saved).__name__}, not a dict"
     if set(saved) != set(own):
-        return (f"its state has keys {sorted(saved)}, the scheduler has {sorted(own)} (a "
-                "different schedule?)")
+        return (
+            f"its state has keys {sorted(saved)}, the scheduler has {sorted(own)} (a "
+            "different schedule?)"
+        )
 
     def kind(v: Any) -> str:
         if isinstance(v, bool) or v is None:
@@ -134,6 +153,7 @@ def _scheduler_mismatch(own: dict, saved: Any) -> str | None:
         if isinstance(v, (list, tuple)):
             return "list of " + ",".join(sorted({kind(x) for x in v}))
         return type(v).__name__
+
     for k, v in own.items():
         if kind(saved[k]) != kind(v) or (isinstance(v, (list, tuple)) and len(saved[k]) != len(v)):
             return f"'{k}' is {saved[k]!r}, expected a value like {v!r}"

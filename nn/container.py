@@ -1,5 +1,6 @@
 """Containers: ``Sequential`` (modules applied one after the other), ``ModuleList`` and
 ``ModuleDict`` (modules held by position or name, registered so their parameters are found)."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -121,8 +122,10 @@ class ModuleList(Module):
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
         if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
-            raise TypeError("ModuleList.extend: expects an iterable of modules, got the module "
-                            f"{type(modules).__name__}; use append")
+            raise TypeError(
+                "ModuleList.extend: expects an iterable of modules, got the module "
+                f"{type(modules).__name__}; use append"
+            )
         for m in modules:
             self.append(m)
         return self
@@ -139,8 +142,9 @@ class ModuleDict(Module):
     Names keep their insertion order; parameters read ``heads.a.weight``. It has no ``forward``.
     """
 
-    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None
-                 ) -> None:
+    def __init__(
+        self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None
+    ) -> None:
         super().__init__()
         if modules is not None:
             self.update(modules)
@@ -189,13 +193,17 @@ class ModuleDict(Module):
 
     def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
         if isinstance(modules, Module) and not isinstance(modules, ModuleDict):
-            raise TypeError(f"ModuleDict.update: expects a mapping or (name, module) pairs, got "
-                            f"the module {type(modules).__name__}")
+            raise TypeError(
+                f"ModuleDict.update: expects a mapping or (name, module) pairs, got "
+                f"the module {type(modules).__name__}"
+            )
         pairs = modules.items() if hasattr(modules, "items") else modules
         for i, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ValueError(f"ModuleDict.update: element {i} should be a (name, module) "
-                                 f"pair, got {pair!r:.60}")
+                raise ValueError(
+                    f"ModuleDict.update: element {i} should be a (name, module) "
+                    f"pair, got {pair!r:.60}"
+                )
             self[pair[0]] = pair[1]
 
 

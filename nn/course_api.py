@@ -7,6 +7,7 @@
   gradients and returns the gradient w.r.t. the input(s). Only direct ``forward`` calls pay for
   this bookkeeping: ``Module.__call__`` runs the subclass's own, unwrapped ``forward``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -89,29 +90,34 @@ class CourseInterface:
             raise GraphError(
                 f"{name}.backward(): nothing to back-propagate. Call {name}.forward(...) first "
                 "(directly, not as module(...), and not under no_grad()); each forward() can be "
-                "back-propagated once.")
+                "back-propagated once."
+            )
         tracked, out = rec
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
         if len(gradwrtoutput) not in (0, len(outs)):
-            raise ValueError(f"{name}.backward(): got {len(gradwrtoutput)} gradients for "
-                             f"{len(outs)} outputs")
+            raise ValueError(
+                f"{name}.backward(): got {len(gradwrtoutput)} gradients for {len(outs)} outputs"
+            )
         for o, g in zip(outs, gradwrtoutput):
             if tuple(g.shape) != tuple(o.shape):
-                raise ShapeError(f"{name}.backward(): the gradient has shape {tuple(g.shape)} but "
-                                 f"forward() returned shape {tuple(o.shape)}; they must match.")
+                raise ShapeError(
+                    f"{name}.backward(): the gradient has shape {tuple(g.shape)} but "
+                    f"forward() returned shape {tuple(o.shape)}; they must match."
+                )
         inputs = [x for x in tracked if x is not None]
         params = [p for p in self.parameters() if p.requires_grad]
         live = [i for i, o in enumerate(outs) if isinstance(o, Tensor) and o.requires_grad]
         grads: tuple = (None,) * (len(inputs) + len(params))
         if live and (inputs or params):
             gos = [gradwrtoutput[i] for i in live] if gradwrtoutput else None
-            grads = ad.grad([outs[i] for i in live], inputs + params, grad_outputs=gos,
-                            allow_unused=True)
+            grads = ad.grad(
+                [outs[i] for i in live], inputs + params, grad_outputs=gos, allow_unused=True
+            )
         self.__dict__["_course"] = None  # the graph between output and inputs is now freed
-        for p, g in zip(params, grads[len(inputs):]):
+        for p, g in zip(params, grads[len(inputs) :]):
             if g is not None:
                 p.grad = g if p.grad is None else Tensor(p.grad.data + g.data)
-        it = iter(grads[:len(inputs)])
+        it = iter(grads[: len(inputs)])
         result = []
         for x in tracked:
             if x is None:

@@ -1,5 +1,6 @@
 """The course's disc data set, a seeded mini-batch loader, and a sampler that gives each process
 of a data-parallel run its own share of every epoch."""
+
 from __future__ import annotations
 
 import math
@@ -21,9 +22,14 @@ def _labels(inside: torch.Tensor, labels: str, dtype: torch.dtype) -> torch.Tens
     return torch.stack([~inside, inside], 1).to(dtype)
 
 
-def disc_dataset(n: int, seed: int | None = None, labels: str = "binary", *,
-                 generator: torch.Generator | None = None,
-                 dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+def disc_dataset(
+    n: int,
+    seed: int | None = None,
+    labels: str = "binary",
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
     """``n`` points uniform in [0, 1]², labelled by whether they fall inside the disc of radius
     1/sqrt(2π) centred at (0.5, 0.5).
 
@@ -32,7 +38,9 @@ def disc_dataset(n: int, seed: int | None = None, labels: str = "binary", *,
     The same ``seed`` gives the same points.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"disc_dataset: n must be a positive int (the number of points), got {n!r}")
+        raise ValueError(
+            f"disc_dataset: n must be a positive int (the number of points), got {n!r}"
+        )
     if labels not in _LABELS:
         raise ValueError(f"disc_dataset: labels must be one of {_LABELS}, got {labels!r}")
     if generator is None:
@@ -42,20 +50,23 @@ def disc_dataset(n: int, seed: int | None = None, labels: str = "binary", *,
         else:
             generator.manual_seed(seed)
     x = torch.rand(n, 2, generator=generator, dtype=dtype)
-    inside = ((x - 0.5) ** 2).sum(1) < RADIUS ** 2
+    inside = ((x - 0.5) ** 2).sum(1) < RADIUS**2
     return Tensor(x), Tensor(_labels(inside, labels, dtype))
 
 
-def disc_split(n_train: int = 1000, n_test: int = 1000, seed: int | None = None,
-               labels: str = "binary") -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+def disc_split(
+    n_train: int = 1000, n_test: int = 1000, seed: int | None = None, labels: str = "binary"
+) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
     """A training and a test set drawn one after the other from one seeded generator."""
     g = torch.Generator()
     if seed is None:
         g.seed()
     else:
         g.manual_seed(seed)
-    return (disc_dataset(n_train, labels=labels, generator=g),
-            disc_dataset(n_test, labels=labels, generator=g))
+    return (
+        disc_dataset(n_train, labels=labels, generator=g),
+        disc_dataset(n_test, labels=labels, generator=g),
+    )
 
 
 class DistributedSampler:
@@ -74,33 +85,49 @@ class DistributedSampler:
     pair. ``num_replicas`` and ``rank`` default to the initialised ``torch.distributed`` group's.
     """
 
-    def __init__(self, n: Any, num_replicas: int | None = None, rank: int | None = None,
-                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        n: Any,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
         if isinstance(n, tuple) and len(n) == 2:
             n = n[0]  # (x, y): the samples are x's rows
         if isinstance(n, (Tensor, torch.Tensor)):
             n = n.shape[0] if n.dim() else 0
         if not isinstance(n, int) or isinstance(n, bool):
-            raise TypeError(f"DistributedSampler: expected the number of samples, a tensor or an "
-                            f"(x, y) pair, got {type(n).__name__}")
+            raise TypeError(
+                f"DistributedSampler: expected the number of samples, a tensor or an "
+                f"(x, y) pair, got {type(n).__name__}"
+            )
         if n < 1:
             raise ValueError(f"DistributedSampler: the data set is empty (n = {n})")
         if num_replicas is None or rank is None:
             import torch.distributed as dist
+
             if not (dist.is_available() and dist.is_initialized()):
-                raise RuntimeError("DistributedSampler: pass num_replicas and rank, or initialise "
-                                   "the torch.distributed process group first")
+                raise RuntimeError(
+                    "DistributedSampler: pass num_replicas and rank, or initialise "
+                    "the torch.distributed process group first"
+                )
             num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
             rank = dist.get_rank() if rank is None else rank
         if not isinstance(num_replicas, int) or num_replicas < 1:
-            raise ValueError("DistributedSampler: num_replicas must be a positive int, got "
-                             f"{num_replicas!r}")
+            raise ValueError(
+                f"DistributedSampler: num_replicas must be a positive int, got {num_replicas!r}"
+            )
         if not isinstance(rank, int) or not 0 <= rank < num_replicas:
-            raise ValueError(f"DistributedSampler: rank must be in [0, {num_replicas - 1}], "
-                             f"got {rank!r}")
+            raise ValueError(
+                f"DistributedSampler: rank must be in [0, {num_replicas - 1}], got {rank!r}"
+            )
         if drop_last and n < num_replicas:
-            raise ValueError(f"DistributedSampler: drop_last with {n} samples and {num_replicas} "
-                             "ranks leaves every rank empty")
+            raise ValueError(
+                f"DistributedSampler: drop_last with {n} samples and {num_replicas} "
+                "ranks leaves every rank empty"
+            )
         self.n, self.num_replicas, self.rank = n, num_replicas, rank
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.epoch = 0
@@ -121,7 +148,7 @@ class DistributedSampler:
         total = self.num_samples * self.num_replicas
         if total > self.n:  # pad: repeat the order's start (several times if n < num_replicas)
             order = order.repeat(-(-total // self.n))
-        return order[:total][self.rank::self.num_replicas]
+        return order[:total][self.rank :: self.num_replicas]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices().tolist())
@@ -136,9 +163,16 @@ class BatchLoader:
     (``shuffle`` and ``seed`` are then the sampler's business).
     """
 
-    def __init__(self, x: Any, y: Any, batch_size: int = 32, shuffle: bool = True,
-                 seed: int | None = None, drop_last: bool = False,
-                 sampler: DistributedSampler | None = None) -> None:
+    def __init__(
+        self,
+        x: Any,
+        y: Any,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: int | None = None,
+        drop_last: bool = False,
+        sampler: DistributedSampler | None = None,
+    ) -> None:
         xd = x.data if isinstance(x, Tensor) else torch.as_tensor(x)
         yd = y.data if isinstance(y, Tensor) else torch.as_tensor(y)
         if xd.shape[0] != yd.shape[0]:
@@ -150,8 +184,9 @@ class BatchLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         if sampler is not None and sampler.n != xd.shape[0]:
-            raise ValueError(f"BatchLoader: the sampler covers {sampler.n} samples but x has "
-                             f"{xd.shape[0]}")
+            raise ValueError(
+                f"BatchLoader: the sampler covers {sampler.n} samples but x has {xd.shape[0]}"
+            )
         self.sampler = sampler
         self.generator = torch.Generator()
         if seed is None:
@@ -175,4 +210,4 @@ class BatchLoader:
             x, y = x[perm], y[perm]  # one gather per epoch; the batches are then views
         stop = n - n % b if self.drop_last else n
         for i in range(0, stop, b):
-            yield Tensor(x[i:i + b]), Tensor(y[i:i + b])
+            yield Tensor(x[i : i + b]), Tensor(y[i : i + b])

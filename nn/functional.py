@@ -4,6 +4,7 @@ Losses take ``reduction='mean' | 'sum' | 'none'`` and refuse an input and target
 shapes instead of broadcasting them (a (N, 1) prediction against (N,) labels would otherwise
 silently compare every prediction with every label).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,8 +37,9 @@ def softplus(input: Any) -> Tensor:
     return nodes.Softplus.apply(as_tensor(input))
 
 
-def dropout(input: Any, p: float = 0.5, training: bool = True,
-            generator: torch.Generator | None = None) -> Tensor:
+def dropout(
+    input: Any, p: float = 0.5, training: bool = True, generator: torch.Generator | None = None
+) -> Tensor:
     """Zero elements with probability ``p`` and scale the others by 1/(1-p) (when training)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
@@ -59,7 +61,8 @@ def _pair(op: str, input: Any, target: Any, reduction: str) -> tuple[Tensor, Ten
         raise ShapeError(
             f"{op}: input has shape {tuple(x.shape)} but target has shape {tuple(t.shape)}; they "
             "must be equal (reshape one, e.g. target.reshape(input.shape), rather than rely on "
-            "broadcasting)")
+            "broadcasting)"
+        )
     if not t.data.is_floating_point():
         t = t.to(x.data.dtype)  # integer labels as float targets
     _check_float_pair(op, x.data, t.data)
@@ -69,8 +72,10 @@ def _pair(op: str, input: Any, target: Any, reduction: str) -> tuple[Tensor, Ten
 def _check_float_pair(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
     """Refuse silently promoting between two floating dtypes (float32 input, float64 target)."""
     if a.dtype != b.dtype and a.is_floating_point() and b.is_floating_point():
-        raise DTypeError(f"{op}: input and target have different dtypes {a.dtype} and {b.dtype}; "
-                         f"convert one with .to({a.dtype}) or .to({b.dtype}) first.")
+        raise DTypeError(
+            f"{op}: input and target have different dtypes {a.dtype} and {b.dtype}; "
+            f"convert one with .to({a.dtype}) or .to({b.dtype}) first."
+        )
 
 
 def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
@@ -85,9 +90,11 @@ def binary_cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Te
     try:
         return nodes.BCELoss.apply(x, t, reduction=reduction)
     except RuntimeError as e:
-        raise ValueError(f"binary_cross_entropy: input (shape {tuple(x.shape)}) must hold "
-                         f"probabilities in [0, 1] (apply sigmoid first, or use "
-                         f"binary_cross_entropy_with_logits): {e}") from None
+        raise ValueError(
+            f"binary_cross_entropy: input (shape {tuple(x.shape)}) must hold "
+            f"probabilities in [0, 1] (apply sigmoid first, or use "
+            f"binary_cross_entropy_with_logits): {e}"
+        ) from None
 
 
 def binary_cross_entropy_with_logits(input: Any, target: Any, reduction: str = "mean") -> Tensor:
@@ -111,24 +118,32 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Tensor:
         raise ShapeError(f"{op}: input must have a class dim, got a 0-d tensor")
     cdim = 1 if rx.dim() >= 2 else 0
     n_classes = rx.shape[cdim]
-    want = rx.shape[:cdim] + rx.shape[cdim + 1:]
+    want = rx.shape[:cdim] + rx.shape[cdim + 1 :]
     if rt.is_floating_point():
         if rt.shape == want and rt.shape != rx.shape:
-            raise DTypeError(f"{op}: class-index targets (shape {tuple(want)}) must be integers, "
-                             f"got dtype {rt.dtype}; use target.long()")
+            raise DTypeError(
+                f"{op}: class-index targets (shape {tuple(want)}) must be integers, "
+                f"got dtype {rt.dtype}; use target.long()"
+            )
         if rt.shape != rx.shape:
-            raise ShapeError(f"{op}: probability targets must have the input's shape "
-                             f"{tuple(rx.shape)}, got {tuple(rt.shape)}")
+            raise ShapeError(
+                f"{op}: probability targets must have the input's shape "
+                f"{tuple(rx.shape)}, got {tuple(rt.shape)}"
+            )
         _check_float_pair(op, rx, rt)
         return nodes.SoftCrossEntropyLoss.apply(x, t, reduction=reduction)
     if rt.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise DTypeError(f"{op}: class-index targets must be integers, got dtype {rt.dtype}")
     if rt.shape != want:
-        raise ShapeError(f"{op}: input of shape {tuple(rx.shape)} needs class-index targets of "
-                         f"shape {tuple(want)}, got {tuple(rt.shape)}")
+        raise ShapeError(
+            f"{op}: input of shape {tuple(rx.shape)} needs class-index targets of "
+            f"shape {tuple(want)}, got {tuple(rt.shape)}"
+        )
     if rt.numel() and (int(rt.min()) < 0 or int(rt.max()) >= n_classes):
-        raise IndexError(f"{op}: target class indices must lie in [0, {n_classes - 1}], got values "
-                         f"in [{int(rt.min())}, {int(rt.max())}]")
+        raise IndexError(
+            f"{op}: target class indices must lie in [0, {n_classes - 1}], got values "
+            f"in [{int(rt.min())}, {int(rt.max())}]"
+        )
     if rt.dtype != torch.int64:
         t = t.to(torch.int64)  # recorded, so that a replay reads the new labels
     # the labels are an input of the node: backward reads them (changing them is refused)

@@ -6,6 +6,7 @@
     tanh:   y = x (1 + tanh u) / 2,  u = √(2/π) (x + 0.044715 x³);
             y' = (1 + tanh u) / 2 + x (1 - tanh² u) √(2/π) (1 + 3 · 0.044715 x²) / 2
 """
+
 from __future__ import annotations
 
 import math
@@ -26,6 +27,7 @@ _C = 0.044715
 
 class Erf(ad.Op):
     """y = erf(x);  dx = g · 2/√π · e^{-x²}"""
+
     saves = ("x",)
     forward = staticmethod(torch.erf)
 
@@ -44,6 +46,7 @@ def _gelu(x: torch.Tensor, approximate: str) -> torch.Tensor:
 
 class GELU(ad.Op):
     """y = x Φ(x) (or its tanh approximation);  dx = g y'(x) (see the module docstring)"""
+
     saves = ("x",)
     fields = ("approximate",)
     forward = staticmethod(_gelu)

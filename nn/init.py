@@ -2,6 +2,7 @@
 
 Each function fills ``tensor.data`` without recording anything and returns the tensor.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,10 @@ def _raw(tensor: Any, fn: str) -> torch.Tensor:
 
 def _fans(t: torch.Tensor, fn: str) -> tuple[int, int]:
     if t.dim() < 2:
-        raise ValueError(f"nn.init.{fn}: fan in and fan out need a tensor with at least 2 dims, "
-                         f"got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"nn.init.{fn}: fan in and fan out need a tensor with at least 2 dims, "
+            f"got shape {tuple(t.shape)}"
+        )
     receptive = t[0][0].numel() if t.dim() > 2 else 1
     return t.shape[1] * receptive, t.shape[0] * receptive
 
@@ -38,19 +41,23 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
-        return math.sqrt(2.0 / (1 + slope ** 2))
+        return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"nn.init.calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
-def uniform_(tensor: Any, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None) -> Any:
+def uniform_(
+    tensor: Any, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None
+) -> Any:
     """Fill with U(a, b)."""
     _raw(tensor, "uniform_").uniform_(a, b, generator=generator)
     return tensor
 
 
-def normal_(tensor: Any, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None) -> Any:
+def normal_(
+    tensor: Any, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None
+) -> Any:
     """Fill with N(mean, std²)."""
     _raw(tensor, "normal_").normal_(mean, std, generator=generator)
     return tensor
@@ -69,7 +76,9 @@ def ones_(tensor: Any) -> Any:
     return constant_(tensor, 1.0)
 
 
-def xavier_uniform_(tensor: Any, gain: float = 1.0, generator: torch.Generator | None = None) -> Any:
+def xavier_uniform_(
+    tensor: Any, gain: float = 1.0, generator: torch.Generator | None = None
+) -> Any:
     """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio, 2010)."""
     fan_in, fan_out = _fans(_raw(tensor, "xavier_uniform_"), "xavier_uniform_")
     a = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -90,14 +99,26 @@ def _kaiming_std(tensor: Any, a: float, mode: str, nonlinearity: str, fn: str) -
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
-def kaiming_uniform_(tensor: Any, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                     generator: torch.Generator | None = None) -> Any:
+def kaiming_uniform_(
+    tensor: Any,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> Any:
     """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015). nn.Linear uses a = sqrt(5)."""
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor: Any, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    generator: torch.Generator | None = None) -> Any:
+def kaiming_normal_(
+    tensor: Any,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> Any:
     """N(0, std²) with std = gain / sqrt(fan)."""
-    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_"), generator)
+    return normal_(
+        tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_"), generator
+    )

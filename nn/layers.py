@@ -1,4 +1,5 @@
 """Layers with state: ``Linear``, ``Dropout``, and the stateless ``Identity``."""
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,16 @@ class Linear(Module):
     with a = sqrt(5)); pass ``generator`` for reproducible weights.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 generator: torch.Generator | None = None, device: Any = None,
-                 dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        generator: torch.Generator | None = None,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         for what, v in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -48,8 +56,10 @@ class Linear(Module):
         return _linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Identity(Module):

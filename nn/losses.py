@@ -1,5 +1,6 @@
 """Loss modules. Course style: ``loss.forward(pred, target)``, then ``loss.backward()`` returns
 the gradient w.r.t. ``pred``, so ``model.backward(loss.backward())`` trains the model."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,10 @@ class _Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', "
-                             f"got {reduction!r}")
+            raise ValueError(
+                f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', "
+                f"got {reduction!r}"
+            )
         self.reduction = reduction
 
     def extra_repr(self) -> str:

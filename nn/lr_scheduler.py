@@ -3,6 +3,7 @@
 Closed forms of t = ``last_epoch``; the sequences equal torch's (cosine with warm-up equals
 torch's ``SequentialLR(LinearLR, CosineAnnealingLR)``).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,10 @@ class LRScheduler:
             if last_epoch == -1:
                 g.setdefault("initial_lr", g["lr"])
             elif "initial_lr" not in g:
-                raise KeyError(f"{type(self).__name__}: param group {i} has no 'initial_lr'; "
-                               "resuming with last_epoch != -1 needs a scheduler-initialised optimizer")
+                raise KeyError(
+                    f"{type(self).__name__}: param group {i} has no 'initial_lr'; "
+                    "resuming with last_epoch != -1 needs a scheduler-initialised optimizer"
+                )
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
         self.step()
@@ -47,7 +50,9 @@ class LRScheduler:
 class StepLR(LRScheduler):
     """lr = base_lr · gamma^⌊t / step_size⌋"""
 
-    def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         if not isinstance(step_size, int) or step_size <= 0:
             raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
         self.step_size = step_size
@@ -65,16 +70,27 @@ class CosineAnnealingLR(LRScheduler):
     ``T_max`` counts the warm-up steps too (the whole schedule is T_max steps long).
     """
 
-    def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0, last_epoch: int = -1, *,
-                 warmup: int = 0, warmup_start_factor: float = 0.01) -> None:
+    def __init__(
+        self,
+        optimizer: Any,
+        T_max: int,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+        *,
+        warmup: int = 0,
+        warmup_start_factor: float = 0.01,
+    ) -> None:
         if not isinstance(T_max, int) or T_max <= 0:
             raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
         if not isinstance(warmup, int) or not 0 <= warmup < T_max:
-            raise ValueError(f"CosineAnnealingLR: warmup must be an int in [0, T_max={T_max}), "
-                             f"got {warmup!r}")
+            raise ValueError(
+                f"CosineAnnealingLR: warmup must be an int in [0, T_max={T_max}), got {warmup!r}"
+            )
         if not 0.0 < warmup_start_factor <= 1.0:
-            raise ValueError("CosineAnnealingLR: warmup_start_factor must be in (0, 1], got "
-                             f"{warmup_start_factor!r}")
+            raise ValueError(
+                "CosineAnnealingLR: warmup_start_factor must be in (0, 1], got "
+                f"{warmup_start_factor!r}"
+            )
         self.T_max = T_max
         self.eta_min = eta_min
         self.warmup = warmup

@@ -1,5 +1,6 @@
 """``nn.Module``: PyTorch's habits (registration, ``parameters()``, ``state_dict()``); the course's
 interface (``forward`` / ``backward`` / ``param``) comes from ``course_api.CourseInterface``."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -54,8 +55,10 @@ class Module(CourseInterface):
         params = d.get("_parameters")
         if params is None:
             if isinstance(value, (Parameter, Module)):
-                raise AttributeError(f"cannot assign {type(value).__name__} '{name}' before "
-                                     f"Module.__init__() is called: call super().__init__() first")
+                raise AttributeError(
+                    f"cannot assign {type(value).__name__} '{name}' before "
+                    f"Module.__init__() is called: call super().__init__() first"
+                )
             return _setattr(self, name, value)
         modules = d["_modules"]
         if isinstance(value, Parameter):
@@ -66,18 +69,24 @@ class Module(CourseInterface):
             modules[name] = value
         elif name in params:
             if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' of "
-                                f"{type(self).__name__}: an nn.Parameter or None is expected")
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} as parameter '{name}' of "
+                    f"{type(self).__name__}: an nn.Parameter or None is expected"
+                )
             params[name] = None
         elif name in d.get("_buffer_tensors", ()):
             if value is not None and not isinstance(value, torch.Tensor):
-                raise TypeError(f"cannot assign {type(value).__name__} as buffer '{name}' of "
-                                f"{type(self).__name__}: a torch.Tensor or None is expected")
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} as buffer '{name}' of "
+                    f"{type(self).__name__}: a torch.Tensor or None is expected"
+                )
             d["_buffer_tensors"][name] = value
         elif name in modules:
             if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' "
-                                f"of {type(self).__name__}: an nn.Module or None is expected")
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} as child module '{name}' "
+                    f"of {type(self).__name__}: an nn.Module or None is expected"
+                )
             modules[name] = None
         _setattr(self, name, value)
 
@@ -88,20 +97,25 @@ class Module(CourseInterface):
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"register_parameter('{name}'): expected an nn.Parameter or None, got "
-                            f"{type(param).__name__}")
+            raise TypeError(
+                f"register_parameter('{name}'): expected an nn.Parameter or None, got "
+                f"{type(param).__name__}"
+            )
         if "." in name or not name:
             raise KeyError(f"parameter name must be non-empty and contain no '.', got {name!r}")
         self._parameters[name] = param
         _setattr(self, name, param)
 
-    def register_buffer(self, name: str, tensor: torch.Tensor | None,
-                        persistent: bool = True) -> None:
+    def register_buffer(
+        self, name: str, tensor: torch.Tensor | None, persistent: bool = True
+    ) -> None:
         """A tensor that is state but not a parameter (BatchNorm's running statistics): in
         ``state_dict()`` unless ``persistent=False``, moved by ``to()``, never trained."""
         if tensor is not None and not isinstance(tensor, torch.Tensor):
-            raise TypeError(f"register_buffer('{name}'): expected a torch.Tensor or None, got "
-                            f"{type(tensor).__name__}")
+            raise TypeError(
+                f"register_buffer('{name}'): expected a torch.Tensor or None, got "
+                f"{type(tensor).__name__}"
+            )
         if "." in name or not name:
             raise KeyError(f"buffer name must be non-empty and contain no '.', got {name!r}")
         self._buffer_tensors[name] = tensor
@@ -109,8 +123,9 @@ class Module(CourseInterface):
             self.__dict__.setdefault("_non_persistent", set()).add(name)
         _setattr(self, name, tensor)
 
-    def named_buffers(self, prefix: str = "",
-                      recurse: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, torch.Tensor]]:
         """``(dotted_name, buffer)`` pairs such as ``bn.running_mean``."""
         modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mp, m in modules:
@@ -138,7 +153,9 @@ class Module(CourseInterface):
         _setattr(self, name, module)
 
     # ---- traversal ---------------------------------------------------------------------------
-    def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, memo: set | None = None, prefix: str = ""
+    ) -> Iterator[tuple[str, Module]]:
         """``(dotted_name, module)`` for this module and every descendant, each once."""
         if memo is None:
             memo = set()
@@ -165,7 +182,9 @@ class Module(CourseInterface):
         for _, m in self.named_children():
             yield m
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
         """``(dotted_name, parameter)`` pairs such as ``layers.0.weight``; shared ones once."""
         seen: set = set()
         mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
@@ -220,8 +239,10 @@ class Module(CourseInterface):
         error nothing is changed. ``strict=False`` tolerates missing and unexpected keys."""
         name = type(self).__name__
         if not hasattr(state_dict, "items"):
-            raise TypeError(f"{name}.load_state_dict: expected a mapping of name -> tensor, got "
-                            f"{type(state_dict).__name__}")
+            raise TypeError(
+                f"{name}.load_state_dict: expected a mapping of name -> tensor, got "
+                f"{type(state_dict).__name__}"
+            )
         own = dict(self.named_parameters())
         buffers = dict(self._persistent_buffers())
         own.update(buffers)
@@ -241,8 +262,10 @@ class Module(CourseInterface):
             if not isinstance(v, torch.Tensor):
                 problems.append(f"'{k}' is a {type(v).__name__}, not a tensor")
             elif v.shape != p.data.shape:
-                problems.append(f"size mismatch for '{k}': the checkpoint has shape "
-                                f"{tuple(v.shape)}, the model has {tuple(p.data.shape)}")
+                problems.append(
+                    f"size mismatch for '{k}': the checkpoint has shape "
+                    f"{tuple(v.shape)}, the model has {tuple(p.data.shape)}"
+                )
             elif k in buffers:
                 values[k] = v  # any dtype (num_batches_tracked counts in int64)
             elif not (v.is_floating_point() or v.is_complex()):
@@ -250,7 +273,9 @@ class Module(CourseInterface):
             else:
                 values[k] = v
         if problems:
-            raise RuntimeError(f"Error(s) in loading state_dict for {name}:\n  " + "\n  ".join(problems))
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {name}:\n  " + "\n  ".join(problems)
+            )
         with ad.no_grad():
             for k, v in values.items():
                 (own[k] if k in buffers else own[k].data).copy_(v)
@@ -266,8 +291,15 @@ class Module(CourseInterface):
         for m in self.modules():
             for name, b in m.__dict__.get("_buffer_tensors", {}).items():
                 if b is not None:  # like torch: only floating buffers change dtype
-                    setattr(m, name, b.to(*args, **kwargs) if b.is_floating_point()
-                            else b.to(device) if device is not None else b)
+                    setattr(
+                        m,
+                        name,
+                        b.to(*args, **kwargs)
+                        if b.is_floating_point()
+                        else b.to(device)
+                        if device is not None
+                        else b,
+                    )
         return self
 
     def float(self) -> Module:

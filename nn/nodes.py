@@ -6,6 +6,7 @@ values come from torch's array kernels, so they equal torch's exactly. VJPs are 
 operators and methods shared by torch and autodiff tensors, so they are differentiable again
 under ``create_graph=True``. ``s`` is 1/N for ``reduction='mean'`` (N the number of terms), else 1.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,6 +33,7 @@ def _mse(input: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Ten
 
 class MSELoss(ad.Op):
     """l = (x - t)²;  dx = 2 s g (x - t),  dt = -dx"""
+
     args = saves = ("input", "target")
     fields = ("reduction",)
     forward = staticmethod(_mse)
@@ -53,6 +55,7 @@ _BCE_EPS = float(torch.tensor(1e-12, dtype=torch.float32))
 class BCELoss(ad.Op):
     """l = -(t log x + (1 - t) log(1 - x));
     dx = s g (x - t) / (x (1 - x)),  dt = s g log((1 - x) / x)"""
+
     args = saves = ("input", "target")
     reads = {"input": ("input", "target"), "target": ("input",)}
     fields = ("reduction",)
@@ -71,6 +74,7 @@ class BCELoss(ad.Op):
 
 class BCEWithLogitsLoss(ad.Op):
     """l = max(x, 0) - x t + log(1 + exp(-|x|));  dx = s g (σ(x) - t),  dt = -s g x"""
+
     args = saves = ("input", "target")
     reads = {"input": ("input", "target"), "target": ("input",)}
     fields = ("reduction",)
@@ -89,6 +93,7 @@ def _class_dim(x: Any) -> int:
 class CrossEntropyLoss(ad.Op):
     """l = logsumexp(x) - x[t] for class indices t;  dx = s g (softmax(x) - onehot(t))
     (class dim 1, or 0 for 1-D x)"""
+
     args = saves = ("input", "target")
     fields = ("reduction",)
     forward = staticmethod(_K.cross_entropy)
@@ -106,6 +111,7 @@ class CrossEntropyLoss(ad.Op):
 class SoftCrossEntropyLoss(ad.Op):
     """l = -Σ_c t log_softmax(x) for class probabilities t;
     dx = s g (softmax(x) Σ_c t - t),  dt = -s g log_softmax(x)"""
+
     args = saves = ("input", "target")
     reads = {"input": ("input", "target"), "target": ("input",)}
     fields = ("reduction",)
@@ -125,9 +131,9 @@ class SoftCrossEntropyLoss(ad.Op):
         return gx, gt
 
 
-
 class SiLU(ad.Op):
     """y = x σ(x);  dx = g σ(x) (1 + x (1 - σ(x)))"""
+
     saves = ("x",)
     forward = staticmethod(_K.silu)
 
@@ -138,6 +144,7 @@ class SiLU(ad.Op):
 
 class Softplus(ad.Op):
     """y = log(1 + exp(x));  dx = g σ(x)"""
+
     saves = ("x",)
     forward = staticmethod(_K.softplus)
 

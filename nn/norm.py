@@ -7,6 +7,7 @@ Over the m elements each statistic covers, with x̂ = (x - μ) / σ, σ = sqrt(v
 
 In evaluation, batch norm uses the running statistics, constants: dx = g w / σ_running.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,9 @@ def _per_channel(t: Any, x: Any) -> Any:
 
 
 # ---- batch norm ----------------------------------------------------------------------------------
-def _batch_norm_train(x: torch.Tensor, w: Any, b: Any, eps: float, momentum: Any,
-                      running: Any) -> torch.Tensor:
+def _batch_norm_train(
+    x: torch.Tensor, w: Any, b: Any, eps: float, momentum: Any, running: Any
+) -> torch.Tensor:
     # running statistics (when tracked) are updated here, by the kernel itself, as torch does:
     # a replay of the step updates (and counts) them too
     if running is None:
@@ -50,14 +52,16 @@ def _batch_norm_train(x: torch.Tensor, w: Any, b: Any, eps: float, momentum: Any
     return _batch_norm(x, w, b, rm, rv, True, momentum, eps)[0]
 
 
-def _batch_norm_eval(x: torch.Tensor, w: Any, b: Any, rm: torch.Tensor, rv: torch.Tensor,
-                     eps: float) -> torch.Tensor:
+def _batch_norm_eval(
+    x: torch.Tensor, w: Any, b: Any, rm: torch.Tensor, rv: torch.Tensor, eps: float
+) -> torch.Tensor:
     return _batch_norm(x, w, b, rm, rv, False, 0.0, eps)[0]
 
 
 class BatchNorm(ad.Op):
     """y = w x̂ + b with batch statistics per channel (dim 1);  dx = (w / σ) (g - mean(g)
     - x̂ mean(g x̂)),  dw = Σ g x̂,  db = Σ g  (means and sums over all dims but 1)"""
+
     args = ("input", "weight", "bias")
     saves = ("input", "weight")
     reads = {"input": ("input", "weight"), "weight": ("input",), "bias": ()}
@@ -75,8 +79,11 @@ class BatchNorm(ad.Op):
             invstd = (var + self.eps).rsqrt()
             if w is None and nw:  # not saved: its values feed no wanted gradient
                 w = g.new_empty(x.shape[1])
-            return tuple(_batch_norm_backward(g, x, w, None, None, mean, invstd, True, self.eps,
-                                              (nx, nw, nb)))
+            return tuple(
+                _batch_norm_backward(
+                    g, x, w, None, None, mean, invstd, True, self.eps, (nx, nw, nb)
+                )
+            )
         m = math.prod(x.shape) // x.shape[1]
         mean = x.mean(dims, keepdim=True)
         xc = x - mean
@@ -94,11 +101,15 @@ class BatchNorm(ad.Op):
 class BatchNormEval(ad.Op):
     """y = w (x - μ_r) / σ_r + b with the running statistics (constants);  dx = g w / σ_r,
     dw = Σ g (x - μ_r) / σ_r,  db = Σ g"""
+
     opname = "batch_norm"
     args = ("input", "weight", "bias", "running_mean", "running_var")
     saves = ("input", "weight", "running_mean", "running_var")
-    reads = {"input": ("weight", "running_var"), "weight": ("input", "running_mean", "running_var"),
-             "bias": ()}
+    reads = {
+        "input": ("weight", "running_var"),
+        "weight": ("input", "running_mean", "running_var"),
+        "bias": (),
+    }
     fields = ("eps",)
     forward = staticmethod(_batch_norm_eval)
 
@@ -112,9 +123,18 @@ class BatchNormEval(ad.Op):
         return gx, gw, (g.sum(dims) if nb else None), None, None
 
 
-def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = None,
-               bias: Any = None, training: bool = False, momentum: float | None = 0.1,
-               eps: float = 1e-5, *, num_batches_tracked: torch.Tensor | None = None) -> Tensor:
+def batch_norm(
+    input: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float | None = 0.1,
+    eps: float = 1e-5,
+    *,
+    num_batches_tracked: torch.Tensor | None = None,
+) -> Tensor:
     """Normalise each channel (dim 1) of an (N, C, ...) input: with the batch's statistics when
     ``training`` (updating ``running_mean``/``running_var`` in place when given:
     r = (1 - momentum) r + momentum · stat, the variance unbiased), else with the running ones.
@@ -129,37 +149,49 @@ def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = No
     if x.ndim < 2:
         raise ShapeError(f"{op}: expected an (N, C, ...) input, got shape {tuple(x.shape)}")
     c = x.shape[1]
-    for name, t in (("weight", w), ("bias", b), ("running_mean", running_mean),
-                    ("running_var", running_var)):
+    for name, t in (
+        ("weight", w),
+        ("bias", b),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ):
         if t is not None and tuple(t.shape) != (c,):
-            raise ShapeError(f"{op}: {name} must have shape ({c},) for an input of shape "
-                             f"{tuple(x.shape)}, got {tuple(t.shape)}")
+            raise ShapeError(
+                f"{op}: {name} must have shape ({c},) for an input of shape "
+                f"{tuple(x.shape)}, got {tuple(t.shape)}"
+            )
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
     if training or running_mean is None:
         if x.shape.numel() // max(c, 1) <= 1:
-            raise ValueError(f"{op}: expected more than 1 value per channel when training, got "
-                             f"input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{op}: expected more than 1 value per channel when training, got "
+                f"input of shape {tuple(x.shape)}"
+            )
         running = None
         if training and running_mean is not None:
             if momentum is None and num_batches_tracked is None:
-                raise ValueError(f"{op}: momentum=None (a cumulative average) needs "
-                                 "num_batches_tracked")
-            running = tuple(t.data if isinstance(t, Tensor) else t
-                            for t in (running_mean, running_var)) + (num_batches_tracked,)
+                raise ValueError(
+                    f"{op}: momentum=None (a cumulative average) needs num_batches_tracked"
+                )
+            running = tuple(
+                t.data if isinstance(t, Tensor) else t for t in (running_mean, running_var)
+            ) + (num_batches_tracked,)
         return BatchNorm.apply(x, w, b, eps=eps, momentum=momentum, running=running)
     return BatchNormEval.apply(x, w, b, running_mean, running_var, eps=eps)
 
 
 # ---- layer norm ----------------------------------------------------------------------------------
-def _layer_norm(x: torch.Tensor, w: Any, b: Any, normalized_shape: tuple,
-                eps: float) -> torch.Tensor:
+def _layer_norm(
+    x: torch.Tensor, w: Any, b: Any, normalized_shape: tuple, eps: float
+) -> torch.Tensor:
     return torch.layer_norm(x, normalized_shape, w, b, eps)
 
 
 class LayerNorm(ad.Op):
     """y = w x̂ + b, statistics over the last dims (normalized_shape);  dx = (1 / σ) (g w
     - mean(g w) - x̂ mean(g w x̂)),  dw = Σ_lead g x̂,  db = Σ_lead g"""
+
     args = ("input", "weight", "bias")
     saves = ("input", "weight")
     reads = {"input": ("input", "weight"), "weight": ("input",), "bias": ()}
@@ -186,16 +218,18 @@ class LayerNorm(ad.Op):
         gx = None
         if nx:
             gw = g if w is None else g * w
-            gx = (gw - gw.mean(dims, keepdim=True)
-                  - xhat * (gw * xhat).mean(dims, keepdim=True)) * rstd
+            gx = (
+                gw - gw.mean(dims, keepdim=True) - xhat * (gw * xhat).mean(dims, keepdim=True)
+            ) * rstd
         # the lead dims flattened into one: summing over none of them stays well defined
         dw = (g * xhat).reshape((-1,) + tuple(ns)).sum(0) if nw else None
         db = g.reshape((-1,) + tuple(ns)).sum(0) if nb else None
         return gx, dw, db
 
 
-def layer_norm(input: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
-               eps: float = 1e-5) -> Tensor:
+def layer_norm(
+    input: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5
+) -> Tensor:
     """Normalise over the last ``len(normalized_shape)`` dims, then scale by ``weight`` and
     shift by ``bias`` (both of ``normalized_shape``)."""
     op = "layer_norm"
@@ -204,9 +238,11 @@ def layer_norm(input: Any, normalized_shape: Any, weight: Any = None, bias: Any 
     b = None if bias is None else as_tensor(bias)
     check_floats(op, input=x, weight=w, bias=b)
     ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    if not ns or tuple(x.shape[x.ndim - len(ns):]) != ns or len(ns) > x.ndim:
-        raise ShapeError(f"{op}: normalized_shape {ns} must be the last dims of the input, got "
-                         f"input of shape {tuple(x.shape)}")
+    if not ns or tuple(x.shape[x.ndim - len(ns) :]) != ns or len(ns) > x.ndim:
+        raise ShapeError(
+            f"{op}: normalized_shape {ns} must be the last dims of the input, got "
+            f"input of shape {tuple(x.shape)}"
+        )
     for name, t in (("weight", w), ("bias", b)):
         if t is not None and tuple(t.shape) != ns:
             raise ShapeError(f"{op}: {name} must have shape {ns}, got {tuple(t.shape)}")

@@ -4,6 +4,7 @@ Updates run on the raw ``p.data`` in place with torch's multi-tensor (``_foreach
 kernel launch per group and update term instead of one per parameter. Gradients are only read,
 never written: a gradient tensor may be shared with a user or another leaf.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,14 +29,28 @@ def _counter(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
-def _check(opt: str, name: str, value: Any, low: float = 0.0, high: float | None = None,
-           high_open: bool = False) -> None:
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
-          and math.isfinite(value))
+def _check(
+    opt: str,
+    name: str,
+    value: Any,
+    low: float = 0.0,
+    high: float | None = None,
+    high_open: bool = False,
+) -> None:
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value >= low
+        and math.isfinite(value)
+    )
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        rng = f"[{low}, {high})" if high_open else (f"[{low}, {high}]" if high is not None else f">= {low}")
+        rng = (
+            f"[{low}, {high})"
+            if high_open
+            else (f"[{low}, {high}]" if high is not None else f">= {low}")
+        )
         raise ValueError(f"{opt}: invalid {name} {value!r} (must be a number in {rng})")
 
 
@@ -50,8 +65,10 @@ class Optimizer:
         self.state: dict = {}
         self.param_groups: list[dict] = []
         if isinstance(params, (Tensor, torch.Tensor)):
-            raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or of "
-                            "dicts (parameter groups), got a single tensor; wrap it in a list")
+            raise TypeError(
+                f"{type(self).__name__}: params must be an iterable of Tensors or of "
+                "dicts (parameter groups), got a single tensor; wrap it in a list"
+            )
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -73,15 +90,20 @@ class Optimizer:
             raise ValueError(f"{name}: a parameter group must contain at least one parameter")
         for p in params:
             if not isinstance(p, Tensor):
-                raise TypeError(f"{name} can only optimize autodiff Tensors (nn.Parameter), got "
-                                f"{type(p).__name__}")
+                raise TypeError(
+                    f"{name} can only optimize autodiff Tensors (nn.Parameter), got "
+                    f"{type(p).__name__}"
+                )
             if p.grad_fn is not None:
-                raise ValueError(f"{name} can't optimize a non-leaf Tensor (produced by "
-                                 f"{p.grad_fn.name}); optimize the leaves it was computed from")
+                raise ValueError(
+                    f"{name} can't optimize a non-leaf Tensor (produced by "
+                    f"{p.grad_fn.name}); optimize the leaves it was computed from"
+                )
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if len({id(p) for p in params}) != len(params) or any(id(p) in seen for p in params):
-            raise ValueError(f"{name}: some parameters appear more than once (in a group or in "
-                             "two groups)")
+            raise ValueError(
+                f"{name}: some parameters appear more than once (in a group or in two groups)"
+            )
         for k, v in self.defaults.items():
             group.setdefault(k, v)
         self._validate(group)
@@ -157,22 +179,29 @@ class Optimizer:
 
         def bad(msg: str) -> ValueError:
             return ValueError(f"{name}.load_state_dict: {msg}")
+
         try:
             saved_groups = list(state_dict["param_groups"])
             saved_state = dict(state_dict["state"])
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and "
-                             "'param_groups' (from optimizer.state_dict())") from None
+            raise ValueError(
+                f"{name}.load_state_dict: expected a dict with 'state' and "
+                "'param_groups' (from optimizer.state_dict())"
+            ) from None
         if len(saved_groups) != len(self.param_groups):
-            raise bad(f"the state has {len(saved_groups)} parameter groups, the optimizer has "
-                      f"{len(self.param_groups)}")
+            raise bad(
+                f"the state has {len(saved_groups)} parameter groups, the optimizer has "
+                f"{len(self.param_groups)}"
+            )
         by_index = {}
         for i, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
             if not isinstance(sg, dict) or not isinstance(sg.get("params"), (list, tuple)):
                 raise bad(f"group {i} is not a dict with a 'params' list")
             if len(sg["params"]) != len(g["params"]):
-                raise bad(f"group {i} has {len(sg['params'])} parameters in the state but "
-                          f"{len(g['params'])} here")
+                raise bad(
+                    f"group {i} has {len(sg['params'])} parameters in the state but "
+                    f"{len(g['params'])} here"
+                )
             by_index.update(zip(sg["params"], g["params"]))
         new_state: dict = {}
         for k, s in saved_state.items():
@@ -188,14 +217,19 @@ class Optimizer:
                 if key in self._state_counters:
                     v = _counter(v)
                     if v is None:
-                        raise bad(f"state '{key}' of parameter {k} must be a count (an integer "
-                                  f">= 0), got {s[key]!r}")
+                        raise bad(
+                            f"state '{key}' of parameter {k} must be a count (an integer "
+                            f">= 0), got {s[key]!r}"
+                        )
                 elif not isinstance(v, torch.Tensor):
-                    raise bad(f"state '{key}' of parameter {k} is a {type(v).__name__}, not a "
-                              "tensor")
+                    raise bad(
+                        f"state '{key}' of parameter {k} is a {type(v).__name__}, not a tensor"
+                    )
                 elif v.shape != p.data.shape:
-                    raise bad(f"state '{key}' of parameter {k} has shape {tuple(v.shape)}, the "
-                              f"parameter has {tuple(p.data.shape)}")
+                    raise bad(
+                        f"state '{key}' of parameter {k} has shape {tuple(v.shape)}, the "
+                        f"parameter has {tuple(p.data.shape)}"
+                    )
                 else:
                     v = v.to(device=p.data.device, dtype=p.data.dtype).clone()
                 entry[key] = v
@@ -225,10 +259,25 @@ class Optimizer:
 class SGD(Optimizer):
     """v ← μ v + (1 - τ) (g + λ p);  p ← p - lr · (g + μ v if nesterov else v)  (v = g at step 1)"""
 
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+            ),
+        )
 
     def _validate(self, group: dict) -> None:
         _check("SGD", "learning rate", group["lr"])
@@ -301,10 +350,18 @@ class Adam(Optimizer):
     _decoupled = False
     _state_counters = ("step",)
 
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad))
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(
+            params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        )
 
     def _validate(self, group: dict) -> None:
         name = type(self).__name__
@@ -320,8 +377,10 @@ class Adam(Optimizer):
         # torch.optim's Adam and AdamW state names the weight decay kind: it must be ours.
         if bool(group.pop("decoupled_weight_decay", self._decoupled)) != self._decoupled:
             other = "AdamW" if not self._decoupled else "Adam"
-            raise ValueError(f"{name}: this state is {other}'s (decoupled_weight_decay="
-                             f"{not self._decoupled}); load it into {other}")
+            raise ValueError(
+                f"{name}: this state is {other}'s (decoupled_weight_decay="
+                f"{not self._decoupled}); load it into {other}"
+            )
 
     def _update(self, group: dict, params: list) -> None:
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
@@ -332,8 +391,11 @@ class Adam(Optimizer):
         for p in params:
             st = self.state.get(p)
             if st is None:
-                st = self.state[p] = {"step": 0, "exp_avg": torch.zeros_like(p.data),
-                                      "exp_avg_sq": torch.zeros_like(p.data)}
+                st = self.state[p] = {
+                    "step": 0,
+                    "exp_avg": torch.zeros_like(p.data),
+                    "exp_avg_sq": torch.zeros_like(p.data),
+                }
             if amsgrad and "max_exp_avg_sq" not in st:
                 st["max_exp_avg_sq"] = torch.zeros_like(p.data)
             st["step"] += 1
@@ -354,9 +416,9 @@ class Adam(Optimizer):
             vs = vmax
         steps = [s["step"] for s in states]
         denom = torch._foreach_sqrt(vs)
-        torch._foreach_div_(denom, [math.sqrt(1 - b2 ** t) for t in steps])
+        torch._foreach_div_(denom, [math.sqrt(1 - b2**t) for t in steps])
         torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(ps, ms, denom, [-lr / (1 - b1 ** t) for t in steps])
+        torch._foreach_addcdiv_(ps, ms, denom, [-lr / (1 - b1**t) for t in steps])
 
     def _state_keys(self, group: dict) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
@@ -364,16 +426,28 @@ class Adam(Optimizer):
     def _flags(self, group: dict) -> tuple:
         wd = group["weight_decay"] != 0
         # torch's lerp: m + w (g - m) for w < 1/2, else g - (g - m)(1 - w)
-        return (wd and self._decoupled, wd and not self._decoupled, bool(group["amsgrad"]),
-                1 - group["betas"][0] < 0.5)
+        return (
+            wd and self._decoupled,
+            wd and not self._decoupled,
+            bool(group["amsgrad"]),
+            1 - group["betas"][0] < 0.5,
+        )
 
     def _hyper(self, group: dict, states: list) -> tuple[float, ...] | None:
         t = states[0]["step"] + 1
         if any(s["step"] + 1 != t for s in states):  # parameters at different steps: eager
             return None
         lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
-        return (1 - b1, b1, b2, 1 - b2, group["eps"], 1 - lr * wd if self._decoupled else wd,
-                math.sqrt(1 - b2 ** t), -lr / (1 - b1 ** t))
+        return (
+            1 - b1,
+            b1,
+            b2,
+            1 - b2,
+            group["eps"],
+            1 - lr * wd if self._decoupled else wd,
+            math.sqrt(1 - b2**t),
+            -lr / (1 - b1**t),
+        )
 
     def _advance(self, states: list) -> None:
         for s in states:
@@ -409,8 +483,15 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
 
@@ -463,7 +544,8 @@ class _UpdateRule:
                 like = ps[0].data
                 have = self._tensors[gi] = [
                     (None,) * len(values),
-                    [torch.zeros((), dtype=like.dtype, device=like.device) for _ in values]]
+                    [torch.zeros((), dtype=like.dtype, device=like.device) for _ in values],
+                ]
             if have[0] != values:
                 for t, old, new in zip(have[1], have[0], values):
                     if old != new:
@@ -475,13 +557,16 @@ class _UpdateRule:
         self._states = all_states
         return tuple(key), state, hyper
 
-    def update(self, key: tuple, params: list, grads: list, state: list,
-               hyper: list) -> tuple[list, list]:
+    def update(
+        self, key: tuple, params: list, grads: list, state: list, hyper: list
+    ) -> tuple[list, list]:
         new_p, new_s = [], []
         i = j = k = 0
         for n, ns, nh, flags in key:
-            states = [tuple(state[j + a * ns:j + (a + 1) * ns]) for a in range(n)]
-            ps, ss = self._pure(flags, params[i:i + n], grads[i:i + n], states, hyper[k:k + nh])
+            states = [tuple(state[j + a * ns : j + (a + 1) * ns]) for a in range(n)]
+            ps, ss = self._pure(
+                flags, params[i : i + n], grads[i : i + n], states, hyper[k : k + nh]
+            )
             new_p += ps
             new_s += ss
             i, j, k = i + n, j + n * ns, k + nh

@@ -1,4 +1,5 @@
 """``nn.Parameter``: a leaf Tensor that requires grad and registers itself on a Module."""
+
 from __future__ import annotations
 
 from typing import Any

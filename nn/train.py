@@ -1,4 +1,5 @@
 """The training loop: ``fit`` runs epochs of mini-batch updates and records a ``History``."""
+
 from __future__ import annotations
 
 import sys
@@ -84,8 +85,10 @@ class History:
             return "History(0 epochs)"
         f = self.final
         test = "" if f["test_error"] is None else f", test error {f['test_error']:.2f}%"
-        return (f"History({len(self)} epochs, loss {f['loss']:.4g}, train error "
-                f"{f['train_error']:.2f}%{test})")
+        return (
+            f"History({len(self)} epochs, loss {f['loss']:.4g}, train error "
+            f"{f['train_error']:.2f}%{test})"
+        )
 
 
 def evaluate(model: Module, x: Any, y: Any, threshold: float) -> float:
@@ -105,11 +108,26 @@ def _show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty()
 
 
-def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tuple | None = None,
-        epochs: int = 100, batch_size: int = 32, *, scheduler: Any = None, seed: int | None = 0,
-        shuffle: bool = True, drop_last: bool = False, threshold: float | None = None,
-        progress: bool | None = None, on_epoch: Callable[[dict], None] | None = None,
-        replay: bool = False, sampler: Any = None, compile: bool = False) -> History:
+def fit(
+    model: Module,
+    loss_fn: Module,
+    optimizer: Any,
+    train: tuple,
+    test: tuple | None = None,
+    epochs: int = 100,
+    batch_size: int = 32,
+    *,
+    scheduler: Any = None,
+    seed: int | None = 0,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    threshold: float | None = None,
+    progress: bool | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    replay: bool = False,
+    sampler: Any = None,
+    compile: bool = False,
+) -> History:
     """Train ``model`` on ``train = (x, y)`` for ``epochs`` passes of mini-batch updates.
 
     After each epoch: train and test error (%), the mean training loss, the time taken and the
@@ -128,19 +146,27 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
     x, y = train
-    loader = BatchLoader(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
-                         sampler=sampler)
+    loader = BatchLoader(
+        x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, sampler=sampler
+    )
     if threshold is None:
         threshold = default_threshold(loss_fn, loader.y)
     history = History()
     bar = None
     if _show_progress(progress):
         from tqdm.auto import tqdm
+
         bar = tqdm(total=epochs, unit="epoch", leave=False)
     steps = history.step_losses
-    step = ad.replay(lambda xb, yb: loss_fn(model(xb), yb),
-                     optimizer=optimizer if compile else None, compile=compile) \
-        if replay or compile else None
+    step = (
+        ad.replay(
+            lambda xb, yb: loss_fn(model(xb), yb),
+            optimizer=optimizer if compile else None,
+            compile=compile,
+        )
+        if replay or compile
+        else None
+    )
     try:
         for epoch in range(1, epochs + 1):
             if sampler is not None:
@@ -172,16 +198,24 @@ def fit(model: Module, loss_fn: Module, optimizer: Any, train: tuple, test: tupl
             if scheduler is not None:
                 scheduler.step()
             seconds = time.perf_counter() - t0
-            record = {"epoch": epoch, "loss": total / max(count, 1),
-                      "train_error": evaluate(model, x, y, threshold),
-                      "test_error": evaluate(model, *test, threshold) if test is not None else None,
-                      "seconds": seconds, "lr": lr}
+            record = {
+                "epoch": epoch,
+                "loss": total / max(count, 1),
+                "train_error": evaluate(model, x, y, threshold),
+                "test_error": evaluate(model, *test, threshold) if test is not None else None,
+                "seconds": seconds,
+                "lr": lr,
+            }
             history.append(record)
             if bar is not None:
                 bar.update(1)
                 shown = record["test_error"] if test is not None else record["train_error"]
-                bar.set_postfix({"loss": f"{record['loss']:.4f}",
-                                 "test" if test is not None else "train": f"{shown:.1f}%"})
+                bar.set_postfix(
+                    {
+                        "loss": f"{record['loss']:.4f}",
+                        "test" if test is not None else "train": f"{shown:.1f}%",
+                    }
+                )
             if on_epoch is not None:
                 on_epoch(record)
     finally:

@@ -1,4 +1,5 @@
 """``python -m tapegrad``: the same as the ``tapegrad`` console script."""
+
 import sys
 
 from tapegrad.cli import main

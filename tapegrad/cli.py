@@ -10,6 +10,7 @@ Every usage error is one line, ``tapegrad <command>: error: argument --<option>:
 accepted values, exit status 2, and nothing written: all options are checked before --out is
 created.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,9 +40,13 @@ def _fail(parser: argparse.ArgumentParser, option: str, message: str) -> NoRetur
 
 # ---- shared -------------------------------------------------------------------------------------
 def _add_threads(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads, >= 1 (default 1: the matrices are tiny, and extra "
-                        "threads only add synchronisation, badly so on a busy machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads, >= 1 (default 1: the matrices are tiny, and extra "
+        "threads only add synchronisation, badly so on a busy machine)",
+    )
 
 
 def _check_threads(parser: argparse.ArgumentParser, n: int) -> None:
@@ -51,6 +56,7 @@ def _check_threads(parser: argparse.ArgumentParser, n: int) -> None:
 
 def _set_threads(n: int) -> None:
     import torch
+
     torch.set_num_threads(n)
 
 
@@ -98,69 +104,129 @@ def _remove_folders(created: list[Path]) -> None:
 def _preset_default(field: str) -> str:
     """``default: 0.05 (preset best: 0.01)``: the value each preset gives ``field``."""
     from .presets import PRESETS
-    values = {name: format(getattr(cfg, field), "g" if field == "lr" else "")
-              for name, cfg in PRESETS.items()}
-    others = [f"preset {n}: {v}" for n, v in values.items() if n != "default"
-              and v != values["default"]]
+
+    values = {
+        name: format(getattr(cfg, field), "g" if field == "lr" else "")
+        for name, cfg in PRESETS.items()
+    }
+    others = [
+        f"preset {n}: {v}" for n, v in values.items() if n != "default" and v != values["default"]
+    ]
     return f"default: {values['default']}" + (f" ({'; '.join(others)})" if others else "")
 
 
 def _add_train(sub: Any) -> None:
     from .presets import ACTIVATIONS, DTYPES, LIMITS, LOSSES, OPTIMIZERS, PRESETS, SCHEDULES
     from .tasks import TASKS
-    p = sub.add_parser("train", help="train the disc classifier and write its plots",
-                       description="Train the course's disc classifier (1,000 points in [0,1]², "
-                                   "2 -> 25 -> 25 -> 25 -> 1) and write curves.png, "
-                                   "decision_map.png, history.json, model.pt and graph.png (the "
-                                   "recorded graph of one step; --no-graph skips it) into --out.")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="starting configuration; the options below override it (default: default)")
-    p.add_argument("--optimizer", choices=list(OPTIMIZERS),
-                   help=f"({_preset_default('optimizer')})")
-    p.add_argument("--lr", type=float,
-                   help=f"learning rate, in (0, {LIMITS['lr'][2]:g}] ({_preset_default('lr')})")
-    p.add_argument("--momentum", type=float,
-                   help=f"SGD momentum, in [0, 1) ({_preset_default('momentum')})")
-    p.add_argument("--weight-decay", type=float,
-                   help=f"in [0, 1] ({_preset_default('weight_decay')})")
+
+    p = sub.add_parser(
+        "train",
+        help="train the disc classifier and write its plots",
+        description="Train the course's disc classifier (1,000 points in [0,1]², "
+        "2 -> 25 -> 25 -> 25 -> 1) and write curves.png, "
+        "decision_map.png, history.json, model.pt and graph.png (the "
+        "recorded graph of one step; --no-graph skips it) into --out.",
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="starting configuration; the options below override it (default: default)",
+    )
+    p.add_argument(
+        "--optimizer", choices=list(OPTIMIZERS), help=f"({_preset_default('optimizer')})"
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        help=f"learning rate, in (0, {LIMITS['lr'][2]:g}] ({_preset_default('lr')})",
+    )
+    p.add_argument(
+        "--momentum", type=float, help=f"SGD momentum, in [0, 1) ({_preset_default('momentum')})"
+    )
+    p.add_argument(
+        "--weight-decay", type=float, help=f"in [0, 1] ({_preset_default('weight_decay')})"
+    )
     p.add_argument("--batch-size", type=int, help=f"({_preset_default('batch_size')})")
     p.add_argument("--epochs", type=int, help=f"({_preset_default('epochs')})")
-    p.add_argument("--activation", choices=list(ACTIVATIONS),
-                   help=f"hidden activation ({_preset_default('activation')})")
-    p.add_argument("--loss", choices=list(LOSSES),
-                   help="bce: logits + BCEWithLogitsLoss; mse: MSE on 0/1 labels "
-                        f"({_preset_default('loss')})")
-    p.add_argument("--schedule", choices=list(SCHEDULES),
-                   help=f"learning-rate schedule ({_preset_default('schedule')})")
-    p.add_argument("--warmup", type=int,
-                   help="linear warm-up epochs of the cosine schedule "
-                        f"({_preset_default('warmup')})")
+    p.add_argument(
+        "--activation",
+        choices=list(ACTIVATIONS),
+        help=f"hidden activation ({_preset_default('activation')})",
+    )
+    p.add_argument(
+        "--loss",
+        choices=list(LOSSES),
+        help=f"bce: logits + BCEWithLogitsLoss; mse: MSE on 0/1 labels ({_preset_default('loss')})",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=list(SCHEDULES),
+        help=f"learning-rate schedule ({_preset_default('schedule')})",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        help=f"linear warm-up epochs of the cosine schedule ({_preset_default('warmup')})",
+    )
     p.add_argument("--n-train", type=int, help="training points (default 1000)")
     p.add_argument("--n-test", type=int, help="test points (default 1000)")
-    p.add_argument("--seed", type=int,
-                   help="seed of data, initial weights and batch order, in [0, 2**63) (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="seed of data, initial weights and batch order, in [0, 2**63) (default 0)",
+    )
     p.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--dtype", choices=DTYPES, help="(default float32)")
-    p.add_argument("--task", choices=TASKS, default="disc",
-                   help="disc (default), digits (a CNN on scikit-learn's 8x8 digits) or reverse "
-                        "(a small transformer reversing digit sequences); see tapegrad.tasks")
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        default="disc",
+        help="disc (default), digits (a CNN on scikit-learn's 8x8 digits) or reverse "
+        "(a small transformer reversing digit sequences); see tapegrad.tasks",
+    )
     p.add_argument("--out", help="output folder (default runs/<task>, e.g. runs/disc)")
-    p.add_argument("--every", type=int, default=0,
-                   help="print every N-th epoch (default 0: about 25 rows in all)")
+    p.add_argument(
+        "--every",
+        type=int,
+        default=0,
+        help="print every N-th epoch (default 0: about 25 rows in all)",
+    )
     p.add_argument("--no-graph", action="store_true", help="do not draw graph.png")
-    p.add_argument("--replay", action="store_true",
-                   help="record the training step once and replay it (same numbers, faster)")
+    p.add_argument(
+        "--replay",
+        action="store_true",
+        help="record the training step once and replay it (same numbers, faster)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the final errors")
-    p.add_argument("--compile", action="store_true",
-                   help="replay the whole step, optimizer included, compiled by torch.compile "
-                        "(a few seconds to compile; same numbers up to float rounding)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="replay the whole step, optimizer included, compiled by torch.compile "
+        "(a few seconds to compile; same numbers up to float rounding)",
+    )
     _add_threads(p)
     distributed.add_arguments(p)
     p.set_defaults(func=cmd_train, parser=p)
 
 
-_OVERRIDES = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "epochs", "activation",
-              "loss", "schedule", "warmup", "n_train", "n_test", "seed", "device", "dtype")
+_OVERRIDES = (
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "epochs",
+    "activation",
+    "loss",
+    "schedule",
+    "warmup",
+    "n_train",
+    "n_test",
+    "seed",
+    "device",
+    "dtype",
+)
 
 
 def _changes(args: argparse.Namespace) -> dict:
@@ -170,6 +236,7 @@ def _changes(args: argparse.Namespace) -> dict:
 def config_from_args(args: argparse.Namespace) -> Any:
     """The preset with the options given on the command line; raises ``ConfigError``."""
     from .presets import preset
+
     cfg = preset(args.preset)
     changes = _changes(args)
     cfg = cfg.replace(**changes)
@@ -181,8 +248,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def run_name(args: argparse.Namespace) -> str:
     """``default preset`` or, with options given, ``default preset, lr 0.01, seed 4``."""
     changes = _changes(args)
-    return ", ".join([f"{args.preset} preset"] + [f"{k.replace('_', ' ')} {v}"
-                                                    for k, v in changes.items()])
+    return ", ".join(
+        [f"{args.preset} preset"] + [f"{k.replace('_', ' ')} {v}" for k, v in changes.items()]
+    )
 
 
 def _table_printer(epochs: int, every: int, write: Callable[[str], None]) -> Callable[[dict], None]:
@@ -193,8 +261,11 @@ def _table_printer(epochs: int, every: int, write: Callable[[str], None]) -> Cal
     def on_epoch(r: dict) -> None:
         e = r["epoch"]
         if e == 1 or e % step == 0 or e == epochs:
-            write(f"| {e} | {r['loss']:.4f} | {r['train_error']:.2f} | {r['test_error']:.2f} | "
-                  f"{r['lr']:.3g} | {r['seconds']:.3f} |")
+            write(
+                f"| {e} | {r['loss']:.4f} | {r['train_error']:.2f} | {r['test_error']:.2f} | "
+                f"{r['lr']:.3g} | {r['seconds']:.3f} |"
+            )
+
     return on_epoch
 
 
@@ -204,6 +275,7 @@ def _draw_graph(run: Any, out: Path) -> Path | None:
         import viz
 
         from .presets import build_loss
+
         x, y = run.train
         xb, yb = x[:16], y[:16]
         loss = build_loss(run.config)(run.model(xb), yb)
@@ -215,8 +287,10 @@ def _draw_graph(run: Any, out: Path) -> Path | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .presets import ConfigError
+
     if args.task != "disc":
         from .tasks.command import run_task
+
         return run_task(args)
     parser = args.parser
     try:
@@ -224,8 +298,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as e:
         _fail(parser, "--" + e.field.replace("_", "-"), str(e))
     if args.every < 0:
-        _fail(parser, "--every", f"invalid value {args.every}; accepted: an integer >= 0 "
-                                 "(0 prints about 25 rows)")
+        _fail(
+            parser,
+            "--every",
+            f"invalid value {args.every}; accepted: an integer >= 0 (0 prints about 25 rows)",
+        )
     _check_threads(parser, args.threads)
     bad = distributed.problem(args, cfg)
     if bad is not None:
@@ -254,6 +331,7 @@ def _train(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     from .experiments import describe
     from .presets import run as run_config
     from .presets import threshold
+
     _set_threads(args.threads)
     write: Callable[[str], None] = print
     progress: bool | None = None
@@ -263,6 +341,7 @@ def _train(args: argparse.Namespace, cfg: Any, out: Path) -> int:
         progress = False
     else:
         from tqdm.auto import tqdm
+
         write = tqdm.write  # rows print above the progress bar instead of through it
         print(f"{PROG} train ({name}): {describe(cfg)}, {cfg.device}")
         on_epoch = _table_printer(cfg.epochs, args.every, write)
@@ -272,19 +351,26 @@ def _train(args: argparse.Namespace, cfg: Any, out: Path) -> int:
         if distributed.rank() != 0:
             return 0  # rank 0 alone prints and writes the run's files
     else:
-        run = run_config(cfg, progress=progress, on_epoch=on_epoch, replay=args.replay,
-                         compile=args.compile)
+        run = run_config(
+            cfg, progress=progress, on_epoch=on_epoch, replay=args.replay, compile=args.compile
+        )
     wall = time.perf_counter() - t0
     h = run.history
     final = h.final
-    print(f"final: train error {final['train_error']:.2f}%, test error "
-          f"{final['test_error']:.2f}% after {len(h)} epochs ({wall:.1f} s)")
+    print(
+        f"final: train error {final['train_error']:.2f}%, test error "
+        f"{final['test_error']:.2f}% after {len(h)} epochs ({wall:.1f} s)"
+    )
     title = f"{name}: test error {final['test_error']:.2f}%"
-    written = [plot_history(h, out / "curves.png", title=title),
-               plot_decision_map(run.model, out / "decision_map.png", grid=100,
-                                 threshold=threshold(cfg), points=run.test)]
-    (out / "history.json").write_text(json.dumps(
-        {"config": vars(cfg) | {"hidden": list(cfg.hidden)}, **h.to_dict()}))
+    written = [
+        plot_history(h, out / "curves.png", title=title),
+        plot_decision_map(
+            run.model, out / "decision_map.png", grid=100, threshold=threshold(cfg), points=run.test
+        ),
+    ]
+    (out / "history.json").write_text(
+        json.dumps({"config": vars(cfg) | {"hidden": list(cfg.hidden)}, **h.to_dict()})
+    )
     written.append(out / "history.json")
     written.append(save_checkpoint(out / "model.pt", run.model, run.optimizer, config=repr(cfg)))
     if not args.no_graph:
@@ -299,18 +385,26 @@ def _train(args: argparse.Namespace, cfg: Any, out: Path) -> int:
 # ---- experiments -------------------------------------------------------------------------------
 def _add_experiments(sub: Any) -> None:
     from .presets import PRESETS
-    p = sub.add_parser("experiments", help="the course reports' tables, over several seeds",
-                       description="Markdown tables (mean ± std over seeds): (a) tapegrad vs "
-                                   "PyTorch, (b) batch sizes, (c) optimizers, (d) activations. "
-                                   "The full run takes 872,000 training steps of 120 runs "
-                                   "(6-7 minutes on one core; --jobs N divides that); a progress "
-                                   "bar with the time left shows on a terminal.")
+
+    p = sub.add_parser(
+        "experiments",
+        help="the course reports' tables, over several seeds",
+        description="Markdown tables (mean ± std over seeds): (a) tapegrad vs "
+        "PyTorch, (b) batch sizes, (c) optimizers, (d) activations. "
+        "The full run takes 872,000 training steps of 120 runs "
+        "(6-7 minutes on one core; --jobs N divides that); a progress "
+        "bar with the time left shows on a terminal.",
+    )
     p.add_argument("--quick", action="store_true", help="3 seeds and 10 epochs (a smoke test)")
     p.add_argument("--seeds", type=int, help="number of seeds, >= 1 (default 10; 3 with --quick)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes, >= 1 (default 1)")
     p.add_argument("--only", default="abcd", help="which tables, e.g. 'ad' (default abcd)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="base configuration (default: default)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="base configuration (default: default)",
+    )
     p.add_argument("--epochs", type=int, help="override the base configuration's epochs")
     p.add_argument("--out", help="also write the Markdown to this file")
     _add_threads(p)
@@ -320,6 +414,7 @@ def _add_experiments(sub: Any) -> None:
 def cmd_experiments(args: argparse.Namespace) -> int:
     from .experiments import run_all
     from .presets import ConfigError, preset
+
     parser = args.parser
     only = [c for c in args.only if c in "abcd"]
     if not only or len(only) != len(args.only):
@@ -348,8 +443,16 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     def emit(text: str) -> None:
         chunks.append(text)
         print(text, flush=True)
-    run_all(quick=args.quick, seeds=args.seeds, jobs=args.jobs, base=base, emit=emit, only=only,
-            progress=sys.stderr.isatty())
+
+    run_all(
+        quick=args.quick,
+        seeds=args.seeds,
+        jobs=args.jobs,
+        base=base,
+        emit=emit,
+        only=only,
+        progress=sys.stderr.isatty(),
+    )
     if md is not None:
         _make_folder(parser, "--out", md.parent)
         md.write_text("\n".join(chunks) + "\n")
@@ -360,6 +463,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 def _add_graph(sub: Any) -> None:
     try:
         from . import graph_command  # imported only here: train/experiments never need it
+
         problem = None
     except Exception as e:  # missing module, or a broken one: train must still work
         graph_command, problem = None, f"{type(e).__name__}: {e}"
@@ -370,20 +474,28 @@ def _add_graph(sub: Any) -> None:
         def run_graph(args: argparse.Namespace) -> int:
             _check_folder(p, "--out", Path(args.out))
             return graph_command.run(args)
+
         p.set_defaults(func=run_graph)
         return
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     def unavailable(args: argparse.Namespace) -> int:
-        print(f"{PROG} graph: the graph command is not available in this installation "
-              f"(tapegrad.graph_command could not be imported: {problem}).", file=sys.stderr)
+        print(
+            f"{PROG} graph: the graph command is not available in this installation "
+            f"(tapegrad.graph_command could not be imported: {problem}).",
+            file=sys.stderr,
+        )
         return 1
+
     p.set_defaults(func=unavailable)
 
 
 def build_parser(with_graph: bool = True) -> argparse.ArgumentParser:
-    parser = Parser(prog=PROG, description="tapegrad: autodiff on PyTorch tensors without "
-                                           "torch's autograd; the course's disc experiment.")
+    parser = Parser(
+        prog=PROG,
+        description="tapegrad: autodiff on PyTorch tensors without "
+        "torch's autograd; the course's disc experiment.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="{train,experiments,graph}")
     sub.required = True
     _add_train(sub)

@@ -4,6 +4,7 @@
 weights and batches; (b) batch sizes; (c) optimizers; (d) hidden activations. Every variant is
 the ``default`` preset with one thing changed.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -24,9 +25,11 @@ ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
 
 def optimizer_variants(base: TrainConfig) -> list[tuple[str, TrainConfig]]:
     """SGD, SGD with momentum and Adam, each with a learning rate suited to it."""
-    return [("SGD (lr 0.5)", base.replace(optimizer="sgd", momentum=0.0, lr=0.5)),
-            ("SGD + momentum 0.9 (lr 0.05)", base.replace(optimizer="sgd", momentum=0.9, lr=0.05)),
-            ("Adam (lr 0.001)", base.replace(optimizer="adam", lr=1e-3))]
+    return [
+        ("SGD (lr 0.5)", base.replace(optimizer="sgd", momentum=0.0, lr=0.5)),
+        ("SGD + momentum 0.9 (lr 0.05)", base.replace(optimizer="sgd", momentum=0.9, lr=0.05)),
+        ("Adam (lr 0.001)", base.replace(optimizer="adam", lr=1e-3)),
+    ]
 
 
 def mean_std(values: Sequence[float]) -> str:
@@ -45,10 +48,24 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
 def run_one(cfg: TrainConfig) -> dict:
     """Final train/test error (%) and training seconds of one run of ``cfg``."""
     train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
-    h = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
-            seed=batch_seed, progress=False, threshold=threshold(cfg))
-    return {"train_error": h.final["train_error"], "test_error": h.final["test_error"],
-            "seconds": sum(h["seconds"])}
+    h = fit(
+        model,
+        loss,
+        opt,
+        train,
+        test,
+        cfg.epochs,
+        cfg.batch_size,
+        scheduler=sched,
+        seed=batch_seed,
+        progress=False,
+        threshold=threshold(cfg),
+    )
+    return {
+        "train_error": h.final["train_error"],
+        "test_error": h.final["test_error"],
+        "seconds": sum(h["seconds"]),
+    }
 
 
 def _worker_init() -> None:
@@ -64,8 +81,9 @@ class Runner:
         self.cache: dict = {}
         self.bar = bar  # a tqdm bar counting training runs, or None
 
-    def map(self, fn: Callable[[TrainConfig], Any], cfgs: Sequence[TrainConfig],
-            runs_each: int = 1) -> list:
+    def map(
+        self, fn: Callable[[TrainConfig], Any], cfgs: Sequence[TrainConfig], runs_each: int = 1
+    ) -> list:
         """``fn`` over ``cfgs`` (in ``jobs`` processes), advancing the bar as each one ends."""
         steps = [runs_each * training_steps(c) for c in cfgs]
         if self.jobs > 1 and len(cfgs) > 1:
@@ -92,7 +110,7 @@ class Runner:
             self.cache[repr(c)] = r
         n = len(self.seeds)
         flat = [self.cache[repr(c)] for c in todo]
-        return [flat[i * n:(i + 1) * n] for i in range(len(cfgs))]
+        return [flat[i * n : (i + 1) * n] for i in range(len(cfgs))]
 
 
 def seconds_text(s: float) -> str:
@@ -101,9 +119,12 @@ def seconds_text(s: float) -> str:
 
 
 def _row(label: str, results: list[dict]) -> list[str]:
-    return [label, mean_std([r["train_error"] for r in results]),
-            mean_std([r["test_error"] for r in results]),
-            seconds_text(statistics.fmean(r["seconds"] for r in results))]
+    return [
+        label,
+        mean_std([r["train_error"] for r in results]),
+        mean_std([r["test_error"] for r in results]),
+        seconds_text(statistics.fmean(r["seconds"] for r in results)),
+    ]
 
 
 HEADERS = ("train error %", "test error %", "seconds per run")
@@ -112,19 +133,42 @@ HEADERS = ("train error %", "test error %", "seconds per run")
 def compare_with_torch(cfg: TrainConfig) -> dict:
     """One seed, both implementations from the same weights and batches."""
     from .torch_twin import torch_fit
+
     train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
     init = {k: v.clone() for k, v in model.state_dict().items()}
     th = threshold(cfg)
-    ours = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
-               seed=batch_seed, progress=False, threshold=th)
+    ours = fit(
+        model,
+        loss,
+        opt,
+        train,
+        test,
+        cfg.epochs,
+        cfg.batch_size,
+        scheduler=sched,
+        seed=batch_seed,
+        progress=False,
+        threshold=th,
+    )
     _, ref = torch_fit(cfg, init, train, test, batch_seed, th)
-    rel = max((abs(a - b) / max(abs(b), 1e-30) for a, b in zip(ours.step_losses, ref.step_losses)),
-              default=0.0)
+    rel = max(
+        (abs(a - b) / max(abs(b), 1e-30) for a, b in zip(ours.step_losses, ref.step_losses)),
+        default=0.0,
+    )
+
     def errors(h: Any) -> dict:
-        return {"train_error": h.final["train_error"], "test_error": h.final["test_error"],
-                "seconds": sum(h["seconds"])}
-    return {"ours": errors(ours), "torch": errors(ref),
-            "max_rel_loss_diff": rel, "steps": len(ours.step_losses)}
+        return {
+            "train_error": h.final["train_error"],
+            "test_error": h.final["test_error"],
+            "seconds": sum(h["seconds"]),
+        }
+
+    return {
+        "ours": errors(ours),
+        "torch": errors(ref),
+        "max_rel_loss_diff": rel,
+        "steps": len(ours.step_losses),
+    }
 
 
 def table_engine_vs_torch(base: TrainConfig, runner: Runner) -> str:
@@ -134,11 +178,15 @@ def table_engine_vs_torch(base: TrainConfig, runner: Runner) -> str:
         runner.cache.setdefault(repr(c), r["ours"])
     worst = max(r["max_rel_loss_diff"] for r in res)
     steps = sum(r["steps"] for r in res)
-    rows = [_row("tapegrad (autodiff + nn)", [r["ours"] for r in res]),
-            _row("PyTorch (torch.nn + torch.optim)", [r["torch"] for r in res])]
-    return (markdown_table(("implementation", *HEADERS), rows) +
-            f"\n\nSame initial weights and batches; largest relative difference between the two "
-            f"training losses over all {steps} steps: {worst:.1e}.")
+    rows = [
+        _row("tapegrad (autodiff + nn)", [r["ours"] for r in res]),
+        _row("PyTorch (torch.nn + torch.optim)", [r["torch"] for r in res]),
+    ]
+    return (
+        markdown_table(("implementation", *HEADERS), rows)
+        + f"\n\nSame initial weights and batches; largest relative difference between the two "
+        f"training losses over all {steps} steps: {worst:.1e}."
+    )
 
 
 def table_batch_sizes(base: TrainConfig, runner: Runner, sizes: Sequence[int] = BATCH_SIZES) -> str:
@@ -161,8 +209,9 @@ def table_activations(base: TrainConfig, runner: Runner, names: Sequence[str] = 
 
 
 def describe(cfg: TrainConfig) -> str:
-    sched = {"none": "constant lr", "cosine": "cosine-decayed lr",
-             "step": "step-decayed lr"}[cfg.schedule]
+    sched = {"none": "constant lr", "cosine": "cosine-decayed lr", "step": "step-decayed lr"}[
+        cfg.schedule
+    ]
     if cfg.schedule == "cosine" and cfg.warmup:
         sched += f" after {cfg.warmup} warm-up epochs"
     opt = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}.get(cfg.optimizer, cfg.optimizer)
@@ -170,9 +219,11 @@ def describe(cfg: TrainConfig) -> str:
         opt += f" + momentum {cfg.momentum}"
     hidden = " -> ".join(str(h) for h in cfg.hidden)
     loss = "BCEWithLogitsLoss" if cfg.loss == "bce" else "MSELoss"
-    return (f"{cfg.n_train} train / {cfg.n_test} test points, 2 -> {hidden} -> 1, "
-            f"{cfg.activation}, "
-            f"{loss}, {opt} (lr {cfg.lr:g}, {sched}), batch {cfg.batch_size}, {cfg.epochs} epochs")
+    return (
+        f"{cfg.n_train} train / {cfg.n_test} test points, 2 -> {hidden} -> 1, "
+        f"{cfg.activation}, "
+        f"{loss}, {opt} (lr {cfg.lr:g}, {sched}), batch {cfg.batch_size}, {cfg.epochs} epochs"
+    )
 
 
 def training_steps(cfg: TrainConfig) -> int:
@@ -184,20 +235,29 @@ def training_steps(cfg: TrainConfig) -> int:
 def planned_steps(base: TrainConfig, seeds: Sequence[int], only: Sequence[str]) -> int:
     """How many training steps ``run_all`` will take (table (a) trains two networks per seed;
     the base configuration's runs are shared between the tables)."""
-    variants = {"b": [base.replace(batch_size=b) for b in BATCH_SIZES],
-                "c": [c for _, c in optimizer_variants(base)],
-                "d": [base.replace(activation=a) for a in ACTIVATIONS]}
+    variants = {
+        "b": [base.replace(batch_size=b) for b in BATCH_SIZES],
+        "c": [c for _, c in optimizer_variants(base)],
+        "d": [base.replace(activation=a) for a in ACTIVATIONS],
+    }
     twin = [base.replace(seed=s) for s in seeds] if "a" in only else []
     runs = {repr(c): c for c in twin}
     for key in only:
-        runs.update((repr(c), c) for v in variants.get(key, []) for c in (v.replace(seed=s)
-                                                                          for s in seeds))
+        runs.update(
+            (repr(c), c) for v in variants.get(key, []) for c in (v.replace(seed=s) for s in seeds)
+        )
     return sum(map(training_steps, twin)) + sum(map(training_steps, runs.values()))
 
 
-def run_all(quick: bool = False, seeds: int | None = None, jobs: int = 1,
-            base: TrainConfig | None = None, emit: Callable[[str], None] = print,
-            only: Sequence[str] = ("a", "b", "c", "d"), progress: bool = False) -> None:
+def run_all(
+    quick: bool = False,
+    seeds: int | None = None,
+    jobs: int = 1,
+    base: TrainConfig | None = None,
+    emit: Callable[[str], None] = print,
+    only: Sequence[str] = ("a", "b", "c", "d"),
+    progress: bool = False,
+) -> None:
     """Print the four tables (``quick``: 3 seeds and 10 epochs, for a smoke test).
 
     ``progress``: a tqdm bar on stderr counting the training steps, with the time left.
@@ -209,22 +269,32 @@ def run_all(quick: bool = False, seeds: int | None = None, jobs: int = 1,
     if not progress:
         return _run_tables(base, Runner(range(n), jobs), n, emit, only)
     from tqdm.auto import tqdm
-    bar = tqdm(total=planned_steps(base, range(n), only), unit="step", unit_scale=True,
-               desc="training", smoothing=0.05)
+
+    bar = tqdm(
+        total=planned_steps(base, range(n), only),
+        unit="step",
+        unit_scale=True,
+        desc="training",
+        smoothing=0.05,
+    )
 
     def emit_above_bar(text: str) -> None:
         with tqdm.external_write_mode():
             emit(text)
+
     try:
         _run_tables(base, Runner(range(n), jobs, bar), n, emit_above_bar, only)
     finally:
         bar.close()
 
 
-def _run_tables(base: TrainConfig, runner: Runner, n: int, emit: Callable[[str], None],
-                only: Sequence[str]) -> None:
-    emit(f"Base configuration: {describe(base)}. Errors are final-epoch percentages, mean ± "
-         f"std over {n} seeds (seed changes data, initial weights and batch order).\n")
+def _run_tables(
+    base: TrainConfig, runner: Runner, n: int, emit: Callable[[str], None], only: Sequence[str]
+) -> None:
+    emit(
+        f"Base configuration: {describe(base)}. Errors are final-epoch percentages, mean ± "
+        f"std over {n} seeds (seed changes data, initial weights and batch order).\n"
+    )
     sections = {
         "a": ("(a) tapegrad vs PyTorch", lambda: table_engine_vs_torch(base, runner)),
         "b": ("(b) batch size", lambda: table_batch_sizes(base, runner)),
@@ -243,8 +313,11 @@ def summarize(cfg: TrainConfig, seeds: Sequence[int], jobs: int = 1) -> dict:
     res = Runner(seeds, jobs).many([cfg])[0]
     te = [r["test_error"] for r in res]
     tr = [r["train_error"] for r in res]
-    return {"test_mean": statistics.fmean(te),
-            "test_std": statistics.stdev(te) if len(te) > 1 else 0.0,
-            "train_mean": statistics.fmean(tr), "test": te, "train": tr,
-            "seconds": statistics.fmean(r["seconds"] for r in res)}
-
+    return {
+        "test_mean": statistics.fmean(te),
+        "test_std": statistics.stdev(te) if len(te) > 1 else 0.0,
+        "train_mean": statistics.fmean(tr),
+        "test": te,
+        "train": tr,
+        "seconds": statistics.fmean(r["seconds"] for r in res),
+    }

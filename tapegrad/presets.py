@@ -7,6 +7,7 @@ the same 2 -> 25 -> 25 -> 25 -> 1 network (see the README for the measured figur
 What a name in a configuration means is looked up in the tables below (name -> class), so a new
 optimizer, activation, loss or schedule is one line.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,11 +24,17 @@ from nn import optim
 from nn.train import History, default_threshold, fit
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
-    "silu": nn.SiLU, "softplus": nn.Softplus,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
 }
 OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
-    "sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
+    "sgd": optim.SGD,
+    "adam": optim.Adam,
+    "adamw": optim.AdamW,
 }
 # 'bce': one logit per point and BCEWithLogitsLoss; 'mse': a linear output and MSE on 0/1 labels.
 LOSSES: dict[str, type[nn.Module]] = {"bce": nn.BCEWithLogitsLoss, "mse": nn.MSELoss}
@@ -43,12 +50,16 @@ DTYPES = ("float32", "float64")
 # Accepted ranges of the numeric fields: (kind, low, high). A learning rate above 100 or a
 # momentum of 1 or more only produces infinities; the seed must fit torch's 64-bit generator.
 LIMITS: dict[str, tuple[type, float, float]] = {
-    "n_train": (int, 1, 10_000_000), "n_test": (int, 1, 10_000_000),
-    "batch_size": (int, 1, 10_000_000), "epochs": (int, 1, 1_000_000),
-    "lr": (float, 0.0, 100.0), "momentum": (float, 0.0, 1.0), "weight_decay": (float, 0.0, 1.0),
-    "seed": (int, 0, 2 ** 63 - 1),
+    "n_train": (int, 1, 10_000_000),
+    "n_test": (int, 1, 10_000_000),
+    "batch_size": (int, 1, 10_000_000),
+    "epochs": (int, 1, 1_000_000),
+    "lr": (float, 0.0, 100.0),
+    "momentum": (float, 0.0, 1.0),
+    "weight_decay": (float, 0.0, 1.0),
+    "seed": (int, 0, 2**63 - 1),
 }
-_OPEN_LOW = ("lr",)       # lr > 0
+_OPEN_LOW = ("lr",)  # lr > 0
 _OPEN_HIGH = ("momentum",)  # momentum < 1
 
 
@@ -71,20 +82,28 @@ def _range_text(name: str) -> str:
 
 def check_device(device: str) -> None:
     """Refuse a device string that is not cpu or an available CUDA device (raises ConfigError)."""
-    accepted = "cpu" + (f", cuda or cuda:0..{torch.cuda.device_count() - 1}"
-                        if torch.cuda.is_available() else " (no CUDA device on this machine)")
+    accepted = "cpu" + (
+        f", cuda or cuda:0..{torch.cuda.device_count() - 1}"
+        if torch.cuda.is_available()
+        else " (no CUDA device on this machine)"
+    )
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise ConfigError("device", f"invalid device {device!r}; accepted: {accepted}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("device", f"invalid device {device!r}: CUDA is not available here; "
-                                        f"accepted: {accepted}")
+            raise ConfigError(
+                "device",
+                f"invalid device {device!r}: CUDA is not available here; accepted: {accepted}",
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError("device", f"invalid device {device!r}: there are "
-                                        f"{torch.cuda.device_count()} CUDA devices; "
-                                        f"accepted: {accepted}")
+            raise ConfigError(
+                "device",
+                f"invalid device {device!r}: there are "
+                f"{torch.cuda.device_count()} CUDA devices; "
+                f"accepted: {accepted}",
+            )
     elif dev.type != "cpu":
         raise ConfigError("device", f"invalid device {device!r}; accepted: {accepted}")
 
@@ -97,14 +116,14 @@ class TrainConfig:
     n_test: int = 1000
     hidden: tuple = (25, 25, 25)
     activation: str = "relu"
-    loss: str = "bce"            # a key of LOSSES
-    optimizer: str = "sgd"       # a key of OPTIMIZERS
+    loss: str = "bce"  # a key of LOSSES
+    optimizer: str = "sgd"  # a key of OPTIMIZERS
     lr: float = 0.05
-    momentum: float = 0.9        # SGD only
+    momentum: float = 0.9  # SGD only
     weight_decay: float = 0.0
     batch_size: int = 16
     epochs: int = 100
-    schedule: str = "none"       # a key of SCHEDULES
+    schedule: str = "none"  # a key of SCHEDULES
     warmup: int = 0
     seed: int = 0
     device: str = "cpu"
@@ -115,8 +134,13 @@ class TrainConfig:
 
     def check(self) -> TrainConfig:
         """Raise ConfigError naming the first field out of its accepted range; else ``self``."""
-        for name, table in (("activation", ACTIVATIONS), ("optimizer", OPTIMIZERS),
-                            ("loss", LOSSES), ("schedule", SCHEDULES), ("dtype", DTYPES)):
+        for name, table in (
+            ("activation", ACTIVATIONS),
+            ("optimizer", OPTIMIZERS),
+            ("loss", LOSSES),
+            ("schedule", SCHEDULES),
+            ("dtype", DTYPES),
+        ):
             value = getattr(self, name)
             if value not in table:
                 raise ConfigError(name, f"invalid {name} {value!r}; accepted: {', '.join(table)}")
@@ -126,13 +150,20 @@ class TrainConfig:
             if kind is int:
                 ok = ok and isinstance(v, int) and low <= v <= high
             else:
-                ok = (ok and math.isfinite(v) and (v > low if name in _OPEN_LOW else v >= low)
-                      and (v < high if name in _OPEN_HIGH else v <= high))
+                ok = (
+                    ok
+                    and math.isfinite(v)
+                    and (v > low if name in _OPEN_LOW else v >= low)
+                    and (v < high if name in _OPEN_HIGH else v <= high)
+                )
             if not ok:
                 raise ConfigError(name, f"invalid {name} {v!r}; accepted: {_range_text(name)}")
         if not isinstance(self.warmup, int) or not 0 <= self.warmup < self.epochs:
-            raise ConfigError("warmup", f"invalid warmup {self.warmup!r}; accepted: an integer in "
-                                        f"[0, epochs={self.epochs})")
+            raise ConfigError(
+                "warmup",
+                f"invalid warmup {self.warmup!r}; accepted: an integer in "
+                f"[0, epochs={self.epochs})",
+            )
         check_device(self.device)
         return self
 
@@ -142,8 +173,15 @@ PRESETS: dict[str, TrainConfig] = {
     # cosine-decaying learning rate.
     "default": TrainConfig(schedule="cosine"),
     # Smooth activation, Adam, full batch, linear warm-up then cosine decay, many epochs.
-    "best": TrainConfig(activation="silu", optimizer="adam", lr=1e-2, batch_size=1000,
-                        epochs=1000, schedule="cosine", warmup=100),
+    "best": TrainConfig(
+        activation="silu",
+        optimizer="adam",
+        lr=1e-2,
+        batch_size=1000,
+        epochs=1000,
+        schedule="cosine",
+        warmup=100,
+    ),
 }
 
 
@@ -156,7 +194,7 @@ def preset(name: str) -> TrainConfig:
 def sub_seeds(seed: int) -> tuple[int, int, int]:
     """Independent seeds for the data, the initial weights and the batch order."""
     g = torch.Generator().manual_seed(seed)
-    return tuple(int(s) for s in torch.randint(0, 2 ** 62, (3,), generator=g))  # type: ignore[return-value]
+    return tuple(int(s) for s in torch.randint(0, 2**62, (3,), generator=g))  # type: ignore[return-value]
 
 
 def build_model(cfg: TrainConfig, generator: torch.Generator | None = None) -> nn.Sequential:
@@ -220,13 +258,30 @@ def prepare(cfg: TrainConfig) -> tuple:
     return train, test, model, build_loss(cfg), opt, build_scheduler(cfg, opt), batch_seed
 
 
-def run(cfg: TrainConfig, progress: bool | None = None,
-        on_epoch: Callable[[dict], None] | None = None, replay: bool = False,
-        compile: bool = False) -> Run:
+def run(
+    cfg: TrainConfig,
+    progress: bool | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    replay: bool = False,
+    compile: bool = False,
+) -> Run:
     """Train one configuration and return the model and its history (``replay``, ``compile``:
     see ``fit``)."""
     train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
-    history = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
-                  seed=batch_seed, progress=progress, on_epoch=on_epoch,
-                  threshold=threshold(cfg), replay=replay, compile=compile)
+    history = fit(
+        model,
+        loss,
+        opt,
+        train,
+        test,
+        cfg.epochs,
+        cfg.batch_size,
+        scheduler=sched,
+        seed=batch_seed,
+        progress=progress,
+        on_epoch=on_epoch,
+        threshold=threshold(cfg),
+        replay=replay,
+        compile=compile,
+    )
     return Run(cfg, model, history, train, test, opt)

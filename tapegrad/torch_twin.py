@@ -4,6 +4,7 @@ The one file of the project (outside tests) that uses torch.nn, torch.optim and 
 autograd, and only as the reference to compare against: it is imported lazily by the
 experiments and by tests; nothing in autodiff, nn or viz depends on it.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,14 @@ from nn.train import History, error_rate
 from .presets import TrainConfig, optimizer_options
 
 # The same names as presets' tables, with torch's classes.
-ACTIVATIONS = {"relu": torch.nn.ReLU, "leaky_relu": torch.nn.LeakyReLU, "tanh": torch.nn.Tanh,
-               "sigmoid": torch.nn.Sigmoid, "silu": torch.nn.SiLU, "softplus": torch.nn.Softplus}
+ACTIVATIONS = {
+    "relu": torch.nn.ReLU,
+    "leaky_relu": torch.nn.LeakyReLU,
+    "tanh": torch.nn.Tanh,
+    "sigmoid": torch.nn.Sigmoid,
+    "silu": torch.nn.SiLU,
+    "softplus": torch.nn.Softplus,
+}
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 LOSSES = {"bce": torch.nn.BCEWithLogitsLoss, "mse": torch.nn.MSELoss}
 
@@ -32,8 +39,9 @@ def torch_model(cfg: TrainConfig, state_dict: dict) -> torch.nn.Sequential:
     layers.append(torch.nn.Linear(sizes[-1], 1))
     model = torch.nn.Sequential(*layers)
     model.load_state_dict({k: v.clone() for k, v in state_dict.items()})
-    return model.to(device=next(iter(state_dict.values())).device,
-                    dtype=next(iter(state_dict.values())).dtype)
+    return model.to(
+        device=next(iter(state_dict.values())).device, dtype=next(iter(state_dict.values())).dtype
+    )
 
 
 def _optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
@@ -46,21 +54,28 @@ def _cosine(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
     S = torch.optim.lr_scheduler
     if cfg.warmup == 0:
         return S.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    return S.SequentialLR(opt, [S.LinearLR(opt, start_factor=0.01, total_iters=cfg.warmup),
-                                S.CosineAnnealingLR(opt, T_max=cfg.epochs - cfg.warmup)],
-                          milestones=[cfg.warmup])
+    return S.SequentialLR(
+        opt,
+        [
+            S.LinearLR(opt, start_factor=0.01, total_iters=cfg.warmup),
+            S.CosineAnnealingLR(opt, T_max=cfg.epochs - cfg.warmup),
+        ],
+        milestones=[cfg.warmup],
+    )
 
 
 SCHEDULES = {
     "none": lambda opt, cfg: None,
     "cosine": _cosine,
     "step": lambda opt, cfg: torch.optim.lr_scheduler.StepLR(
-        opt, step_size=max(cfg.epochs // 4, 1), gamma=0.5),
+        opt, step_size=max(cfg.epochs // 4, 1), gamma=0.5
+    ),
 }
 
 
-def torch_fit(cfg: TrainConfig, state_dict: dict, train: tuple, test: tuple, batch_seed: int,
-              threshold: float) -> tuple[torch.nn.Module, History]:
+def torch_fit(
+    cfg: TrainConfig, state_dict: dict, train: tuple, test: tuple, batch_seed: int, threshold: float
+) -> tuple[torch.nn.Module, History]:
     """Train the torch twin from ``state_dict`` on the same batches as ``nn.train.fit`` would."""
     model = torch_model(cfg, state_dict)
     loss_fn = LOSSES[cfg.loss]()
@@ -90,6 +105,14 @@ def torch_fit(cfg: TrainConfig, state_dict: dict, train: tuple, test: tuple, bat
         model.eval()
         with torch.no_grad():
             tr, te = error_rate(model(x), y, threshold), error_rate(model(xt), yt, threshold)
-        history.append({"epoch": epoch, "loss": total / max(count, 1), "train_error": tr,
-                        "test_error": te, "seconds": seconds, "lr": lr})
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": total / max(count, 1),
+                "train_error": tr,
+                "test_error": te,
+                "seconds": seconds,
+                "lr": lr,
+            }
+        )
     return model, history

@@ -1,5 +1,6 @@
 """The layers talk through public names only: ``autodiff`` knows nothing of nn, viz or the app;
 nn and viz import only autodiff's public API; viz does not import nn; the app sits on top."""
+
 from __future__ import annotations
 
 import ast
@@ -46,23 +47,33 @@ def test_only_public_autodiff_names_are_imported(pkg):
 
 
 def test_autodiff_knows_nothing_of_the_layers_above():
-    bad = [f"{f.relative_to(ROOT)}:{line}: {module}"
-           for f in _files("autodiff") for line, module, _ in _imports(f)
-           if module.split(".")[0] in {"nn", "viz", "tapegrad"}]
+    bad = [
+        f"{f.relative_to(ROOT)}:{line}: {module}"
+        for f in _files("autodiff")
+        for line, module, _ in _imports(f)
+        if module.split(".")[0] in {"nn", "viz", "tapegrad"}
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_viz_does_not_import_nn():
-    bad = [f"{f.relative_to(ROOT)}:{line}: {module}"
-           for f in _files("viz") for line, module, _ in _imports(f)
-           if module.split(".")[0] in {"nn", "tapegrad"}]
+    bad = [
+        f"{f.relative_to(ROOT)}:{line}: {module}"
+        for f in _files("viz")
+        for line, module, _ in _imports(f)
+        if module.split(".")[0] in {"nn", "tapegrad"}
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_libraries_do_not_import_the_app():
-    bad = [f"{f.relative_to(ROOT)}:{line}: {module}"
-           for pkg in ("nn", "viz", "autodiff") for f in _files(pkg)
-           for line, module, _ in _imports(f) if module.split(".")[0] == "tapegrad"]
+    bad = [
+        f"{f.relative_to(ROOT)}:{line}: {module}"
+        for pkg in ("nn", "viz", "autodiff")
+        for f in _files(pkg)
+        for line, module, _ in _imports(f)
+        if module.split(".")[0] == "tapegrad"
+    ]
     assert not bad, "\n".join(bad)
 
 

@@ -1,4 +1,5 @@
 """autodiff.replay: a replayed step gives bit-identical losses and gradients to the eager one."""
+
 import pytest
 import torch
 
@@ -24,8 +25,10 @@ def _mlp_loss(ps, x, y, act):
     return ((h - y) ** 2).mean() + 0.01 * (ps[0] * ps[0]).sum()
 
 
-@pytest.mark.parametrize("act", [ad.tanh, ad.relu, ad.sigmoid,
-                                 lambda h: ad.leaky_relu(h, 0.1), lambda h: h.exp() / 3 - 1])
+@pytest.mark.parametrize(
+    "act",
+    [ad.tanh, ad.relu, ad.sigmoid, lambda h: ad.leaky_relu(h, 0.1), lambda h: h.exp() / 3 - 1],
+)
 def test_replay_matches_eager_over_training_steps(act):
     eager, replayed = _params(0), _params(0)
     step = ad.replay(lambda x, y: _mlp_loss(replayed, x, y, act))
@@ -104,6 +107,7 @@ def test_replay_of_an_nn_model_matches_eager(loss_name, act):
 
 def test_replay_refuses_dropout_instead_of_freezing_its_mask():
     import nn
+
     model = nn.Sequential(nn.Linear(2, 4), nn.Dropout(0.5), nn.Linear(4, 1))
     step = ad.replay(lambda x, y: nn.MSELoss()(model(x), y))
     with pytest.raises(GraphError, match="NoGrad"):

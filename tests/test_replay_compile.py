@@ -8,6 +8,7 @@ Stated tolerances against the eager engine (loss.backward(); opt.step(); opt.zer
 Only two tests compile (three compiles, a few seconds each with a warm Inductor cache); they
 skip without a C++ compiler.
 """
+
 import warnings
 
 import pytest
@@ -23,13 +24,20 @@ needs_cxx = pytest.mark.skipif(NO_CXX is not None, reason=str(NO_CXX))
 OPTIMIZERS = {
     "sgd": lambda ps: nn.optim.SGD(ps, lr=0.05),
     "sgd_momentum": lambda ps: nn.optim.SGD(ps, lr=0.05, momentum=0.9),
-    "sgd_dampening_decay": lambda ps: nn.optim.SGD(ps, lr=0.05, momentum=0.8, dampening=0.3,
-                                                   weight_decay=0.01),
-    "sgd_nesterov": lambda ps: nn.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True,
-                                            weight_decay=0.01),
+    "sgd_dampening_decay": lambda ps: nn.optim.SGD(
+        ps, lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.01
+    ),
+    "sgd_nesterov": lambda ps: nn.optim.SGD(
+        ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01
+    ),
     "adam": lambda ps: nn.optim.Adam(ps, lr=0.01),
-    "adam_l2_amsgrad": lambda ps: nn.optim.Adam(ps, lr=0.01, betas=(0.3, 0.9),  # lerp's w > 1/2
-                                                weight_decay=0.1, amsgrad=True),
+    "adam_l2_amsgrad": lambda ps: nn.optim.Adam(
+        ps,
+        lr=0.01,
+        betas=(0.3, 0.9),  # lerp's w > 1/2
+        weight_decay=0.1,
+        amsgrad=True,
+    ),
     "adamw": lambda ps: nn.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
 }
 
@@ -44,8 +52,13 @@ def _model(dtype=torch.float32, sizes=(2, 6, 5, 1), act=nn.Tanh):
 
 def _batches(n, size=8, dtype=torch.float32, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return [(torch.rand(size, 2, generator=g, dtype=dtype),
-             torch.rand(size, 1, generator=g, dtype=dtype)) for _ in range(n)]
+    return [
+        (
+            torch.rand(size, 2, generator=g, dtype=dtype),
+            torch.rand(size, 1, generator=g, dtype=dtype),
+        )
+        for _ in range(n)
+    ]
 
 
 def _eager_step(model, opt, loss_fn, x, y):
@@ -58,8 +71,10 @@ def _eager_step(model, opt, loss_fn, x, y):
 
 def _max_rel_diff(a, b):
     scale = max(float(p.data.abs().max()) for p in a.parameters())
-    return max(float((p.data - q.data).abs().max()) for p, q in
-               zip(a.parameters(), b.parameters())) / scale
+    return (
+        max(float((p.data - q.data).abs().max()) for p, q in zip(a.parameters(), b.parameters()))
+        / scale
+    )
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -142,7 +157,9 @@ def test_no_compiler_warns_once_and_replays(monkeypatch):
 def test_a_step_that_does_not_compile_warns_once_and_replays(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("backend exploded\nsecond line")
+
     import torch._inductor.compile_fx as inductor
+
     monkeypatch.setattr(inductor, "compile_fx", broken)  # Inductor directly: then torch.compile
     monkeypatch.setattr(torch, "compile", broken)
     model, twin = _model(), _model()
@@ -204,8 +221,16 @@ def test_compiled_sgd_step_float32_and_fit():
         opt = nn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            hist = nn.train.fit(model, nn.MSELoss(), opt, (x, y), epochs=3, batch_size=16,
-                                progress=False, compile=compiled)
+            hist = nn.train.fit(
+                model,
+                nn.MSELoss(),
+                opt,
+                (x, y),
+                epochs=3,
+                batch_size=16,
+                progress=False,
+                compile=compiled,
+            )
         assert not [w for w in caught if "replay" in str(w.message)]
         runs[compiled] = (hist.step_losses, model)
     (le, me), (lc, mc) = runs[False], runs[True]

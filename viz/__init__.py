@@ -10,8 +10,16 @@
 module (a cell in a loop) are folded into one cluster marked ``×N`` (``fold=False`` unrolls).
 Training plots live in ``viz.plots`` (matplotlib), imported on demand.
 """
+
 from .graph import FORMATS, GraphvizNotFoundError, draw_graph, render
 from .graph_grads import GradStat, GradWatch, watch_grads
 
-__all__ = ["draw_graph", "render", "watch_grads", "GradWatch", "GradStat",
-           "GraphvizNotFoundError", "FORMATS"]
+__all__ = [
+    "draw_graph",
+    "render",
+    "watch_grads",
+    "GradWatch",
+    "GradStat",
+    "GraphvizNotFoundError",
+    "FORMATS",
+]

@@ -7,6 +7,7 @@
 
 Edges follow the data: from inputs and parameters to the output. Drawing only reads the graph.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,20 +26,30 @@ from .graph_walk import OP, as_roots, mark_parameters, walk
 
 FORMATS = ("png", "svg", "pdf", "dot", "html")
 
-INSTALL_HELP = ("Install Graphviz (it provides `dot`): Debian/Ubuntu: `sudo apt-get install "
-                "graphviz`; macOS: `brew install graphviz`; conda: `conda install graphviz`. "
-                "Then make sure `dot -V` works in this shell (`dot` must be on PATH).")
+INSTALL_HELP = (
+    "Install Graphviz (it provides `dot`): Debian/Ubuntu: `sudo apt-get install "
+    "graphviz`; macOS: `brew install graphviz`; conda: `conda install graphviz`. "
+    "Then make sure `dot -V` works in this shell (`dot` must be on PATH)."
+)
 
 
 class GraphvizNotFoundError(RuntimeError):
     """The Graphviz ``dot`` program is missing; the DOT source was written instead."""
 
 
-def draw_graph(tensors: Tensor | Sequence[Tensor], model: Any = None, *,
-               names: Mapping[str, Tensor] | None = None, depth: int | None = None,
-               show_grad: bool = False, show_saved: bool = False, rankdir: str = "TB",
-               max_nodes: int | None = 1000, title: str | None = None,
-               fold: bool = True) -> graphviz.Digraph:
+def draw_graph(
+    tensors: Tensor | Sequence[Tensor],
+    model: Any = None,
+    *,
+    names: Mapping[str, Tensor] | None = None,
+    depth: int | None = None,
+    show_grad: bool = False,
+    show_saved: bool = False,
+    rankdir: str = "TB",
+    max_nodes: int | None = 1000,
+    title: str | None = None,
+    fold: bool = True,
+) -> graphviz.Digraph:
     """Draw the graph recorded behind ``tensors`` (one Tensor or several).
 
     - ``model``: an ``nn.Module`` whose ``named_modules()``/``named_parameters()`` name the
@@ -61,20 +72,38 @@ def draw_graph(tensors: Tensor | Sequence[Tensor], model: Any = None, *,
     Layout settings follow the size of the picture (see ``graph_layout``), so that Graphviz lays
     out even thousands of boxes in seconds.
     """
-    return build(tensors, model, names=names, depth=depth, show_grad=show_grad,
-                 show_saved=show_saved, rankdir=rankdir, max_nodes=max_nodes, title=title,
-                 fold=fold).digraph()
+    return build(
+        tensors,
+        model,
+        names=names,
+        depth=depth,
+        show_grad=show_grad,
+        show_saved=show_saved,
+        rankdir=rankdir,
+        max_nodes=max_nodes,
+        title=title,
+        fold=fold,
+    ).digraph()
 
 
-def build(tensors: Tensor | Sequence[Tensor], model: Any = None, *,
-          names: Mapping[str, Tensor] | None = None, depth: int | None = None,
-          show_grad: bool = False, show_saved: bool = False, rankdir: str = "TB",
-          max_nodes: int | None = 1000, title: str | None = None,
-          fold: bool = True) -> Drawing:
+def build(
+    tensors: Tensor | Sequence[Tensor],
+    model: Any = None,
+    *,
+    names: Mapping[str, Tensor] | None = None,
+    depth: int | None = None,
+    show_grad: bool = False,
+    show_saved: bool = False,
+    rankdir: str = "TB",
+    max_nodes: int | None = 1000,
+    title: str | None = None,
+    fold: bool = True,
+) -> Drawing:
     """The :class:`Drawing` behind :func:`draw_graph` (its boxes, for the HTML page)."""
     if rankdir not in ("TB", "LR", "BT", "RL"):
-        raise ValueError(f"draw_graph: rankdir must be 'TB' or 'LR' (or 'BT', 'RL'), "
-                         f"got {rankdir!r}")
+        raise ValueError(
+            f"draw_graph: rankdir must be 'TB' or 'LR' (or 'BT', 'RL'), got {rankdir!r}"
+        )
     if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 0):
         raise ValueError(f"draw_graph: depth must be None or an int >= 0, got {depth!r}")
     if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
@@ -91,8 +120,21 @@ def build(tensors: Tensor | Sequence[Tensor], model: Any = None, *,
     number_calls(calls, inside, rank)
     folded = fold_calls(g, calls, of_item, inside, rank, fold)
     place = Placement(g, calls, of_item, owners, depth, folded.rep)
-    return Drawing(g, calls, pnames, place, names, depth, show_grad, show_saved, rankdir,
-                   max_nodes, title, folded, of_item)
+    return Drawing(
+        g,
+        calls,
+        pnames,
+        place,
+        names,
+        depth,
+        show_grad,
+        show_saved,
+        rankdir,
+        max_nodes,
+        title,
+        folded,
+        of_item,
+    )
 
 
 def render(tensors: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
@@ -110,17 +152,23 @@ def render(tensors: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     if fmt == "gv":
         fmt = "dot"
     if fmt not in FORMATS:
-        raise ValueError(f"render: cannot tell the format of {str(path)!r}; use a file name "
-                         f"ending in .png, .svg, .pdf, .dot or .html")
+        raise ValueError(
+            f"render: cannot tell the format of {str(path)!r}; use a file name "
+            f"ending in .png, .svg, .pdf, .dot or .html"
+        )
     if fmt == "html" and not isinstance(tensors, graphviz.Digraph):
         return _render_page(tensors, path, kwargs)
     if isinstance(tensors, graphviz.Digraph):
         if fmt == "html":
-            raise TypeError("render: an HTML page is made from the tensors, not from a drawn "
-                            "Digraph; pass the tensors")
+            raise TypeError(
+                "render: an HTML page is made from the tensors, not from a drawn "
+                "Digraph; pass the tensors"
+            )
         if kwargs:
-            raise TypeError(f"render: options {sorted(kwargs)} are for draw_graph; they cannot "
-                            "change an already drawn Digraph")
+            raise TypeError(
+                f"render: options {sorted(kwargs)} are for draw_graph; they cannot "
+                "change an already drawn Digraph"
+            )
         dot = tensors
     else:
         dot = draw_graph(tensors, **kwargs)
@@ -143,13 +191,16 @@ def _layout(dot: graphviz.Digraph, path: Path, fmt: str) -> bytes:
         raise GraphvizNotFoundError(
             f"render: cannot write {str(path)!r}: Graphviz's `dot` program was not found on "
             f"PATH. {INSTALL_HELP} The graph's DOT source was written to {str(src)!r} "
-            f"(render it later with `dot -T{fmt} {src} -o {path}`).") from None
+            f"(render it later with `dot -T{fmt} {src} -o {path}`)."
+        ) from None
     except graphviz.CalledProcessError as e:
         src = path.with_suffix(".dot")
         src.write_text(dot.source, encoding="utf-8")
         err = (e.stderr or b"").decode("utf-8", "replace").strip()
-        raise RuntimeError(f"render: Graphviz failed to lay out {str(path)!r} ({err}); the DOT "
-                           f"source was written to {str(src)!r}.") from None
+        raise RuntimeError(
+            f"render: Graphviz failed to lay out {str(path)!r} ({err}); the DOT "
+            f"source was written to {str(src)!r}."
+        ) from None
 
 
 def _render_page(tensors: Any, path: Path, kwargs: dict) -> Path:
@@ -159,7 +210,8 @@ def _render_page(tensors: Any, path: Path, kwargs: dict) -> Path:
         kwargs["show_grad"] = any(
             (it.kind == OP and record_of(it.obj) is not None)
             or (it.kind != OP and it.obj is not None and it.obj.grad is not None)
-            for it in probe.g.items)
+            for it in probe.g.items
+        )
     full = build(tensors, depth=None, **kwargs)
     keys = depth_keys(max((c.level + 1 for c in full.calls), default=0))
     drawings = {k: full if k == "all" else build(tensors, depth=int(k), **kwargs) for k in keys}

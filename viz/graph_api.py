@@ -5,6 +5,7 @@ documented graph-reading names (``node.name``, ``.inputs``, ``.scope``, ``.shape
 ``.saved_tensors``, ``.released``, ``.register_hook``). Nothing here changes the graph except
 the hooks :func:`add_hook` adds on request (its handle's ``remove()`` takes them off again).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -4,6 +4,7 @@ Statements are written straight into ``graphviz.Digraph.body`` with our own quot
 ``graph_style``), which keeps a 5,000-box graph well under a second. Box ids are ``n<unit>``
 with units numbered in walk order, so the same graph always gives the same text.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -21,11 +22,26 @@ from .graph_layout import layout_attrs
 from .graph_modules import Call, Placement, argument_name, exit_item, visible_clusters
 from .graph_walk import CONST, LEAF, OP, PARAM, Graph, tensor_facts
 
-GRAPH_ATTR = {"rankdir": "TB", "fontname": st.FONT, "fontsize": "11", "ranksep": "0.32",
-              "nodesep": "0.28", "newrank": "true", "pad": "0.15", "bgcolor": "white",
-              "ordering": "in"}  # ordering: an op's inputs left to right in input order
-NODE_ATTR = {"fontname": st.FONT, "fontsize": "11", "shape": "box", "style": "rounded,filled",
-             "height": "0.3", "margin": "0.12,0.05", "penwidth": "1.2"}
+GRAPH_ATTR = {
+    "rankdir": "TB",
+    "fontname": st.FONT,
+    "fontsize": "11",
+    "ranksep": "0.32",
+    "nodesep": "0.28",
+    "newrank": "true",
+    "pad": "0.15",
+    "bgcolor": "white",
+    "ordering": "in",
+}  # ordering: an op's inputs left to right in input order
+NODE_ATTR = {
+    "fontname": st.FONT,
+    "fontsize": "11",
+    "shape": "box",
+    "style": "rounded,filled",
+    "height": "0.3",
+    "margin": "0.12,0.05",
+    "penwidth": "1.2",
+}
 EDGE_ATTR = {"color": st.EDGE, "arrowsize": "0.6", "penwidth": "1.1", "fontname": st.FONT}
 SHARE_ABOVE = 150  # boxes; bigger pictures draw a widely shared input at each use
 
@@ -37,10 +53,22 @@ def _id(u: int) -> str:
 class Drawing:
     """One picture in the making."""
 
-    def __init__(self, g: Graph, calls: list[Call], pnames: dict, place: Placement,
-                 names: Mapping[str, Tensor] | None, depth: int | None, show_grad: bool,
-                 show_saved: bool, rankdir: str, max_nodes: int | None,
-                 title: str | None, folded: Fold, of_item: list) -> None:
+    def __init__(
+        self,
+        g: Graph,
+        calls: list[Call],
+        pnames: dict,
+        place: Placement,
+        names: Mapping[str, Tensor] | None,
+        depth: int | None,
+        show_grad: bool,
+        show_saved: bool,
+        rankdir: str,
+        max_nodes: int | None,
+        title: str | None,
+        folded: Fold,
+        of_item: list,
+    ) -> None:
         self.g, self.calls, self.pnames, self.place = g, calls, pnames, place
         self.folded, self.of_item = folded, of_item
         self.depth, self.show_saved = depth, show_saved
@@ -77,9 +105,11 @@ class Drawing:
             ind = "\t" * (lvl + 1)
             fill = st.CLUSTER_FILLS[min(c.level, len(st.CLUSTER_FILLS) - 1)]
             self.lines.append("\t" * lvl + f"subgraph cluster_{c.index} {{")
-            self.lines.append(f"{ind}label={st.cluster_label(c.title())} labeljust=l "
-                              f'style="rounded,filled" fillcolor="{fill}" '
-                              f'color="{st.CLUSTER_BORDER}" fontsize=10 margin=10')
+            self.lines.append(
+                f"{ind}label={st.cluster_label(c.title())} labeljust=l "
+                f'style="rounded,filled" fillcolor="{fill}" '
+                f'color="{st.CLUSTER_BORDER}" fontsize=10 margin=10'
+            )
             open_levels.append(lvl)
             for u in blocks.get(c, ()):
                 self._node(u, annotate.get(u), ind)
@@ -101,12 +131,16 @@ class Drawing:
         fast = layout_attrs(self.keep)
         if fast:
             del attrs["ordering"]
-        dot = graphviz.Digraph(graph_attr={**attrs, **fast},
-                               node_attr=NODE_ATTR, edge_attr=EDGE_ATTR)
+        dot = graphviz.Digraph(
+            graph_attr={**attrs, **fast}, node_attr=NODE_ATTR, edge_attr=EDGE_ATTR
+        )
         if self.title:
             head, *rest = self.title.split("\n")
-            dot.attr(label=st.html_label(st.esc(head, 200), [st.esc(r, 200) for r in rest],
-                                         size=11), labelloc="t", fontsize="13")
+            dot.attr(
+                label=st.html_label(st.esc(head, 200), [st.esc(r, 200) for r in rest], size=11),
+                labelloc="t",
+                fontsize="13",
+            )
         dot.body.extend(line + "\n" for line in self.lines)
         return dot
 
@@ -163,22 +197,35 @@ class Drawing:
             if self.show_saved and api.saved(node) is None:
                 lines.append("saved tensors freed")
             fill, border = st.OP
-            return st.esc(node.name), lines, {"fillcolor": fill, "color": border,
-                                              "_gradable": True}
+            return st.esc(node.name), lines, {"fillcolor": fill, "color": border, "_gradable": True}
         if it.kind == PARAM:
             fill, border = st.PARAM
             name = user or self.pnames.get(id(it.obj)) or "parameter"
-            return st.esc(name), [shape], {"fillcolor": fill, "color": border,
-                                           "style": "filled", "_gradable": True}
+            return (
+                st.esc(name),
+                [shape],
+                {"fillcolor": fill, "color": border, "style": "filled", "_gradable": True},
+            )
         if it.kind == LEAF:
             fill, border = st.LEAF
-            return (st.esc(user or self.input_name(it.index)), [shape, "requires grad"],
-                    {"fillcolor": fill, "color": border, "shape": "ellipse", "style": "filled",
-                     "_gradable": True})
+            return (
+                st.esc(user or self.input_name(it.index)),
+                [shape, "requires grad"],
+                {
+                    "fillcolor": fill,
+                    "color": border,
+                    "shape": "ellipse",
+                    "style": "filled",
+                    "_gradable": True,
+                },
+            )
         fill, border = st.CONST
         title = user or (self.input_name(it.index) if it.obj is not None else "constant")
-        return st.esc(title), [shape], {"fillcolor": fill, "color": border, "shape": "ellipse",
-                                        "style": "filled,dashed"}
+        return (
+            st.esc(title),
+            [shape],
+            {"fillcolor": fill, "color": border, "shape": "ellipse", "style": "filled,dashed"},
+        )
 
     def input_name(self, i: int) -> str:
         """A name for an input the caller did not name: the argument it was passed as, or
@@ -196,9 +243,17 @@ class Drawing:
         if n_ops > 1:
             lines.append(f"{n_ops} ops" + (f", {n_par} params" if n_par else ""))
         fill, border = st.MODULE
-        return (st.esc(call.title()), lines,
-                {"fillcolor": fill, "color": border, "style": "rounded,filled,bold",
-                 "_gradable": True, "tooltip": _tooltip(call.module)})
+        return (
+            st.esc(call.title()),
+            lines,
+            {
+                "fillcolor": fill,
+                "color": border,
+                "style": "rounded,filled,bold",
+                "_gradable": True,
+                "tooltip": _tooltip(call.module),
+            },
+        )
 
     def _saved(self, u: int, node: Any, ind: str) -> None:
         entries = api.saved(node)
@@ -214,10 +269,20 @@ class Drawing:
             text = st.shape_text(d.shape) + _dtype_text((d.dtype, d.device))
             label = st.html_label(what, [st.esc(text)], bold=False)
             sid = f"{_id(u)}_s{j}"
-            self.lines.append(f"{ind}{sid} " + st.attrs(label=label, shape="note", style="filled",
-                                                        fillcolor=fill, color=border, fontsize=9))
-            self.lines.append(f'{ind}{sid} -> {_id(u)} [style=dashed color="{border}" '
-                              "arrowhead=none]")
+            self.lines.append(
+                f"{ind}{sid} "
+                + st.attrs(
+                    label=label,
+                    shape="note",
+                    style="filled",
+                    fillcolor=fill,
+                    color=border,
+                    fontsize=9,
+                )
+            )
+            self.lines.append(
+                f'{ind}{sid} -> {_id(u)} [style=dashed color="{border}" arrowhead=none]'
+            )
 
     def _shared_inputs(self) -> dict:
         """``{unit: [the units it feeds]}`` for inputs drawn once per use: in a big picture, a
@@ -230,8 +295,13 @@ class Drawing:
         uses: dict = {}
         for src, dst in self.g.edges:
             a, b = unit_of[src], unit_of[dst]
-            if (a < self.keep and b < self.keep and a != b and units[a][0] == "item"
-                    and items[units[a][1]].kind in (PARAM, LEAF, CONST)):
+            if (
+                a < self.keep
+                and b < self.keep
+                and a != b
+                and units[a][0] == "item"
+                and items[units[a][1]].kind in (PARAM, LEAF, CONST)
+            ):
                 seen = uses.setdefault(a, [])
                 if b not in seen:
                     seen.append(b)
@@ -260,8 +330,7 @@ class Drawing:
         rep = folded.rep
         collapse = self.depth is not None
         seen: set = set()
-        plain = {(unit_of[a], unit_of[b]) for a, b in self.g.edges
-                 if rep[a] == a and rep[b] == b}
+        plain = {(unit_of[a], unit_of[b]) for a, b in self.g.edges if rep[a] == a and rep[b] == b}
         loops: dict = {}
         fed_by_rest: list = []
         for src, dst in self.g.edges:
@@ -293,22 +362,31 @@ class Drawing:
             else:
                 self.lines.append(f"\t{head} -> {_id(b)}")
         for (a, b), n in loops.items():
-            self.lines.append(f'\t{_id(a)} -> {_id(b)} [color="{st.LOOP}" penwidth=1.8 '
-                              f'constraint=false label=<<FONT POINT-SIZE="9" COLOR="{st.LOOP}">'
-                              f"to the next call ×{n}</FONT>>]")
+            self.lines.append(
+                f'\t{_id(a)} -> {_id(b)} [color="{st.LOOP}" penwidth=1.8 '
+                f'constraint=false label=<<FONT POINT-SIZE="9" COLOR="{st.LOOP}">'
+                f"to the next call ×{n}</FONT>>]"
+            )
         return fed_by_rest
 
     def _more_note(self, left_out: int, fed: list[int]) -> None:
         warnings.warn(
             f"draw_graph: {left_out:,} more boxes not drawn (max_nodes={self.max_nodes}): pass "
             "depth=1 (or 0) to draw whole modules as single boxes, or max_nodes=None to draw "
-            "everything (slow to lay out)", stacklevel=4)
+            "everything (slow to lay out)",
+            stacklevel=4,
+        )
         fill, border = st.MORE
-        label = st.html_label(st.esc(f"… {left_out:,} more boxes"),
-                              [f"not drawn: max_nodes={self.max_nodes}",
-                               "use depth= to collapse modules"])
-        self.lines.append("\tmore " + st.attrs(label=label, shape="box", style="filled,dashed",
-                                               fillcolor=fill, color=border))
+        label = st.html_label(
+            st.esc(f"… {left_out:,} more boxes"),
+            [f"not drawn: max_nodes={self.max_nodes}", "use depth= to collapse modules"],
+        )
+        self.lines.append(
+            "\tmore "
+            + st.attrs(
+                label=label, shape="box", style="filled,dashed", fillcolor=fill, color=border
+            )
+        )
         for b in fed:
             self.lines.append(f'\tmore -> {_id(b)} [style=dashed color="{border}"]')
 

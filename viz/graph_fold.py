@@ -10,6 +10,7 @@ call, and recorded the same ops in the same order (their *signature*); a call wh
 (a first step that skips a branch) stays on its own. Items outside the calls whose every
 consumer was folded (the ``xs[t]`` slices feeding the cell) fold with them.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -90,8 +91,9 @@ class Fold:
         return gs >= 0 and gs == self.group[dst] and self.instance[src] != self.instance[dst]
 
 
-def fold_calls(g: Graph, calls: list[Call], of_item: list, inside: dict,
-               rank: list[int], enabled: bool) -> Fold:
+def fold_calls(
+    g: Graph, calls: list[Call], of_item: list, inside: dict, rank: list[int], enabled: bool
+) -> Fold:
     """Fold the repeated calls (see the module docstring); ``enabled=False`` folds nothing."""
     f = Fold(len(g.items))
     if not enabled:
@@ -162,8 +164,14 @@ def _fold_outside(g: Graph, f: Fold, order: list[int], consumers: bool = False) 
             if q is None:
                 continue
             p = it.parents[q]
-            c = next((c for c in items[f.rep[p]].consumers
-                      if items[c].parents[q] == f.rep[p] and _alike(g, f, j, c)), None)
+            c = next(
+                (
+                    c
+                    for c in items[f.rep[p]].consumers
+                    if items[c].parents[q] == f.rep[p] and _alike(g, f, j, c)
+                ),
+                None,
+            )
             if c is None:
                 continue
             src = p
@@ -183,5 +191,7 @@ def _alike(g: Graph, f: Fold, j: int, c: int) -> bool:
     a, b = g.items[j], g.items[c]
     if c == j or f.rep[c] != c or not _same(a, b) or len(a.parents) != len(b.parents):
         return False
-    return all(f.rep[p] == q or (f.rep[p] == p and p != q and _same(g.items[p], g.items[q]))
-               for p, q in zip(a.parents, b.parents))
+    return all(
+        f.rep[p] == q or (f.rep[p] == p and p != q and _same(g.items[p], g.items[q]))
+        for p, q in zip(a.parents, b.parents)
+    )

@@ -8,6 +8,7 @@ summary of the gradient it received and of what it sent to each input, and the o
 the engine applied the VJPs: ``draw_graph(..., show_grad=True)`` and the HTML page's backward
 stepper show them.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -28,15 +29,26 @@ class GradStat:
 
     __slots__ = ("norm", "zero", "finite", "dead", "units", "shape", "lo", "hi", "hist")
 
-    def __init__(self, norm: float, zero: bool, finite: bool, dead: int, units: int,
-                 shape: tuple | None = None, lo: float | None = None, hi: float | None = None,
-                 hist: list | None = None) -> None:
+    def __init__(
+        self,
+        norm: float,
+        zero: bool,
+        finite: bool,
+        dead: int,
+        units: int,
+        shape: tuple | None = None,
+        lo: float | None = None,
+        hi: float | None = None,
+        hist: list | None = None,
+    ) -> None:
         self.norm, self.zero, self.finite, self.dead, self.units = norm, zero, finite, dead, units
         self.shape, self.lo, self.hi, self.hist = shape, lo, hi, hist
 
     def __repr__(self) -> str:
-        return (f"GradStat(norm={self.norm:.3g}, zero={self.zero}, finite={self.finite}, "
-                f"dead={self.dead}/{self.units})")
+        return (
+            f"GradStat(norm={self.norm:.3g}, zero={self.zero}, finite={self.finite}, "
+            f"dead={self.dead}/{self.units})"
+        )
 
 
 def grad_stat(g: Any, unit_dim: int | None = -1) -> GradStat:
@@ -77,7 +89,7 @@ def combine(stats: Iterable[GradStat]) -> GradStat | None:
     stats = list(stats)
     if not stats:
         return None
-    norm = math.sqrt(sum(s.norm ** 2 for s in stats))
+    norm = math.sqrt(sum(s.norm**2 for s in stats))
     return GradStat(norm, all(s.zero for s in stats), all(s.finite for s in stats), 0, 0)
 
 
@@ -135,6 +147,7 @@ def _posthook(ref: weakref.ref) -> Any:
             if gi is not None and p is not None and not api.is_node(p):
                 d = gi.data if isinstance(gi, Tensor) else gi
                 rec.to_leaf[k] = d.detach().clone()  # the engine may add into it later
+
     return record_applied
 
 

@@ -1,5 +1,6 @@
 """The gradient view of a drawing: each box's gradient summary, its label lines, its colours and
 the legend. Colours follow a log scale of the gradient norm; all-zero gradients get a red border."""
+
 from __future__ import annotations
 
 from . import graph_style as st
@@ -12,12 +13,11 @@ from .graph_walk import LEAF, OP, PARAM, Graph
 class GradView:
     """Gradient facts for the first ``keep`` units of ``place``."""
 
-    def __init__(self, g: Graph, place: Placement, keep: int, folded: Fold,
-                 of_item: list) -> None:
+    def __init__(self, g: Graph, place: Placement, keep: int, folded: Fold, of_item: list) -> None:
         self.g, self.place, self.folded = g, place, folded
-        self.stats: list = [None] * keep     # what colours the box
-        self.box_out: dict = {}              # collapsed box -> stat of its output gradient
-        self.per_call: dict = {}             # unit -> gradient norms of each folded call
+        self.stats: list = [None] * keep  # what colours the box
+        self.box_out: dict = {}  # collapsed box -> stat of its output gradient
+        self.per_call: dict = {}  # unit -> gradient norms of each folded call
         items = g.items
         for u in range(keep):
             kind, ref = place.units[u]
@@ -31,8 +31,11 @@ class GradView:
                         self._param_calls(u, ref)
                 continue
             inner = place.box_items[u]
-            params = combine(s for s in (leaf_stat(items[i].obj) for i in inner
-                                         if items[i].kind == PARAM) if s is not None)
+            params = combine(
+                s
+                for s in (leaf_stat(items[i].obj) for i in inner if items[i].kind == PARAM)
+                if s is not None
+            )
             out = self._op(u, exit_item(g, inner))
             self.box_out[u] = out
             # a layer is judged by its parameters' gradient when it has parameters
@@ -115,20 +118,29 @@ class GradView:
         scale = self.scale
         ticks = scale.ticks()
         n = len(ticks)
-        cells = "".join(f'<TD BGCOLOR="{scale(10.0 ** t)}" WIDTH="34"><FONT COLOR='
-                        f'"{st.text_on(scale(10.0 ** t))}" POINT-SIZE="9">1e{t}</FONT></TD>'
-                        for t in ticks)
-        notes = [f'<FONT COLOR="{st.ZERO_BORDER}"><B>red border</B></FONT>: gradient all zeros'
-                 ' · <FONT COLOR="#888888"><B>grey</B></FONT>: no gradient']
+        cells = "".join(
+            f'<TD BGCOLOR="{scale(10.0**t)}" WIDTH="34"><FONT COLOR='
+            f'"{st.text_on(scale(10.0**t))}" POINT-SIZE="9">1e{t}</FONT></TD>'
+            for t in ticks
+        )
+        notes = [
+            f'<FONT COLOR="{st.ZERO_BORDER}"><B>red border</B></FONT>: gradient all zeros'
+            ' · <FONT COLOR="#888888"><B>grey</B></FONT>: no gradient'
+        ]
         if not self.any_op:
             notes.append("op gradients: call viz.watch_grads(loss) before backward()")
         if scale.empty:
             notes.append("no gradients found: call backward() first")
-        rows = "".join(f'<TR><TD COLSPAN="{n}" BORDER="0" ALIGN="LEFT"><FONT POINT-SIZE="9">'
-                       f"{note}</FONT></TD></TR>" for note in notes)
-        table = (f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3">'
-                 f'<TR><TD COLSPAN="{n}" BORDER="0"><B>gradient norm |∇| (log scale)</B>'
-                 f"</TD></TR><TR>{cells}</TR>{rows}</TABLE>>")
+        rows = "".join(
+            f'<TR><TD COLSPAN="{n}" BORDER="0" ALIGN="LEFT"><FONT POINT-SIZE="9">'
+            f"{note}</FONT></TD></TR>"
+            for note in notes
+        )
+        table = (
+            f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3">'
+            f'<TR><TD COLSPAN="{n}" BORDER="0"><B>gradient norm |∇| (log scale)</B>'
+            f"</TD></TR><TR>{cells}</TR>{rows}</TABLE>>"
+        )
         return f'legend [shape=plaintext style="" margin=0 label={table}]'
 
 
@@ -138,8 +150,10 @@ def spread_text(norms: list) -> str:
     known = [n for n in norms if n is not None]
     if not known:
         return ""
-    return (f"per call: first {st.fmt_norm(known[0])} → last {st.fmt_norm(known[-1])} "
-            f"({len(norms)} calls)")
+    return (
+        f"per call: first {st.fmt_norm(known[0])} → last {st.fmt_norm(known[-1])} "
+        f"({len(norms)} calls)"
+    )
 
 
 def _norm_text(s: GradStat) -> str:

@@ -7,6 +7,7 @@ ops in the order the engine applied their VJPs in the latest watched ``backward(
 by :func:`viz.watch_grads`): the op, the gradient it received, what it sent to each input, and
 where the gradients of several paths were summed. No network access is needed to view it.
 """
+
 from __future__ import annotations
 
 import html
@@ -37,22 +38,26 @@ def page(drawings: dict, svgs: dict, title: str, start: str | None = None) -> st
         "boxes": {k: boxes(d, values) for k, d in drawings.items()},
         "steps": steps(drawings),
     }
-    buttons = "".join(f'<button data-depth="{k}">{html.escape(_depth_name(k))}</button>'
-                      for k in keys)
-    views = "".join(f'<div class="tg-view" id="tg-view-{k}" hidden>{_svg_body(svgs[k])}</div>'
-                    for k in keys)
+    buttons = "".join(
+        f'<button data-depth="{k}">{html.escape(_depth_name(k))}</button>' for k in keys
+    )
+    views = "".join(
+        f'<div class="tg-view" id="tg-view-{k}" hidden>{_svg_body(svgs[k])}</div>' for k in keys
+    )
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-            f"<header><h1>{html.escape(title)}</h1>"
-            f"<span>depth {buttons}</span>"
-            f'<span><input id="tg-search" type="search" placeholder="find a parameter">'
-            f' <span id="tg-found"></span></span>'
-            f'<span>backward <button id="tg-prev">◀ previous</button>'
-            f'<button id="tg-next">next ▶</button><button id="tg-play">play</button></span>'
-            f'</header><div id="tg-step-info"></div>{views}<div id="tg-tip"></div>'
-            f'<script type="application/json" id="tg-data">{blob}</script>'
-            f"<script>{JS}</script></body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{html.escape(title)}</h1>"
+        f"<span>depth {buttons}</span>"
+        f'<span><input id="tg-search" type="search" placeholder="find a parameter">'
+        f' <span id="tg-found"></span></span>'
+        f'<span>backward <button id="tg-prev">◀ previous</button>'
+        f'<button id="tg-next">next ▶</button><button id="tg-play">play</button></span>'
+        f'</header><div id="tg-step-info"></div>{views}<div id="tg-tip"></div>'
+        f'<script type="application/json" id="tg-data">{blob}</script>'
+        f"<script>{JS}</script></body></html>\n"
+    )
 
 
 def _depth_name(key: str) -> str:
@@ -131,29 +136,44 @@ def boxes(d: Drawing, values: dict) -> dict:
             inner = place.box_items[u]
             i = exit_item(g, inner)
             title = ref.title()
-            params = [d.pnames.get(id(g.items[k].obj), "parameter") for k in inner
-                      if g.items[k].kind == PARAM]
+            params = [
+                d.pnames.get(id(g.items[k].obj), "parameter")
+                for k in inner
+                if g.items[k].kind == PARAM
+            ]
             what = f"module call ({sum(g.items[k].kind == OP for k in inner)} ops)"
         else:
             i = ref
             it = g.items[i]
             params = [d.pnames.get(id(it.obj), "parameter")] if it.kind == PARAM else []
-            title = it.obj.name if it.kind == OP else (params[0] if params else
-                                                       d.input_name(i) if it.obj is not None
-                                                       else "constant")
+            title = (
+                it.obj.name
+                if it.kind == OP
+                else (
+                    params[0] if params else d.input_name(i) if it.obj is not None else "constant"
+                )
+            )
             user = d.user_names.get(id(it.obj)) if it.obj is not None else None
             title = user or title
-            what = {"op": "op", "param": "parameter", "leaf": "leaf (requires grad)",
-                    "const": "input (no grad)"}[it.kind]
+            what = {
+                "op": "op",
+                "param": "parameter",
+                "leaf": "leaf (requires grad)",
+                "const": "input (no grad)",
+            }[it.kind]
         shape = g.items[i].shape
         fact = d.facts[i]
         v = values.get(i)
-        box = {"title": title, "kind": what, "params": params,
-               "shape": None if shape is None else st.shape_text(shape),
-               "dtype": None if fact is None else str(fact[0]).replace("torch.", ""),
-               "device": None if fact is None else str(fact[1]),
-               "value": None if v is None else _value(v),
-               "grad": _grad(_item_grad(d, i))}
+        box = {
+            "title": title,
+            "kind": what,
+            "params": params,
+            "shape": None if shape is None else st.shape_text(shape),
+            "dtype": None if fact is None else str(fact[0]).replace("torch.", ""),
+            "device": None if fact is None else str(fact[1]),
+            "value": None if v is None else _value(v),
+            "grad": _grad(_item_grad(d, i)),
+        }
         copies = d.folded.copies.get(i)
         if copies:
             box["calls"] = len(copies)
@@ -189,9 +209,16 @@ def steps(drawings: dict) -> list:
                 arrived[p] = arrived.get(p, 0) + 1
                 extra = f", summed with {arrived[p] - 1} earlier" if arrived[p] > 1 else ""
                 sent.append(f"{what}: ∇ {_stat_text(s)}{extra}")
-        out.append({"name": it.obj.name, "received": _stat_text(rec.received), "sent": sent,
-                    "summed": arrived.get(i, 0), "item": i,
-                    "box": {k: f"n{d.place.unit_of[i]}" for k, d in drawings.items()}})
+        out.append(
+            {
+                "name": it.obj.name,
+                "received": _stat_text(rec.received),
+                "sent": sent,
+                "summed": arrived.get(i, 0),
+                "item": i,
+                "box": {k: f"n{d.place.unit_of[i]}" for k, d in drawings.items()},
+            }
+        )
     return out
 
 

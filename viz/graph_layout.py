@@ -7,14 +7,24 @@ graphs, but minutes on a few hundred boxes with long edges (a parameter shared b
 a recurrent cell). Bigger pictures get fewer iterations, no input ordering constraint and, for
 the biggest, straight edges; README's "Big graphs" table lists the measured times.
 """
+
 from __future__ import annotations
 
 # (most boxes, settings): the first tier whose bound is not exceeded applies.
 TIERS: tuple = (
     (150, {}),
     (600, {"mclimit": "0.1", "nslimit": "1", "nslimit1": "1", "remincross": "false"}),
-    (None, {"mclimit": "0.01", "nslimit": "0.01", "nslimit1": "0.01", "remincross": "false",
-            "searchsize": "1", "splines": "line"}),
+    (
+        None,
+        {
+            "mclimit": "0.01",
+            "nslimit": "0.01",
+            "nslimit1": "0.01",
+            "remincross": "false",
+            "searchsize": "1",
+            "splines": "line",
+        },
+    ),
 )
 
 

@@ -4,6 +4,7 @@
 the node was recorded (set by ``nn.Module.__call__``), or whatever object a user gave
 ``autodiff.scope(obj)``. One scope tuple is one call, so a module called twice gives two calls.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -16,8 +17,18 @@ from .graph_walk import OP, PARAM, Graph
 class Call:
     """One module call: a cluster in the picture, or one box when collapsed by ``depth=``."""
 
-    __slots__ = ("module", "parent", "level", "index", "chain", "name", "desc", "repeat",
-                 "first", "fold")
+    __slots__ = (
+        "module",
+        "parent",
+        "level",
+        "index",
+        "chain",
+        "name",
+        "desc",
+        "repeat",
+        "first",
+        "fold",
+    )
 
     def __init__(self, module: Any, parent: Call | None, index: int) -> None:
         self.module = module
@@ -25,11 +36,11 @@ class Call:
         self.level = 0 if parent is None else parent.level + 1
         self.chain: tuple = (self,) if parent is None else (*parent.chain, self)
         self.index = index
-        self.name = ""      # dotted name in the model, '' when unknown (or the model itself)
+        self.name = ""  # dotted name in the model, '' when unknown (or the model itself)
         self.desc = describe(module)
-        self.repeat = 0     # 1, 2, ... in run order when the same module is called more than once
-        self.first = 0      # run rank of its first op (set by graph_fold.number_calls)
-        self.fold = 0       # N when this call stands for N folded calls
+        self.repeat = 0  # 1, 2, ... in run order when the same module is called more than once
+        self.first = 0  # run rank of its first op (set by graph_fold.number_calls)
+        self.fold = 0  # N when this call stands for N folded calls
 
     def title(self) -> str:
         head = f"{self.name}: {self.desc}" if self.name else self.desc
@@ -104,8 +115,11 @@ def argument_name(g: Graph, i: int, of_item: list) -> str | None:
         sig = inspect.signature(call.module.forward)
     except (TypeError, ValueError, AttributeError):
         return None
-    params = [p.name for p in sig.parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    params = [
+        p.name
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     op_inputs = g.items[k].parents
     if len(params) == 1:
         name = params[0]
@@ -143,8 +157,11 @@ def name_things(calls: list[Call], model: Any) -> tuple[dict, dict]:
     if model is None:
         tops = []
         for c in calls:
-            if (c.parent is None and all(m is not c.module for m in tops)
-                    and _named(c.module, "named_parameters")):
+            if (
+                c.parent is None
+                and all(m is not c.module for m in tops)
+                and _named(c.module, "named_parameters")
+            ):
                 tops.append(c.module)
         model = tops[0] if len(tops) == 1 else None
     pnames = dict(attr)
@@ -165,13 +182,20 @@ class Placement:
     ``("box", call)``; ``cluster_of[u]`` is the Call whose cluster holds unit ``u`` (or None).
     """
 
-    def __init__(self, g: Graph, calls: list[Call], of_item: list, owners: dict,
-                 depth: int | None, rep: list[int]) -> None:
+    def __init__(
+        self,
+        g: Graph,
+        calls: list[Call],
+        of_item: list,
+        owners: dict,
+        depth: int | None,
+        rep: list[int],
+    ) -> None:
         self.units: list[tuple] = []
         self.cluster_of: list = []
         self.unit_of: list[int] = [0] * len(g.items)
         self.box_items: dict = {}  # unit -> item indices inside the box
-        box_unit: dict = {}       # id(call) -> unit
+        box_unit: dict = {}  # id(call) -> unit
 
         def box(call: Call) -> int:
             u = box_unit.get(id(call))
@@ -202,8 +226,7 @@ class Placement:
             self.unit_of[i] = self.unit_of[r]
 
     @staticmethod
-    def _param_home(g: Graph, it: Any, of_item: list, owners: dict,
-                    rep: list[int]) -> Call | None:
+    def _param_home(g: Graph, it: Any, of_item: list, owners: dict, rep: list[int]) -> Call | None:
         owner = owners.get(id(it.obj))
         if owner is None:
             return None
@@ -228,8 +251,9 @@ def exit_item(g: Graph, items: list[int]) -> int:
     return items[0]
 
 
-def visible_clusters(g: Graph, calls: list[Call], place: Placement,
-                     keep: int) -> tuple[list, dict, dict]:
+def visible_clusters(
+    g: Graph, calls: list[Call], place: Placement, keep: int
+) -> tuple[list, dict, dict]:
     """Effective cluster of every kept unit, after dropping clusters that would hold a single
     op and nothing else (a ReLU module around its relu): that op is labelled with the module.
 
@@ -258,8 +282,12 @@ def visible_clusters(g: Graph, calls: list[Call], place: Placement,
         if id(c) not in drawn:
             continue
         units = content.get(id(c), [])
-        if (not n_child.get(id(c)) and len(units) == 1 and place.units[units[0]][0] == "item"
-                and g.items[place.units[units[0]][1]].kind == OP):
+        if (
+            not n_child.get(id(c))
+            and len(units) == 1
+            and place.units[units[0]][0] == "item"
+            and g.items[place.units[units[0]][1]].kind == OP
+        ):
             u = units[0]
             drawn.discard(id(c))
             annotate.setdefault(u, c)

@@ -4,6 +4,7 @@ Every label is a Graphviz HTML-like label built here; text from the graph (names
 through :func:`esc`, so quotes, ``<``, ``>``, ``{``, ``&`` or newlines in a name cannot break the
 DOT source.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,21 +14,21 @@ from typing import Any, Sequence
 FONT = "Helvetica"
 
 # Fill / border colours by kind of box.
-OP = ("#dbe8f7", "#6a8fbf")         # recorded operation: rounded, blue
-PARAM = ("#dff2d8", "#5f9a4f")      # parameter: square corners, green
-LEAF = ("#fff1c2", "#b8962e")       # leaf input that requires grad: ellipse, yellow
-CONST = ("#f2f2f2", "#9a9a9a")      # input / constant without grad: dashed ellipse, grey
-MODULE = ("#ebe3f6", "#8a73b0")     # a module collapsed by depth=: double border, lavender
-ROOT = ("#fde0c5", "#d0782a")       # the tensor drawn from (e.g. the loss): bold, orange
-SAVED = ("#fffbe8", "#c9b36b")      # a tensor saved for backward (show_saved=True)
-MORE = ("#ffffff", "#b04040")       # the "N more nodes" note when max_nodes cuts the graph
-NOGRAD = ("#f4f4f4", "#b8b8b8")     # gradient view: nothing known about this gradient
+OP = ("#dbe8f7", "#6a8fbf")  # recorded operation: rounded, blue
+PARAM = ("#dff2d8", "#5f9a4f")  # parameter: square corners, green
+LEAF = ("#fff1c2", "#b8962e")  # leaf input that requires grad: ellipse, yellow
+CONST = ("#f2f2f2", "#9a9a9a")  # input / constant without grad: dashed ellipse, grey
+MODULE = ("#ebe3f6", "#8a73b0")  # a module collapsed by depth=: double border, lavender
+ROOT = ("#fde0c5", "#d0782a")  # the tensor drawn from (e.g. the loss): bold, orange
+SAVED = ("#fffbe8", "#c9b36b")  # a tensor saved for backward (show_saved=True)
+MORE = ("#ffffff", "#b04040")  # the "N more nodes" note when max_nodes cuts the graph
+NOGRAD = ("#f4f4f4", "#b8b8b8")  # gradient view: nothing known about this gradient
 CLUSTER_FILLS = ("#f7f7fa", "#eeeef4", "#e6e6ef", "#dedee9")
 CLUSTER_BORDER = "#a7a7bd"
-ZERO_BORDER = "#d7191c"             # gradient view: an all-zero gradient
+ZERO_BORDER = "#d7191c"  # gradient view: an all-zero gradient
 NONFINITE = ("#ff66cc", "#8b0057")  # gradient view: NaN or Inf in the gradient
 EDGE = "#6b6b6b"
-LOOP = "#c05a00"                    # the state passed from one folded call to the next
+LOOP = "#c05a00"  # the state passed from one folded call to the next
 SUBTLE = "#555555"
 
 # Log-scale palette for gradient norms: blue (small, vanishing) -> teal -> green -> yellow ->
@@ -42,14 +43,23 @@ def esc(text: Any, limit: int = 80) -> str:
     """Text made safe for an HTML-like label: entities for & < > " ', newlines as <BR/>."""
     s = str(text)
     if len(s) > limit:
-        s = s[:limit - 1] + "…"
+        s = s[: limit - 1] + "…"
     s = s.replace("\t", " ")
     s = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
     # Graphviz expands \N, \G, \L... even inside HTML-like labels: double every backslash.
-    s = (s.replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-         .replace('"', "&quot;").replace("'", "&#39;").replace("{", "&#123;")
-         .replace("}", "&#125;").replace("[", "&#91;").replace("]", "&#93;")
-         .replace("|", "&#124;"))
+    s = (
+        s.replace("\\", "\\\\")
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#39;")
+        .replace("{", "&#123;")
+        .replace("}", "&#125;")
+        .replace("[", "&#91;")
+        .replace("]", "&#93;")
+        .replace("|", "&#124;")
+    )
     s = s.replace("\r\n", "\n").replace("\r", "\n")
     return "<BR/>".join(s.split("\n"))
 
@@ -59,14 +69,22 @@ def shape_text(shape: Sequence[int]) -> str:
     return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
 
 
-def html_label(title: str, lines: Sequence[str] = (), *, bold: bool = True, size: int = 9,
-               title_color: str | None = None, color: str = SUBTLE) -> str:
+def html_label(
+    title: str,
+    lines: Sequence[str] = (),
+    *,
+    bold: bool = True,
+    size: int = 9,
+    title_color: str | None = None,
+    color: str = SUBTLE,
+) -> str:
     """``<B>title</B>`` over smaller lines; arguments are already escaped HTML fragments."""
     head = f"<B>{title}</B>" if bold else title
     if title_color:
         head = f'<FONT COLOR="{title_color}">{head}</FONT>'
-    rest = "".join(f'<BR/><FONT POINT-SIZE="{size}" COLOR="{color}">{ln}</FONT>'
-                   for ln in lines if ln)
+    rest = "".join(
+        f'<BR/><FONT POINT-SIZE="{size}" COLOR="{color}">{ln}</FONT>' for ln in lines if ln
+    )
     return f"<{head}{rest}>"
 
 
@@ -76,8 +94,10 @@ def cluster_label(title: str) -> str:
     middle of the cluster never runs through the title."""
     text = esc(title)
     spacer = int(len(title) * 6.5) + 16
-    return (f'<<TABLE BORDER="0" CELLPADDING="0" CELLSPACING="0"><TR><TD ALIGN="LEFT">'
-            f'<B>{text}</B></TD><TD WIDTH="{spacer}"> </TD></TR></TABLE>>')
+    return (
+        f'<<TABLE BORDER="0" CELLPADDING="0" CELLSPACING="0"><TR><TD ALIGN="LEFT">'
+        f'<B>{text}</B></TD><TD WIDTH="{spacer}"> </TD></TR></TABLE>>'
+    )
 
 
 def attrs(**kw: Any) -> str:
@@ -97,7 +117,7 @@ def attrs(**kw: Any) -> str:
 
 # ---- gradient colours ----------------------------------------------------------------------
 def _rgb(h: str) -> tuple[float, float, float]:
-    return tuple(int(h[i:i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+    return tuple(int(h[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
 
 
 def _hex(rgb: Sequence[float]) -> str:

@@ -4,6 +4,7 @@ Items are numbered in breadth-first order from the roots, so the same graph alwa
 same numbering (and the same DOT text); nothing is keyed by ``id()`` in the output.
 Nothing here changes the graph.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -28,9 +29,9 @@ class Item:
 
     def __init__(self, kind: str, obj: Any, index: int) -> None:
         self.kind = kind
-        self.obj = obj          # Node, leaf Tensor, constant Tensor, or None (unknown constant)
+        self.obj = obj  # Node, leaf Tensor, constant Tensor, or None (unknown constant)
         self.index = index
-        self.parents: list[int] = []    # item indices of the inputs, in input order (ops only)
+        self.parents: list[int] = []  # item indices of the inputs, in input order (ops only)
         self.consumers: list[int] = []  # item indices of the ops using this item
         self.is_root = False
 
@@ -96,8 +97,9 @@ def constant_inputs(node: Any) -> dict:
 
 def _root_key(t: Any) -> Any:
     if not isinstance(t, Tensor):
-        raise TypeError(f"draw_graph: expected an autodiff Tensor (or a list of them), got "
-                        f"{type(t).__name__}")
+        raise TypeError(
+            f"draw_graph: expected an autodiff Tensor (or a list of them), got {type(t).__name__}"
+        )
     if t.grad_fn is not None:
         return t.grad_fn
     if api.requires_grad(t):
@@ -105,7 +107,8 @@ def _root_key(t: Any) -> Any:
     raise ValueError(
         f"draw_graph: the tensor of shape {tuple(t.shape)} has no recorded graph: it does not "
         "require grad and has no grad_fn (was it computed under no_grad(), detached, or from "
-        "inputs without requires_grad=True?)")
+        "inputs without requires_grad=True?)"
+    )
 
 
 def as_roots(op: str, tensors: Any) -> list[Tensor]:
@@ -114,8 +117,9 @@ def as_roots(op: str, tensors: Any) -> list[Tensor]:
         return [tensors]
     if isinstance(tensors, (list, tuple)):
         return list(tensors)
-    raise TypeError(f"{op}: expected an autodiff Tensor or a list of them, got "
-                    f"{type(tensors).__name__}")
+    raise TypeError(
+        f"{op}: expected an autodiff Tensor or a list of them, got {type(tensors).__name__}"
+    )
 
 
 def walk(roots: Iterable[Tensor]) -> Graph:

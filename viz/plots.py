@@ -1,4 +1,5 @@
 """Training pictures (matplotlib, Agg backend: no display needed): curves and decision map."""
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,12 @@ def plot_history(history: Any, path: str | Path, title: str | None = None) -> Pa
     ax_err.plot(epochs, _series(history, "train_error"), label="train error", color="tab:orange")
     test = _series(history, "test_error")
     if any(v is not None for v in test):
-        ax_err.plot(epochs, [math.nan if v is None else v for v in test], label="test error",
-                    color="tab:green")
+        ax_err.plot(
+            epochs,
+            [math.nan if v is None else v for v in test],
+            label="test error",
+            color="tab:green",
+        )
     ax_err.set_xlabel("epoch")
     ax_err.set_ylabel("error (%)")
     # Symmetric log: logarithmic above 0.1%, linear below it, so that an error of exactly 0
@@ -89,22 +94,42 @@ def _labels(y: torch.Tensor) -> torch.Tensor:
     return (y.reshape(-1) > 0.5).long()
 
 
-def plot_decision_map(model: Any, path: str | Path, grid: int = 100, threshold: float = 0.0,
-                      points: tuple | None = None, title: str | None = None) -> Path:
+def plot_decision_map(
+    model: Any,
+    path: str | Path,
+    grid: int = 100,
+    threshold: float = 0.0,
+    points: tuple | None = None,
+    title: str | None = None,
+) -> Path:
     """The model's decision over a ``grid`` x ``grid`` lattice of [0,1]², the true circle drawn
     on top, and optionally the misclassified ``points = (x, y)`` marked. Writes a PNG."""
     path = Path(path)
     cls = decision_grid(model, grid, threshold)
     fig, ax = plt.subplots(figsize=(5.5, 5.6))
-    ax.imshow(cls.numpy(), origin="lower", extent=(0, 1, 0, 1), cmap="coolwarm", vmin=0, vmax=1,
-              alpha=0.6, interpolation="nearest")
+    ax.imshow(
+        cls.numpy(),
+        origin="lower",
+        extent=(0, 1, 0, 1),
+        cmap="coolwarm",
+        vmin=0,
+        vmax=1,
+        alpha=0.6,
+        interpolation="nearest",
+    )
     ax.add_patch(plt.Circle(CENTER, RADIUS, fill=False, color="black", lw=1.5, label="true disc"))
     if points is not None:
         x, y = (t.data if isinstance(t, ad.Tensor) else t for t in points)
         wrong = (_predict(model, x, threshold) != _labels(y)).cpu()
         xs = x.cpu()[wrong]
-        ax.scatter(xs[:, 0], xs[:, 1], marker="x", color="black", s=25,
-                   label=f"misclassified points ({int(wrong.sum())} of {len(wrong)})")
+        ax.scatter(
+            xs[:, 0],
+            xs[:, 1],
+            marker="x",
+            color="black",
+            s=25,
+            label=f"misclassified points ({int(wrong.sum())} of {len(wrong)})",
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")

@@ -3,6 +3,7 @@
 ``Tensor`` here is the base class every autodiff Tensor derives from (isinstance checks);
 ``Tensor._make`` builds the full ``autodiff.Tensor``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -24,11 +25,14 @@ def as_tensor(x: Any) -> Tensor:
     if isinstance(x, torch.Tensor):
         return Tensor._make(x.detach() if x.requires_grad else x)
     try:
-        return Tensor._make(torch.as_tensor(x, dtype=torch.get_default_dtype()
-                                            if isinstance(x, float) else None))
+        return Tensor._make(
+            torch.as_tensor(x, dtype=torch.get_default_dtype() if isinstance(x, float) else None)
+        )
     except (RuntimeError, TypeError, ValueError) as e:
-        raise TypeError(f"expected a Tensor, a torch.Tensor, a number or a (nested) list of "
-                        f"numbers, got {type(x).__name__} {x!r:.60}: {e}") from None
+        raise TypeError(
+            f"expected a Tensor, a torch.Tensor, a number or a (nested) list of "
+            f"numbers, got {type(x).__name__} {x!r:.60}: {e}"
+        ) from None
 
 
 def raw(x: Any) -> Any:
@@ -42,7 +46,8 @@ def check_float_pair(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
     if da is not db and (da.is_floating_point and db.is_floating_point):
         raise DTypeError(
             f"{op}: operands have different dtypes {da} and {db} (shapes {shape_str(a.shape)} and "
-            f"{shape_str(b.shape)}); convert one with .to({da}) or .to({db}) first.")
+            f"{shape_str(b.shape)}); convert one with .to({da}) or .to({db}) first."
+        )
 
 
 def norm_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...]:
@@ -54,15 +59,19 @@ def norm_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...]:
     elif isinstance(dim, (tuple, list)):
         dims = tuple(dim)
     else:
-        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {type(dim).__name__} {dim!r}")
+        raise TypeError(
+            f"{op}: dim must be an int or a tuple of ints, got {type(dim).__name__} {dim!r}"
+        )
     out = []
     lim = max(ndim, 1)
     for d in dims:
         if not isinstance(d, int) or isinstance(d, bool):
             raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {d!r} in {dim!r}")
         if not -lim <= d < lim:
-            raise IndexError(f"{op}: dim {d!r} is out of range for a tensor with {ndim} dims "
-                             f"(expected an int in [{-lim}, {lim - 1}])")
+            raise IndexError(
+                f"{op}: dim {d!r} is out of range for a tensor with {ndim} dims "
+                f"(expected an int in [{-lim}, {lim - 1}])"
+            )
         out.append(d % lim)
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: dim {dim!r} names a dimension twice")

@@ -2,6 +2,7 @@
 
 They are new leaves, outside any graph; ``type(dtype)`` is a cast (recorded like ``to``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,33 +22,62 @@ def _leaf(data: torch.Tensor, requires_grad: bool) -> Tensor:
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
-def new_zeros(self: Tensor, *size: Any, dtype: torch.dtype | None = None, device: Any = None,
-              requires_grad: bool = False) -> Tensor:
+def new_zeros(
+    self: Tensor,
+    *size: Any,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Zeros of ``size`` with this tensor's dtype and device (unless given)."""
     return _leaf(self.data.new_zeros(_size(size), dtype=dtype, device=device), requires_grad)
 
 
-def new_ones(self: Tensor, *size: Any, dtype: torch.dtype | None = None, device: Any = None,
-             requires_grad: bool = False) -> Tensor:
+def new_ones(
+    self: Tensor,
+    *size: Any,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Ones of ``size`` with this tensor's dtype and device (unless given)."""
     return _leaf(self.data.new_ones(_size(size), dtype=dtype, device=device), requires_grad)
 
 
-def new_empty(self: Tensor, *size: Any, dtype: torch.dtype | None = None, device: Any = None,
-              requires_grad: bool = False) -> Tensor:
+def new_empty(
+    self: Tensor,
+    *size: Any,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Uninitialised values of ``size`` with this tensor's dtype and device (unless given)."""
     return _leaf(self.data.new_empty(_size(size), dtype=dtype, device=device), requires_grad)
 
 
-def new_full(self: Tensor, size: Any, fill_value: Any, *, dtype: torch.dtype | None = None,
-             device: Any = None, requires_grad: bool = False) -> Tensor:
+def new_full(
+    self: Tensor,
+    size: Any,
+    fill_value: Any,
+    *,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """``fill_value`` everywhere in ``size``, with this tensor's dtype and device (unless given)."""
-    return _leaf(self.data.new_full(tuple(size), raw(fill_value), dtype=dtype, device=device),
-                 requires_grad)
+    return _leaf(
+        self.data.new_full(tuple(size), raw(fill_value), dtype=dtype, device=device), requires_grad
+    )
 
 
-def new_tensor(self: Tensor, data: Any, *, dtype: torch.dtype | None = None, device: Any = None,
-               requires_grad: bool = False) -> Tensor:
+def new_tensor(
+    self: Tensor,
+    data: Any,
+    *,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """A copy of ``data`` with this tensor's dtype and device (unless given)."""
     d = raw(data)
     d = d.detach().clone() if isinstance(d, torch.Tensor) else d
@@ -67,6 +97,11 @@ class CreationMethods:
     """The Tensor methods of this module (mixed into ``autodiff.Tensor``)."""
 
     __slots__ = ()
-    new_zeros, new_ones, new_empty, new_full, new_tensor = (new_zeros, new_ones, new_empty,
-                                                            new_full, new_tensor)
+    new_zeros, new_ones, new_empty, new_full, new_tensor = (
+        new_zeros,
+        new_ones,
+        new_empty,
+        new_full,
+        new_tensor,
+    )
     type = type_

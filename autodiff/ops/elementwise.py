@@ -5,6 +5,7 @@ output), ``forward`` computes on raw tensors, ``vjp`` returns one gradient per i
 sums broadcast gradients back to each input's shape. Gradients are zeroed by selection
 (``where``), never by multiplying with a 0/1 mask: ``inf * 0`` would be NaN.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,6 +30,7 @@ _RAW = torch.Tensor
 # ---- arithmetic -------------------------------------------------------------------------------
 class Add(Op):
     """z = a + b;  da = g,  db = g"""
+
     args = ("a", "b")
     forward = staticmethod(torch.add)
 
@@ -38,6 +40,7 @@ class Add(Op):
 
 class Sub(Op):
     """z = a - b;  da = g,  db = -g"""
+
     args = ("a", "b")
     forward = staticmethod(torch.sub)
 
@@ -47,6 +50,7 @@ class Sub(Op):
 
 class Mul(Op):
     """z = a * b;  da = g * b,  db = g * a"""
+
     args = saves = ("a", "b")
     reads = {"a": ("b",), "b": ("a",)}
     forward = staticmethod(torch.mul)
@@ -58,6 +62,7 @@ class Mul(Op):
 
 class Div(Op):
     """z = a / b;  da = g / b,  db = -g * a / b²"""
+
     args = saves = ("a", "b")
     reads = {"a": ("b",), "b": ("a", "b")}
     forward = staticmethod(torch.div)
@@ -69,6 +74,7 @@ class Div(Op):
 
 class Pow(Op):
     """z = a ** b;  da = g b a^(b-1) (0 where b = 0),  db = g z log(a) (0 where a = 0, b >= 0)"""
+
     args = ("a", "b")
     saves = ("a", "b", "out")
     forward = staticmethod(torch.pow)
@@ -90,6 +96,7 @@ class Pow(Op):
 
 class AddScalar(Op):
     """z = a + c (or a - c);  da = g"""
+
     opname = "add"
     args = ("a",)
     fields = ("c",)
@@ -101,6 +108,7 @@ class AddScalar(Op):
 
 class RSubScalar(Op):
     """z = c - a;  da = -g"""
+
     opname = "sub"
     args = ("a",)
     fields = ("c",)
@@ -112,6 +120,7 @@ class RSubScalar(Op):
 
 class MulScalar(Op):
     """z = a * c;  da = g * c"""
+
     opname = "mul"
     args = ("a",)
     fields = ("c",)
@@ -123,6 +132,7 @@ class MulScalar(Op):
 
 class DivScalar(Op):
     """z = a / c;  da = g / c"""
+
     opname = "div"
     args = ("a",)
     fields = ("c",)
@@ -134,6 +144,7 @@ class DivScalar(Op):
 
 class RDivScalar(Op):
     """z = c / b;  db = -g * c / b²"""
+
     opname = "div"
     args = saves = ("b",)
     fields = ("c",)
@@ -145,10 +156,11 @@ class RDivScalar(Op):
 
 class PowScalar(Op):
     """z = a ** c;  da = g * c * a^(c-1)  (0 for c = 0)"""
+
     opname = "pow"
     args = saves = ("a",)
     fields = ("c",)
-    forward = staticmethod(lambda a, c: a ** c)
+    forward = staticmethod(lambda a, c: a**c)
 
     def vjp(self, g, a):
         c = self.c
@@ -161,11 +173,12 @@ class PowScalar(Op):
 
 class RPowScalar(Op):
     """z = c ** b;  db = g * z * log(c)  (0 where c = 0 and b >= 0)"""
+
     opname = "pow"
     args = ("b",)
     saves = ("b", "out")
     fields = ("c",)
-    forward = staticmethod(lambda b, c: c ** b)
+    forward = staticmethod(lambda b, c: c**b)
 
     def vjp(self, g, b, y):
         c = self.c
@@ -177,6 +190,7 @@ class RPowScalar(Op):
 
 class Neg(Op):
     """z = -a;  da = -g"""
+
     forward = staticmethod(torch.neg)
 
     def vjp(self, g):
@@ -195,13 +209,19 @@ def _operands(op: str, a: Any, b: Any) -> tuple[Any, Any]:
 
 
 def _coerce(op: str, x: Any, other: Any) -> Tensor:
-    if isinstance(x, (torch.Tensor, list, tuple)) or hasattr(x, "__array__") or isinstance(x, complex):
+    if (
+        isinstance(x, (torch.Tensor, list, tuple))
+        or hasattr(x, "__array__")
+        or isinstance(x, complex)
+    ):
         try:
             return as_tensor(x)
         except TypeError:
             pass
-    raise TypeError(f"{op}: unsupported operand types {type(other).__name__} and "
-                    f"{type(x).__name__} ({x!r:.40}); expected a Tensor or a number")
+    raise TypeError(
+        f"{op}: unsupported operand types {type(other).__name__} and "
+        f"{type(x).__name__} ({x!r:.40}); expected a Tensor or a number"
+    )
 
 
 def add(a: Any, b: Any) -> Tensor:
@@ -262,6 +282,7 @@ def neg(a: Any) -> Tensor:
 # ---- unary math and activations -----------------------------------------------------------------
 class Exp(Op):
     """y = exp(x);  dx = g * y"""
+
     saves = ("out",)
     forward = staticmethod(torch.exp)
 
@@ -271,6 +292,7 @@ class Exp(Op):
 
 class Log(Op):
     """y = log(x);  dx = g / x"""
+
     saves = ("x",)
     forward = staticmethod(torch.log)
 
@@ -280,6 +302,7 @@ class Log(Op):
 
 class Log1p(Op):
     """y = log(1 + x);  dx = g / (1 + x)"""
+
     saves = ("x",)
     forward = staticmethod(torch.log1p)
 
@@ -289,6 +312,7 @@ class Log1p(Op):
 
 class Sqrt(Op):
     """y = sqrt(x);  dx = g / (2y)"""
+
     saves = ("out",)
     forward = staticmethod(torch.sqrt)
 
@@ -298,6 +322,7 @@ class Sqrt(Op):
 
 class Abs(Op):
     """y = |x|;  dx = g * sign(x)"""
+
     saves = ("x",)
     forward = staticmethod(torch.abs)
 
@@ -307,6 +332,7 @@ class Abs(Op):
 
 class Sin(Op):
     """y = sin(x);  dx = g * cos(x)"""
+
     saves = ("x",)
     forward = staticmethod(torch.sin)
 
@@ -316,6 +342,7 @@ class Sin(Op):
 
 class Cos(Op):
     """y = cos(x);  dx = -g * sin(x)"""
+
     saves = ("x",)
     forward = staticmethod(torch.cos)
 
@@ -325,6 +352,7 @@ class Cos(Op):
 
 class Tanh(Op):
     """y = tanh(x);  dx = g * (1 - y²)"""
+
     saves = ("out",)
     forward = staticmethod(torch.tanh)
 
@@ -336,6 +364,7 @@ class Tanh(Op):
 
 class Sigmoid(Op):
     """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)"""
+
     saves = ("out",)
     forward = staticmethod(torch.sigmoid)
 
@@ -347,6 +376,7 @@ class Sigmoid(Op):
 
 class ReLU(Op):
     """y = max(x, 0);  dx = g where y > 0, else 0"""
+
     opname = "relu"
     saves = ("out",)
     forward = staticmethod(torch.relu)
@@ -359,6 +389,7 @@ class ReLU(Op):
 
 class LeakyReLU(Op):
     """y = x if x > 0 else s * x;  dx = g if x > 0 else s * g"""
+
     opname = "leaky_relu"
     saves = ("x",)
     fields = ("negative_slope",)
@@ -372,6 +403,7 @@ class LeakyReLU(Op):
 
 class Square(Op):
     """y = x²;  dx = 2 g x"""
+
     saves = ("x",)
     forward = staticmethod(torch.square)
 
@@ -442,6 +474,7 @@ def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
 # ---- clamping and selection ----------------------------------------------------------------------
 class Clamp(Op):
     """y = min(max(x, lo), hi) for numbers lo, hi;  dx = g where lo <= x <= hi, else 0"""
+
     saves = ("x",)
     fields = ("min", "max")
     forward = staticmethod(torch.clamp)
@@ -457,6 +490,7 @@ class Clamp(Op):
 class ClampTensor(Op):
     """y = min(max(x, lo), hi) with tensor bounds (torch's rules, hi wins when lo > hi):
     dx = g where lo <= x <= hi,  dlo = g where x < lo < hi,  dhi = g where x > hi or hi < lo"""
+
     opname = "clamp"
     args = saves = ("x", "lo", "hi")
     forward = staticmethod(torch.clamp)
@@ -503,6 +537,7 @@ def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:
 
 class Maximum(Op):
     """z = max(a, b);  da = g where a > b, g/2 where a = b, 0 where a < b;  db likewise"""
+
     args = saves = ("a", "b")
     forward = staticmethod(torch.maximum)
 
@@ -512,6 +547,7 @@ class Maximum(Op):
 
 class Minimum(Op):
     """z = min(a, b);  da = g where a < b, g/2 where a = b, 0 where a > b;  db likewise"""
+
     args = saves = ("a", "b")
     forward = staticmethod(torch.minimum)
 
@@ -519,8 +555,9 @@ class Minimum(Op):
         return _split(g, raw(a), raw(b), lose_a=raw(a) > raw(b), lose_b=raw(a) < raw(b))
 
 
-def _split(g: Any, ra: torch.Tensor, rb: torch.Tensor, lose_a: torch.Tensor,
-           lose_b: torch.Tensor) -> tuple:
+def _split(
+    g: Any, ra: torch.Tensor, rb: torch.Tensor, lose_a: torch.Tensor, lose_b: torch.Tensor
+) -> tuple:
     # torch's rule: halves on ties; a NaN operand loses no comparison, so both get g there
     shared = (g / 2).where(ra == rb, g)
     return shared.where(~lose_a, 0.0), shared.where(~lose_b, 0.0)
@@ -547,6 +584,7 @@ def minimum(a: Any, b: Any) -> Tensor:
 
 class Where(Op):
     """z = a where cond else b;  da = g where cond,  db = g where not cond"""
+
     args = ("cond", "a", "b")
     saves = ("cond",)
     forward = staticmethod(torch.where)
@@ -568,8 +606,12 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     if a.__class__ in SCALARS or b.__class__ in SCALARS:
         if like.__class__ in SCALARS:
             raise TypeError("where: at least one of a and b must be a tensor")
-        a, b = (Tensor._make(torch.tensor(v, dtype=like.dtype, device=like.device))
-                if v.__class__ in SCALARS else v for v in (a, b))
+        a, b = (
+            Tensor._make(torch.tensor(v, dtype=like.dtype, device=like.device))
+            if v.__class__ in SCALARS
+            else v
+            for v in (a, b)
+        )
     try:
         torch.broadcast_shapes(c.shape, a.shape, b.shape)
     except RuntimeError as e:
@@ -586,6 +628,7 @@ def _nograd_binary(name: str, fn: Any):
             return derived(fn(raw(a), raw(b)))
         except (RuntimeError, TypeError) as e:
             raise explain(name, e, a, b) from None
+
     op.__name__ = name
     return op
 
@@ -618,6 +661,7 @@ def _where_method(self: Tensor, cond: Any, other: Any) -> Tensor:
 def _reflected(fn: Any) -> Any:
     def reflected(self: Tensor, other: Any) -> Tensor:
         return fn(other, self)
+
     reflected.__name__ = f"r{fn.__name__}"
     return reflected
 

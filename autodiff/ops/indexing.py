@@ -6,6 +6,7 @@ after ``y = x[idx]`` makes backward raise instead of using the new values. The V
 gradient into zeros of the input's shape, adding where an integer index picks an element twice
 (``x[[0, 0]]``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,9 +52,11 @@ def split_index(op: str, idx: Any, device: torch.device) -> tuple[Any, tuple]:
     else:
         key = _take(idx, tensors, device)
     if len(tensors) > MAX_INDEX_TENSORS:
-        raise IndexError(f"{op}: an index may hold at most {MAX_INDEX_TENSORS} tensors or lists, "
-                         f"got {len(tensors)}")
-    return key, (tuple(tensors) + _PAD[len(tensors):] if tensors else ())
+        raise IndexError(
+            f"{op}: an index may hold at most {MAX_INDEX_TENSORS} tensors or lists, "
+            f"got {len(tensors)}"
+        )
+    return key, (tuple(tensors) + _PAD[len(tensors) :] if tensors else ())
 
 
 def _numbers(seq: list) -> bool:
@@ -121,6 +124,7 @@ def _put(g: Any, key: Any, tensors: tuple, shape: torch.Size) -> Any:
 
 class Slice(Op):
     """y = x[key] with ints, slices, None and ... only;  dx = zeros like x with g written at key"""
+
     fields = ("key",)
     forward = staticmethod(lambda x, key: x[key])
 
@@ -131,6 +135,7 @@ class Slice(Op):
 class Index(Op):
     """y = x[idx] with index tensors, masks or lists;  dx = zeros like x with g added at idx
     (summed where idx names an element more than once)"""
+
     args = ("x",) + _INDEX_ARGS
     saves = _INDEX_ARGS
     fields = ("key",)
@@ -142,6 +147,7 @@ class Index(Op):
 
 class IndexScatter(Op):
     """y = zeros of a shape with g added at idx (the VJP of indexing);  dg = gy[idx]"""
+
     args = ("g",) + _INDEX_ARGS
     saves = _INDEX_ARGS
     fields = ("key", "shape")
@@ -160,8 +166,9 @@ def getitem(x: Tensor, idx: Any) -> Tensor:
         return Slice.apply(x, key=key)
     except (IndexError, RuntimeError, TypeError, ValueError) as e:
         cause = e.__context__ or e  # torch's own words, not Op.apply's restatement of them
-        raise type(cause)(f"indexing a tensor of shape {shape_str(x.shape)} with {idx!r}: "
-                          f"{cause}") from None
+        raise type(cause)(
+            f"indexing a tensor of shape {shape_str(x.shape)} with {idx!r}: {cause}"
+        ) from None
 
 
 # ---- gather, scatter_add, masked_fill: the index or mask is an input (version-checked) ----------
@@ -171,12 +178,14 @@ def _index_tensor(op: str, index: Any, device: torch.device) -> Any:
     try:  # a list of ints: a constant copy, as torch makes
         return Tensor._make(torch.as_tensor(index, dtype=torch.int64, device=device))
     except (TypeError, ValueError, RuntimeError) as e:
-        raise TypeError(f"{op}: index must be an integer tensor, got {type(index).__name__} "
-                        f"({e})") from None
+        raise TypeError(
+            f"{op}: index must be an integer tensor, got {type(index).__name__} ({e})"
+        ) from None
 
 
 class Gather(Op):
     """y[..i..] = x[..index[..i..]..] along dim;  dx = zeros like x with g added at index"""
+
     args = ("x", "index")
     saves = ("index",)
     fields = ("dim",)
@@ -188,6 +197,7 @@ class Gather(Op):
 
 class ScatterAdd(Op):
     """y = x with src added at index along dim;  dx = g,  dsrc = g gathered at index"""
+
     args = ("x", "index", "src")
     saves = ("index",)
     reads = {"x": (), "src": ("index",)}
@@ -210,27 +220,36 @@ def gather(x: Any, dim: int, index: Any, *, sparse_grad: bool = False) -> Tensor
     """``x``'s elements picked along ``dim`` by ``index`` (of the output's shape), as
     torch.gather."""
     from ._common import as_tensor
+
     x = as_tensor(x)
-    return Gather.apply(x, _index_tensor("gather", index, x.data.device),
-                        dim=_dim_of("gather", x, dim))
+    return Gather.apply(
+        x, _index_tensor("gather", index, x.data.device), dim=_dim_of("gather", x, dim)
+    )
 
 
 def scatter_add(x: Any, dim: int, index: Any, src: Any) -> Tensor:
     """A copy of ``x`` with ``src``'s elements added at ``index`` along ``dim``."""
     from ._common import as_tensor
+
     x, src = as_tensor(x), as_tensor(src)
-    return ScatterAdd.apply(x, _index_tensor("scatter_add", index, x.data.device), src,
-                            dim=_dim_of("scatter_add", x, dim))
+    return ScatterAdd.apply(
+        x,
+        _index_tensor("scatter_add", index, x.data.device),
+        src,
+        dim=_dim_of("scatter_add", x, dim),
+    )
 
 
 class MaskedFill(Op):
     """y = value where mask else x;  dx = g where not mask (0 where mask),
     dvalue = Σ g where mask"""
+
     args = ("x", "mask", "value")
     saves = ("mask",)
     fields = ("fill",)
-    forward = staticmethod(lambda x, mask, value, fill:
-                           x.masked_fill(mask, fill if value is None else value))
+    forward = staticmethod(
+        lambda x, mask, value, fill: x.masked_fill(mask, fill if value is None else value)
+    )
 
     def vjp(self, g, mask):
         dx, _, dv = self.needs_input_grad
@@ -242,6 +261,7 @@ def masked_fill(x: Any, mask: Any, value: Any) -> Tensor:
     """``x`` with ``value`` (a number or a 0-d tensor) where the bool ``mask`` (broadcasting) is
     true."""
     from ._common import SCALARS, as_tensor
+
     x = as_tensor(x)
     m = mask.data if isinstance(mask, Tensor) else mask
     if not isinstance(m, torch.Tensor) or m.dtype is not torch.bool:
@@ -250,12 +270,15 @@ def masked_fill(x: Any, mask: Any, value: Any) -> Tensor:
     if isinstance(value, (Tensor, torch.Tensor)):
         v = as_tensor(value)
         if v.data.dim() != 0:
-            raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got a tensor "
-                             f"of shape {shape_str(v.shape)}")
+            raise ValueError(
+                f"masked_fill: value must be a number or a 0-d tensor, got a tensor "
+                f"of shape {shape_str(v.shape)}"
+            )
         return MaskedFill.apply(x, mask, v, fill=None)
     if value.__class__ not in SCALARS:
-        raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
-                        f"{type(value).__name__}")
+        raise TypeError(
+            f"masked_fill: value must be a number or a 0-d tensor, got {type(value).__name__}"
+        )
     return MaskedFill.apply(x, mask, None, fill=value)
 
 

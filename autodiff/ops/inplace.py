@@ -11,6 +11,7 @@ Three cases, decided per call:
   ``grad_fn`` becomes the new node. A tensor sharing memory with another one (a view, or viewed)
   is refused: their graphs could not both be updated, and a silently wrong gradient would follow.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,7 +32,8 @@ def check_leaf(x: Tensor, op: str) -> None:
         raise GraphError(
             f"{op}: a leaf tensor that requires grad (shape {shape_str(x.shape)}) is being used in "
             "an in-place operation; do the update under `with autodiff.no_grad():` (as optimizers "
-            "do) or use the out-of-place op.")
+            "do) or use the out-of-place op."
+        )
 
 
 def _wants_record(x: Tensor, values: tuple) -> bool:
@@ -60,16 +62,21 @@ def _rebase(x: Tensor, op: str, out_of_place: Any) -> Tensor:
         raise GraphError(
             f"{op}: this tensor (shape {shape_str(x.shape)}) shares memory with another tensor (it "
             "is a view, or something views it), so an in-place change cannot be recorded for "
-            f"both. Use the out-of-place op (e.g. y = x.{op.rstrip('_')}(...)) or clone() first.")
+            f"both. Use the out-of-place op (e.g. y = x.{op.rstrip('_')}(...)) or clone() first."
+        )
     old = Tensor._make(xd, x.grad_fn)
     old._requires_grad = x._requires_grad
     y = out_of_place(old)
     if y.shape != xd.shape:
-        raise ShapeError(f"{op}: the result has shape {shape_str(y.shape)} but is written in place "
-                         f"into a tensor of shape {shape_str(xd.shape)}")
+        raise ShapeError(
+            f"{op}: the result has shape {shape_str(y.shape)} but is written in place "
+            f"into a tensor of shape {shape_str(xd.shape)}"
+        )
     if y.dtype != xd.dtype:
-        raise DTypeError(f"{op}: the result has dtype {y.dtype} but is written in place into a "
-                         f"tensor of dtype {xd.dtype}")
+        raise DTypeError(
+            f"{op}: the result has dtype {y.dtype} but is written in place into a "
+            f"tensor of dtype {xd.dtype}"
+        )
     node = y.grad_fn
     if node is None:  # pragma: no cover - only called when something requires grad
         xd.copy_(y.data)
@@ -82,8 +89,9 @@ def _rebase(x: Tensor, op: str, out_of_place: Any) -> Tensor:
         snap = Tensor._make(xd.clone(), old.grad_fn)
         snap._requires_grad = old._requires_grad
         node.saved = tuple(snap if s is old else s for s in saved)
-        node.versions = tuple(snap.data._version if s is old else v
-                              for s, v in zip(saved, node.versions))
+        node.versions = tuple(
+            snap.data._version if s is old else v for s, v in zip(saved, node.versions)
+        )
     xd.copy_(y.data)  # bumps the version: VJPs that saved the old value will refuse to run
     x.grad_fn = node
     x._requires_grad = True
@@ -95,8 +103,9 @@ def _operand(op: str, x: Tensor, v: Any, name: str = "other") -> Any:
     xd = x.data
     if v.__class__ in SCALARS:
         if isinstance(v, float) and not (xd.is_floating_point() or xd.is_complex()):
-            raise DTypeError(f"{op}: cannot write the float {v!r} in place into a tensor of dtype "
-                             f"{xd.dtype}")
+            raise DTypeError(
+                f"{op}: cannot write the float {v!r} in place into a tensor of dtype {xd.dtype}"
+            )
         return v
     if isinstance(v, Tensor):
         vd = v.data
@@ -105,14 +114,20 @@ def _operand(op: str, x: Tensor, v: Any, name: str = "other") -> Any:
     else:
         raise TypeError(f"{op}: {name} must be a Tensor or a number, got {type(v).__name__}")
     if vd.device != xd.device and vd.dim() > 0:
-        raise DeviceError(f"{op}: the tensor is on {xd.device} but {name} (shape "
-                          f"{shape_str(vd.shape)}) is on {vd.device}; move it with .to() first")
+        raise DeviceError(
+            f"{op}: the tensor is on {xd.device} but {name} (shape "
+            f"{shape_str(vd.shape)}) is on {vd.device}; move it with .to() first"
+        )
     if xd.dtype is not vd.dtype and xd.is_floating_point() and vd.is_floating_point():
-        raise DTypeError(f"{op}: the tensor has dtype {xd.dtype} but {name} has dtype {vd.dtype}; "
-                         f"convert {name} with .to({xd.dtype}) first")
+        raise DTypeError(
+            f"{op}: the tensor has dtype {xd.dtype} but {name} has dtype {vd.dtype}; "
+            f"convert {name} with .to({xd.dtype}) first"
+        )
     if not torch.can_cast(torch.result_type(xd, vd), xd.dtype):
-        raise DTypeError(f"{op}: a result of dtype {torch.result_type(xd, vd)} cannot be written "
-                         f"in place into a tensor of dtype {xd.dtype}")
+        raise DTypeError(
+            f"{op}: a result of dtype {torch.result_type(xd, vd)} cannot be written "
+            f"in place into a tensor of dtype {xd.dtype}"
+        )
     return vd
 
 
@@ -124,9 +139,11 @@ def _broadcast_into(op: str, x: Tensor, vd: Any) -> None:
     except RuntimeError:
         raise ShapeError(f"{op}: {broadcast_mismatch(x.data.shape, vd.shape)}") from None
     if shape != x.data.shape:
-        raise ShapeError(f"{op}: the result would have the broadcast shape {shape_str(shape)}, "
-                         f"which does not fit in place into a tensor of shape "
-                         f"{shape_str(x.data.shape)}")
+        raise ShapeError(
+            f"{op}: the result would have the broadcast shape {shape_str(shape)}, "
+            f"which does not fit in place into a tensor of shape "
+            f"{shape_str(x.data.shape)}"
+        )
 
 
 def _inplace_binary(self: Tensor, op: str, other: Any, raw_fn: Any, ad_fn: Any) -> Tensor:
@@ -156,14 +173,16 @@ def _scaled(op: str, self: Tensor, other: Any, alpha: Any) -> Any:
 
 def add_(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
     """x += alpha * other, in place."""
-    return _inplace_binary(self, "add_", _scaled("add_", self, other, alpha),
-                           lambda d, o: d.add_(o), E.add)
+    return _inplace_binary(
+        self, "add_", _scaled("add_", self, other, alpha), lambda d, o: d.add_(o), E.add
+    )
 
 
 def sub_(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
     """x -= alpha * other, in place."""
-    return _inplace_binary(self, "sub_", _scaled("sub_", self, other, alpha),
-                           lambda d, o: d.sub_(o), E.sub)
+    return _inplace_binary(
+        self, "sub_", _scaled("sub_", self, other, alpha), lambda d, o: d.sub_(o), E.sub
+    )
 
 
 def mul_(self: Tensor, other: Any) -> Tensor:
@@ -174,8 +193,10 @@ def mul_(self: Tensor, other: Any) -> Tensor:
 def div_(self: Tensor, other: Any) -> Tensor:
     """x /= other, in place (floating point tensors only: true division)."""
     if not (self.data.is_floating_point() or self.data.is_complex()):
-        raise DTypeError(f"div_: true division cannot be written in place into a tensor of "
-                         f"dtype {self.data.dtype}; convert it with .float() first")
+        raise DTypeError(
+            f"div_: true division cannot be written in place into a tensor of "
+            f"dtype {self.data.dtype}; convert it with .float() first"
+        )
     return _inplace_binary(self, "div_", other, lambda d, o: d.div_(o), E.div)
 
 
@@ -196,6 +217,7 @@ def clamp_(self: Tensor, min: Any = None, max: Any = None) -> Tensor:
 
 class Fill(Op):
     """y = x with every element set to v (a 0-d tensor);  dx = 0,  dv = sum(g)"""
+
     args = ("x", "v")
     opname = "fill_"
     forward = staticmethod(lambda x, v: torch.empty_like(x).copy_(v))
@@ -219,8 +241,10 @@ def fill_(self: Tensor, value: Any) -> Tensor:
     check_leaf(self, "fill_")
     vd = _operand("fill_", self, value, "value")
     if isinstance(vd, torch.Tensor) and vd.dim() != 0:
-        raise ShapeError(f"fill_: the value must be a number or a 0-d tensor, got a tensor of "
-                         f"shape {shape_str(vd.shape)}")
+        raise ShapeError(
+            f"fill_: the value must be a number or a 0-d tensor, got a tensor of "
+            f"shape {shape_str(vd.shape)}"
+        )
     if _wants_record(self, (value,)):
         v = _value(value, vd, self.data)
         return _rebase(self, "fill_", lambda old: Fill.apply(old, v))
@@ -236,12 +260,14 @@ def zero_(self: Tensor) -> Tensor:
 
 class SetItem(Op):
     """y = x with y[idx] = v (v broadcast);  dx = g with 0 at idx,  dv = g[idx] (summed to v)"""
+
     args = ("x", "v") + _INDEX_ARGS
     saves = _INDEX_ARGS
     fields = ("key",)
     opname = "setitem"
-    forward = staticmethod(lambda x, v, *tensors, key:
-                           _assigned(x.clone(), fill_index(key, tensors), v))
+    forward = staticmethod(
+        lambda x, v, *tensors, key: _assigned(x.clone(), fill_index(key, tensors), v)
+    )
 
     def vjp(self, g, *tensors):
         dx, dv = self.needs_input_grad[:2]
@@ -286,12 +312,15 @@ def setitem(self: Tensor, idx: Any, value: Any) -> None:
     try:
         target = self.data[ridx]
     except (IndexError, RuntimeError, TypeError) as e:
-        raise type(e)(f"setitem: indexing a tensor of shape {shape_str(self.shape)} with "
-                      f"{idx!r}: {e}") from None
+        raise type(e)(
+            f"setitem: indexing a tensor of shape {shape_str(self.shape)} with {idx!r}: {e}"
+        ) from None
     if isinstance(vd, torch.Tensor) and not _fits(target.shape, vd.shape):
-        raise ShapeError(f"setitem: a value of shape {shape_str(vd.shape)} cannot be written "
-                         f"into x[{idx!r}] of shape {shape_str(target.shape)} (x has shape "
-                         f"{shape_str(self.shape)})")
+        raise ShapeError(
+            f"setitem: a value of shape {shape_str(vd.shape)} cannot be written "
+            f"into x[{idx!r}] of shape {shape_str(target.shape)} (x has shape "
+            f"{shape_str(self.shape)})"
+        )
     del target  # a view: it would count as sharing memory in _rebase
     if _wants_record(self, (value,)):
         key, tensors = split_index("setitem", idx, self.data.device)

@@ -1,4 +1,5 @@
 """Matrix products: ``matmul`` (1-D, 2-D, batched with broadcasting) and the fused ``linear``."""
+
 from __future__ import annotations
 
 import math
@@ -13,6 +14,7 @@ from ._common import Tensor, as_tensor, check_float_pair, shape_str
 
 class MatMul(Op):
     """y = a @ b;  da = g @ bᵀ,  db = aᵀ @ g  (1-D operands are promoted, batch dims summed)"""
+
     args = saves = ("a", "b")
     reads = {"a": ("b",), "b": ("a",)}
     forward = staticmethod(torch.matmul)
@@ -40,16 +42,21 @@ class MatMul(Op):
 
 def _matmul_error(a: torch.Tensor, b: torch.Tensor) -> ShapeError:
     if a.dim() == 0 or b.dim() == 0:
-        return ShapeError(f"matmul: both operands must have at least 1 dim, got shapes "
-                          f"{shape_str(a.shape)} and {shape_str(b.shape)}")
+        return ShapeError(
+            f"matmul: both operands must have at least 1 dim, got shapes "
+            f"{shape_str(a.shape)} and {shape_str(b.shape)}"
+        )
     k_a = a.shape[-1]
     k_b = b.shape[0] if b.dim() == 1 else b.shape[-2]
     if k_a != k_b:
         return ShapeError(
             f"matmul: shapes {shape_str(a.shape)} and {shape_str(b.shape)} are not aligned: the "
-            f"first has {k_a} columns but the second has {k_b} rows")
-    return ShapeError(f"matmul: batch dims of shapes {shape_str(a.shape)} and "
-                      f"{shape_str(b.shape)} cannot be broadcast together")
+            f"first has {k_a} columns but the second has {k_b} rows"
+        )
+    return ShapeError(
+        f"matmul: batch dims of shapes {shape_str(a.shape)} and "
+        f"{shape_str(b.shape)} cannot be broadcast together"
+    )
 
 
 def matmul(a: Any, b: Any) -> Tensor:
@@ -69,8 +76,10 @@ def mm(a: Any, b: Any) -> Tensor:
     """The product of two matrices (2-D only, as torch.mm; ``matmul`` broadcasts)."""
     a, b = as_tensor(a), as_tensor(b)
     if a.data.dim() != 2 or b.data.dim() != 2:
-        raise ShapeError(f"mm: expects two matrices (2-D), got shapes {shape_str(a.shape)} and "
-                         f"{shape_str(b.shape)}; use matmul for vectors and batches")
+        raise ShapeError(
+            f"mm: expects two matrices (2-D), got shapes {shape_str(a.shape)} and "
+            f"{shape_str(b.shape)}; use matmul for vectors and batches"
+        )
     return matmul(a, b)
 
 
@@ -78,8 +87,10 @@ def dot(a: Any, b: Any) -> Tensor:
     """The inner product of two vectors of the same length (1-D only, as torch.dot)."""
     a, b = as_tensor(a), as_tensor(b)
     if a.data.dim() != 1 or b.data.dim() != 1 or a.data.shape != b.data.shape:
-        raise ShapeError(f"dot: expects two 1-D tensors of the same length, got shapes "
-                         f"{shape_str(a.shape)} and {shape_str(b.shape)}")
+        raise ShapeError(
+            f"dot: expects two 1-D tensors of the same length, got shapes "
+            f"{shape_str(a.shape)} and {shape_str(b.shape)}"
+        )
     return matmul(a, b)
 
 
@@ -89,6 +100,7 @@ _RAW = torch.Tensor
 
 class Linear(Op):
     """y = x @ Wᵀ + b;  dx = g @ W,  dW = gᵀ @ x,  db = Σ_batch g  (a 1-D W is one output row)"""
+
     args = ("x", "weight", "bias")
     saves = ("x", "weight")
     reads = {"x": ("weight",), "weight": ("x",), "bias": ()}
@@ -130,13 +142,17 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
         raise
     except RuntimeError:
         if rx.dtype != rw.dtype:
-            raise DTypeError(f"linear: input dtype {rx.dtype} does not match weight dtype "
-                             f"{rw.dtype}; convert the input, e.g. x.float()") from None
+            raise DTypeError(
+                f"linear: input dtype {rx.dtype} does not match weight dtype "
+                f"{rw.dtype}; convert the input, e.g. x.float()"
+            ) from None
         bshape = "" if bias is None else f", bias {shape_str(bias.shape)}"
-        raise ShapeError(f"linear: input {shape_str(rx.shape)} does not fit weight "
-                         f"{shape_str(rw.shape)}{bshape}: the input's last dim must equal "
-                         "weight.shape[-1] (in_features), and bias must broadcast to the output "
-                         "(e.g. weight.shape[0] elements)") from None
+        raise ShapeError(
+            f"linear: input {shape_str(rx.shape)} does not fit weight "
+            f"{shape_str(rw.shape)}{bshape}: the input's last dim must equal "
+            "weight.shape[-1] (in_features), and bias must broadcast to the output "
+            "(e.g. weight.shape[0] elements)"
+        ) from None
 
 
 def _rmatmul(self: Any, other: Any) -> Any:

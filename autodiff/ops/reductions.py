@@ -3,6 +3,7 @@
 ``dim=()`` and ``dim=[]`` reduce over all dims, as in torch. A VJP first puts the reduced dims
 back (``g`` reshaped to the keepdim shape), then broadcasts it over the input's shape.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,6 +50,7 @@ def _count(shape: torch.Size, dims: Any) -> int:
 
 class Sum(Op):
     """y = Σ_dims x;  dx = g broadcast back over dims"""
+
     fields = ("dim", "keepdim")
     forward = staticmethod(torch.sum)
 
@@ -58,6 +60,7 @@ class Sum(Op):
 
 class Mean(Op):
     """y = Σ_dims x / n;  dx = g / n broadcast back over dims"""
+
     fields = ("dim", "keepdim")
     forward = staticmethod(torch.mean)
 
@@ -74,8 +77,14 @@ def _axis(op: str, dim: Any, axis: Any) -> Any:
     return axis
 
 
-def sum(x: Any, dim: Any = None, keepdim: bool = False, *,
-        dtype: torch.dtype | None = None, axis: Any = None) -> Tensor:
+def sum(
+    x: Any,
+    dim: Any = None,
+    keepdim: bool = False,
+    *,
+    dtype: torch.dtype | None = None,
+    axis: Any = None,
+) -> Tensor:
     """Sum over ``dim`` (all dims when None or (); ``axis`` is an alias)."""
     x = as_tensor(x)
     dim = _axis("sum", dim, axis)
@@ -87,8 +96,14 @@ def sum(x: Any, dim: Any = None, keepdim: bool = False, *,
     return Sum.apply(x, dim=dim, keepdim=keepdim)
 
 
-def mean(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: torch.dtype | None = None,
-         axis: Any = None) -> Tensor:
+def mean(
+    x: Any,
+    dim: Any = None,
+    keepdim: bool = False,
+    *,
+    dtype: torch.dtype | None = None,
+    axis: Any = None,
+) -> Tensor:
     """Mean over ``dim`` (all dims when None or (); ``axis`` is an alias)."""
     x = as_tensor(x)
     dim = _axis("mean", dim, axis)
@@ -105,6 +120,7 @@ class Amax(Op):
     """y = max over dims;  dx = (g / c) * [x = y], c = the number of elements equal to y
     (torch's rule, kept exactly: a NaN max gives NaN to its slice, an infinite g gives NaN to the
     other elements)"""
+
     saves = ("x", "out")
     fields = ("dim", "keepdim")
     forward = staticmethod(torch.amax)
@@ -116,6 +132,7 @@ class Amax(Op):
 class Amin(Op):
     """y = min over dims;  dx = (g / c) * [x = y], c = the number of elements equal to y
     (torch's rule, as for Amax)"""
+
     saves = ("x", "out")
     fields = ("dim", "keepdim")
     forward = staticmethod(torch.amin)
@@ -140,9 +157,12 @@ def _extreme(name: str, cls: type[Op]) -> Any:
         dims = _dims(name, dim, x.data.dim())
         _check_nonempty(name, x, dims)
         return cls.apply(x, dim=dims, keepdim=keepdim)
+
     op.__name__ = name
-    op.__doc__ = (f"{name[1:].capitalize()} over ``dim`` (all dims when None or ()); ties share "
-                  "the gradient evenly.")
+    op.__doc__ = (
+        f"{name[1:].capitalize()} over ``dim`` (all dims when None or ()); ties share "
+        "the gradient evenly."
+    )
     return op
 
 
@@ -153,13 +173,16 @@ amin = _extreme("amin", Amin)
 def _check_nonempty(op: str, x: Tensor, dims: tuple) -> None:
     shape = x.data.shape
     if x.data.numel() == 0 and (not dims or any(shape[d] == 0 for d in dims)):
-        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {tuple(shape)} over "
-                         f"dims {dims} (the max of nothing is undefined)")
+        raise ValueError(
+            f"{op}: cannot reduce an empty tensor of shape {tuple(shape)} over "
+            f"dims {dims} (the max of nothing is undefined)"
+        )
 
 
 class Max(Op):
     """y = max of all elements;  dx = g / c at the c elements equal to y (at the NaNs when y is
     NaN), 0 elsewhere (torch's evenly distributed gradient)"""
+
     saves = ("x", "out")
     forward = staticmethod(torch.max)
 
@@ -170,6 +193,7 @@ class Max(Op):
 class Min(Op):
     """y = min of all elements;  dx = g / c at the c elements equal to y (at the NaNs when y is
     NaN), 0 elsewhere"""
+
     saves = ("x", "out")
     forward = staticmethod(torch.min)
 
@@ -192,6 +216,7 @@ def _gather(x: torch.Tensor, indices: torch.Tensor, dim: int, keepdim: bool) -> 
 
 class MaxDim(Op):
     """values = x at indices along dim (the max);  dx = g at the indices, 0 elsewhere"""
+
     args = ("x", "indices")
     saves = ("indices",)
     fields = ("dim", "keepdim")
@@ -214,8 +239,9 @@ def _select(op: Any, g: Any, indices: Any) -> Any:
     return _unreduce(op, g).where(hit, 0.0)
 
 
-def _select_reduce(op: str, cls: type[Op], full: type[Op], result: Any, x: Any, dim: Any,
-                   keepdim: bool) -> Any:
+def _select_reduce(
+    op: str, cls: type[Op], full: type[Op], result: Any, x: Any, dim: Any, keepdim: bool
+) -> Any:
     x = as_tensor(x)
     if dim is None:
         _check_nonempty(op, x, ())
@@ -233,6 +259,7 @@ def max(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
     """Max of all elements, or ``(values, indices)`` along ``dim`` like torch.max."""
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .elementwise import maximum
+
         return maximum(x, dim)
     return _select_reduce("max", MaxDim, Max, max_result, x, dim, keepdim)
 
@@ -241,6 +268,7 @@ def min(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
     """Min of all elements, or ``(values, indices)`` along ``dim`` like torch.min."""
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .elementwise import minimum
+
         return minimum(x, dim)
     return _select_reduce("min", MinDim, Min, min_result, x, dim, keepdim)
 
@@ -255,10 +283,14 @@ def argmin(x: Any, dim: int | None = None, keepdim: bool = False) -> Tensor:
 
 class Var(Op):
     """y = Σ(x - mean)² / (n - correction);  dx = g * 2 (x - mean) / (n - correction)"""
+
     saves = ("x",)
     fields = ("dim", "correction", "keepdim", "whole")  # whole: no dim given (or a 0-d x)
-    forward = staticmethod(lambda x, dim, correction, keepdim, whole:
-                           torch.var(x, dim, correction=correction, keepdim=keepdim))
+    forward = staticmethod(
+        lambda x, dim, correction, keepdim, whole: torch.var(
+            x, dim, correction=correction, keepdim=keepdim
+        )
+    )
 
     def vjp(self, g, x):
         return _var_backward(self, _unreduce(self, g), x)
@@ -266,10 +298,14 @@ class Var(Op):
 
 class Std(Op):
     """y = sqrt(var(x));  dx = g * (x - mean) / ((n - correction) * y)  (0 where y = 0)"""
+
     saves = ("x", "out")
     fields = ("dim", "correction", "keepdim", "whole")
-    forward = staticmethod(lambda x, dim, correction, keepdim, whole:
-                           torch.std(x, dim, correction=correction, keepdim=keepdim))
+    forward = staticmethod(
+        lambda x, dim, correction, keepdim, whole: torch.std(
+            x, dim, correction=correction, keepdim=keepdim
+        )
+    )
 
     def vjp(self, g, x, y):
         kshape = keep_shape(self.in_meta[0][0], self.dim)
@@ -292,8 +328,15 @@ def _var_backward(op: Any, g: Any, x: Any) -> Any:
     return g * centred * 2.0 / dof
 
 
-def _spread(cls: type[Op], op: str, x: Any, dim: Any, correction: float | None,
-            unbiased: bool | None, keepdim: bool) -> Tensor:
+def _spread(
+    cls: type[Op],
+    op: str,
+    x: Any,
+    dim: Any,
+    correction: float | None,
+    unbiased: bool | None,
+    keepdim: bool,
+) -> Tensor:
     """var and std: the same arguments and fields."""
     x = as_tensor(x)
     if correction is None:
@@ -303,20 +346,33 @@ def _spread(cls: type[Op], op: str, x: Any, dim: Any, correction: float | None,
     return cls.apply(x, dim=dims, correction=correction, keepdim=keepdim, whole=whole)
 
 
-def var(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
-        keepdim: bool = False) -> Tensor:
+def var(
+    x: Any,
+    dim: Any = None,
+    *,
+    correction: float | None = None,
+    unbiased: bool | None = None,
+    keepdim: bool = False,
+) -> Tensor:
     """Variance over ``dim``; ``correction=1`` (the default, like torch) is Bessel's correction."""
     return _spread(Var, "var", x, dim, correction, unbiased, keepdim)
 
 
-def std(x: Any, dim: Any = None, *, correction: float | None = None, unbiased: bool | None = None,
-        keepdim: bool = False) -> Tensor:
+def std(
+    x: Any,
+    dim: Any = None,
+    *,
+    correction: float | None = None,
+    unbiased: bool | None = None,
+    keepdim: bool = False,
+) -> Tensor:
     """Standard deviation: sqrt(var), one node (so a constant input gets a 0 gradient)."""
     return _spread(Std, "std", x, dim, correction, unbiased, keepdim)
 
 
 class LogSumExp(Op):
     """y = log Σ exp(x);  dx = g * exp(x - y)  (= g * softmax(x))"""
+
     saves = ("x", "out")
     fields = ("dim", "keepdim")
     forward = staticmethod(torch.logsumexp)
@@ -335,6 +391,7 @@ def logsumexp(x: Any, dim: Any = None, keepdim: bool = False) -> Tensor:
 
 class Softmax(Op):
     """y = exp(x) / Σ exp(x);  dx = y * (g - Σ g * y)"""
+
     saves = ("out",)
     fields = ("dim",)
     forward = staticmethod(torch.softmax)
@@ -345,6 +402,7 @@ class Softmax(Op):
 
 class LogSoftmax(Op):
     """y = x - logsumexp(x);  dx = g - exp(y) * Σ g"""
+
     saves = ("out",)
     fields = ("dim",)
     forward = staticmethod(torch.log_softmax)
@@ -375,6 +433,7 @@ def _prod(x: torch.Tensor, dim: int | None, keepdim: bool) -> torch.Tensor:
 class Prod(Op):
     """y = Π_dim x;  dx_i = g Π_{j≠i} x_j  (= g y / x_i when no x is 0; with zeros the product of
     the others, computed without dividing: a lone zero gets it, every other element gets 0)"""
+
     saves = ("x", "out")
     fields = ("dim", "keepdim")
     forward = staticmethod(_prod)
@@ -404,14 +463,21 @@ def _others(x: Any, d: int) -> Any:
     # recorded (create_graph): row i of an n×n table holds x with x_i replaced by 1, and its
     # product is again a Prod node, so every order of derivative stays exact at zeros
     from .elementwise import where
+
     xt = x.transpose(d, -1)
     eye = torch.eye(n, dtype=torch.bool, device=raw(x).device)
     table: Any = where(eye, 1.0, xt.unsqueeze(-2))
     return table.prod(-1).transpose(d, -1)
 
 
-def prod(x: Any, dim: int | None = None, keepdim: bool = False, *,
-         dtype: torch.dtype | None = None, axis: Any = None) -> Tensor:
+def prod(
+    x: Any,
+    dim: int | None = None,
+    keepdim: bool = False,
+    *,
+    dtype: torch.dtype | None = None,
+    axis: Any = None,
+) -> Tensor:
     """Product of all elements, or along one ``dim`` (``axis`` is an alias)."""
     x = as_tensor(x)
     dim = _axis("prod", dim, axis)
@@ -427,6 +493,7 @@ def prod(x: Any, dim: int | None = None, keepdim: bool = False, *,
 
 class Cumsum(Op):
     """y_i = Σ_{j≤i} x_j along dim;  dx_i = Σ_{j≥i} g_j  (g summed from the end)"""
+
     fields = ("dim",)
     forward = staticmethod(torch.cumsum)
 
@@ -437,8 +504,9 @@ class Cumsum(Op):
         return g.flip(d).cumsum(d).flip(d)
 
 
-def cumsum(x: Any, dim: int | None = None, *, dtype: torch.dtype | None = None,
-           axis: Any = None) -> Tensor:
+def cumsum(
+    x: Any, dim: int | None = None, *, dtype: torch.dtype | None = None, axis: Any = None
+) -> Tensor:
     """Running sum along ``dim`` (``axis`` is an alias)."""
     x = as_tensor(x)
     dim = _axis("cumsum", dim, axis)
@@ -458,6 +526,7 @@ class Norm(Op):
     """y = (Σ_dims |x|^p)^(1/p);  dx = g sign(x) |x|^(p-1) / y^(p-1), 0 where y = 0
     (p = 2: g x / y; p = 1: g sign(x); p = ±inf: g sign(x) shared evenly among the |x| = y;
     p = 0: 0; p < 1: 0 where x = 0)"""
+
     saves = ("x", "out")
     fields = ("p", "dim", "keepdim")
     forward = staticmethod(_vector_norm)
@@ -487,8 +556,9 @@ class Norm(Op):
         return scaled * (g / y ** (p - 1)).where(ry != 0, 0.0)
 
 
-def norm(x: Any, p: Any = "fro", dim: Any = None, keepdim: bool = False,
-         dtype: torch.dtype | None = None) -> Tensor:
+def norm(
+    x: Any, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: torch.dtype | None = None
+) -> Tensor:
     """The vector p-norm over ``dim`` (all elements by default), as torch.norm: ``p`` a number
     (2, 1, inf, -inf, 0, any other) or 'fro' (the 2-norm over the dims)."""
     x = as_tensor(x)
@@ -496,8 +566,10 @@ def norm(x: Any, p: Any = "fro", dim: Any = None, keepdim: bool = False,
         x = x.to(dtype)
     if isinstance(p, str):
         if p == "nuc":
-            raise NotImplementedError("norm: p='nuc' (the nuclear norm, a sum of singular values) "
-                                      "has no VJP in tapegrad; use p='fro' or a number")
+            raise NotImplementedError(
+                "norm: p='nuc' (the nuclear norm, a sum of singular values) "
+                "has no VJP in tapegrad; use p='fro' or a number"
+            )
         if p != "fro":
             raise ValueError(f"norm: p must be a number, 'fro' or 'nuc', got {p!r}")
         p = 2
@@ -516,9 +588,12 @@ def _truth(name: str, fn: Any) -> Any:
         if dim is None:
             return derived(fn(r))
         return derived(fn(r, dim=dim, keepdim=keepdim))
+
     op.__name__ = name
-    op.__doc__ = (f"Whether {'every' if name == 'all' else 'any'} element (along ``dim``) is "
-                  "true (nonzero); a bool tensor without gradient.")
+    op.__doc__ = (
+        f"Whether {'every' if name == 'all' else 'any'} element (along ``dim``) is "
+        "true (nonzero); a bool tensor without gradient."
+    )
     return op
 
 

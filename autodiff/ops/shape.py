@@ -3,6 +3,7 @@
 Their VJPs only move the gradient back into the input's layout (no arithmetic); ``expand``'s
 returns the broadcast gradient as it is, and the engine sums it back to the input's shape.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -23,6 +24,7 @@ def _sizes(args: tuple) -> tuple:
 
 class Reshape(Op):
     """y = x's elements in another shape;  dx = g reshaped back to x's shape"""
+
     fields = ("shape",)
     forward = staticmethod(torch.reshape)
 
@@ -32,6 +34,7 @@ class Reshape(Op):
 
 class View(Op):
     """y = x viewed as another shape (no copy);  dx = g reshaped back to x's shape"""
+
     fields = ("shape",)
     forward = staticmethod(lambda x, shape: x.view(shape))
 
@@ -41,6 +44,7 @@ class View(Op):
 
 class Flatten(Op):
     """y = x with dims start..end merged;  dx = g reshaped back to x's shape"""
+
     fields = ("start_dim", "end_dim")
     forward = staticmethod(torch.flatten)
 
@@ -50,6 +54,7 @@ class Flatten(Op):
 
 class Squeeze(Op):
     """y = x without size-1 dims (all, or those in dim);  dx = g reshaped back to x's shape"""
+
     fields = ("dim",)
     forward = staticmethod(lambda x, dim: x.squeeze() if dim is None else x.squeeze(dim))
 
@@ -59,6 +64,7 @@ class Squeeze(Op):
 
 class Unsqueeze(Op):
     """y = x with a new size-1 dim;  dx = g reshaped back to x's shape"""
+
     fields = ("dim",)
     forward = staticmethod(torch.unsqueeze)
 
@@ -76,11 +82,13 @@ def _reshape_like(cls: Any, op: str, x: Any, **fields: Any) -> Tensor:
     try:
         return cls.apply(x, **fields)
     except RuntimeError as e:
-        raise ShapeError(f"{op}: cannot reshape a tensor of shape {shape_str(x.shape)}: "
-                         f"{_torch_error(e)}") from None
+        raise ShapeError(
+            f"{op}: cannot reshape a tensor of shape {shape_str(x.shape)}: {_torch_error(e)}"
+        ) from None
     except IndexError as e:  # a bad dim (squeeze, unsqueeze, flatten): name the op and shape
-        raise IndexError(f"{op}: bad dim for a tensor of shape {shape_str(x.shape)}: "
-                         f"{_torch_error(e)}") from None
+        raise IndexError(
+            f"{op}: bad dim for a tensor of shape {shape_str(x.shape)}: {_torch_error(e)}"
+        ) from None
 
 
 def reshape(x: Any, *shape: Any) -> Tensor:
@@ -97,8 +105,14 @@ def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims ``start_dim..end_dim`` into one."""
     x = as_tensor(x)
     nd = x.data.dim()
-    if nd and isinstance(start_dim, int) and isinstance(end_dim, int) and \
-            -nd <= start_dim < nd and -nd <= end_dim < nd and start_dim % nd == end_dim % nd:
+    if (
+        nd
+        and isinstance(start_dim, int)
+        and isinstance(end_dim, int)
+        and -nd <= start_dim < nd
+        and -nd <= end_dim < nd
+        and start_dim % nd == end_dim % nd
+    ):
         return x  # nothing to merge: torch returns the tensor itself (no new node)
     return _reshape_like(Flatten, "flatten", x, start_dim=start_dim, end_dim=end_dim)
 
@@ -115,6 +129,7 @@ def unsqueeze(x: Any, dim: int) -> Tensor:
 
 class Transpose(Op):
     """y = x with dims d0, d1 swapped;  dx = g with them swapped back"""
+
     fields = ("dim0", "dim1")
     forward = staticmethod(torch.transpose)
 
@@ -128,12 +143,15 @@ def transpose(x: Any, dim0: int, dim1: int) -> Tensor:
     try:
         return Transpose.apply(x, dim0=dim0, dim1=dim1)
     except (IndexError, RuntimeError, TypeError) as e:
-        raise IndexError(f"transpose: dims {dim0}, {dim1} for a tensor of shape "
-                         f"{shape_str(x.shape)}: {_torch_error(e)}") from None
+        raise IndexError(
+            f"transpose: dims {dim0}, {dim1} for a tensor of shape "
+            f"{shape_str(x.shape)}: {_torch_error(e)}"
+        ) from None
 
 
 class Permute(Op):
     """y = x with dims reordered by p (y.shape[i] = x.shape[p[i]]);  dx = g reordered by p⁻¹"""
+
     fields = ("dims",)
     forward = staticmethod(torch.permute)
 
@@ -149,10 +167,13 @@ def permute(x: Any, *dims: Any) -> Tensor:
     x = as_tensor(x)
     dims = _sizes(dims)
     n = x.data.dim()
-    if (not all(isinstance(d, int) for d in dims)
-            or sorted(d % max(n, 1) for d in dims) != list(range(n))):
-        raise ValueError(f"permute: {dims} is not a permutation of the {n} dims of a "
-                         f"tensor of shape {shape_str(x.shape)}")
+    if not all(isinstance(d, int) for d in dims) or sorted(d % max(n, 1) for d in dims) != list(
+        range(n)
+    ):
+        raise ValueError(
+            f"permute: {dims} is not a permutation of the {n} dims of a "
+            f"tensor of shape {shape_str(x.shape)}"
+        )
     return Permute.apply(x, dims=tuple(d % max(n, 1) for d in dims))
 
 
@@ -173,6 +194,7 @@ def mT(x: Tensor) -> Tensor:
 
 class Expand(Op):
     """y = x broadcast to a larger shape;  dx = g (the engine sums it over the broadcast dims)"""
+
     fields = ("shape",)
     forward = staticmethod(lambda x, shape: x.expand(shape))
 
@@ -187,8 +209,10 @@ def expand(x: Any, *shape: Any) -> Tensor:
     try:
         out = Expand.apply(x, shape=shape)
     except RuntimeError:
-        raise ShapeError(f"expand: a tensor of shape {shape_str(x.shape)} cannot be broadcast to "
-                         f"{shape_str(shape)} (sizes must match, or be 1 in the input)") from None
+        raise ShapeError(
+            f"expand: a tensor of shape {shape_str(x.shape)} cannot be broadcast to "
+            f"{shape_str(shape)} (sizes must match, or be 1 in the input)"
+        ) from None
     return out  # a new tensor even when nothing expands, as torch's view (hooks go on it)
 
 
@@ -202,6 +226,7 @@ def expand_as(x: Any, other: Any) -> Tensor:
 
 class SumToSize(Op):
     """y = x summed over the dims that broadcasting would expand;  dx = g expanded to x's shape"""
+
     fields = ("shape",)
     forward = staticmethod(sum_to)
 
@@ -215,10 +240,13 @@ def sum_to_size(x: Any, *shape: Any) -> Tensor:
     shape = torch.Size(_sizes(shape))
     have = x.data.shape
     # sum_to trusts its caller; a user's shape must be one that expands to the input's
-    if len(shape) > len(have) or any(s != 1 and s != h
-                                     for s, h in zip(reversed(shape), reversed(have))):
-        raise ShapeError(f"sum_to_size: a tensor of shape {shape_str(have)} cannot be summed to "
-                         f"{shape_str(shape)} (each size must equal the input's or be 1)")
+    if len(shape) > len(have) or any(
+        s != 1 and s != h for s, h in zip(reversed(shape), reversed(have))
+    ):
+        raise ShapeError(
+            f"sum_to_size: a tensor of shape {shape_str(have)} cannot be summed to "
+            f"{shape_str(shape)} (each size must equal the input's or be 1)"
+        )
     if shape == have and len(shape):
         return x  # nothing to sum: torch returns the tensor itself (for () it sums: a new node)
     return SumToSize.apply(x, shape=shape)
@@ -227,6 +255,7 @@ def sum_to_size(x: Any, *shape: Any) -> Tensor:
 class Cat(Op):
     """y = [x₁, x₂, ...] joined along dim;  dxᵢ = the slice of g that xᵢ filled
     (a legacy empty (0,) tensor, which cat skips as torch does, gets an empty gradient)"""
+
     fields = ("dim", "sizes")
     forward = staticmethod(lambda *xs, dim, sizes: torch.cat(xs, dim))
 
@@ -244,13 +273,15 @@ class Cat(Op):
 
 class Stack(Op):
     """y = [x₁, x₂, ...] stacked on a new dim;  dxᵢ = g[..., i, ...]"""
+
     fields = ("dim",)
     forward = staticmethod(lambda *xs, dim: torch.stack(xs, dim))
 
     def vjp(self, g):
         lead = (slice(None),) * self.dim
-        return tuple(g[lead + (i,)] if wanted else None
-                     for i, wanted in enumerate(self.needs_input_grad))
+        return tuple(
+            g[lead + (i,)] if wanted else None for i, wanted in enumerate(self.needs_input_grad)
+        )
 
 
 def _joinable(op: str, tensors: Sequence[Any]) -> list[Tensor]:
@@ -284,11 +315,15 @@ def cat(tensors: Sequence[Any], dim: int = 0) -> Tensor:
     ndim = full[0].data.dim() if full else 1
     if not isinstance(dim, int) or not -max(ndim, 1) <= dim < max(ndim, 1):
         shapes = ", ".join(shape_str(t.shape) for t in ts)
-        raise IndexError(f"cat: dim {dim!r} is out of range for shapes {shapes} (expected an int "
-                         f"in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])")
+        raise IndexError(
+            f"cat: dim {dim!r} is out of range for shapes {shapes} (expected an int "
+            f"in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])"
+        )
     d = dim % max(ndim, 1)
-    sizes = tuple(None if _legacy_empty(t) and ndim != 1 else
-                  (t.data.shape[d] if t.data.dim() > d else 0) for t in ts)
+    sizes = tuple(
+        None if _legacy_empty(t) and ndim != 1 else (t.data.shape[d] if t.data.dim() > d else 0)
+        for t in ts
+    )
     return _join("cat", Cat, ts, d, rule, sizes=sizes)
 
 
@@ -304,6 +339,7 @@ def stack(tensors: Sequence[Any], dim: int = 0) -> Tensor:
 # ---- copies and casts ---------------------------------------------------------------------------
 class Clone(Op):
     """y = copy of x;  dx = g"""
+
     forward: Any = staticmethod(torch.clone)  # Any: Contiguous swaps in another function
 
     def vjp(self, g):
@@ -312,6 +348,7 @@ class Clone(Op):
 
 class Contiguous(Clone):
     """y = x laid out contiguously (a copy);  dx = g"""
+
     forward = staticmethod(torch.Tensor.contiguous)
 
 
@@ -327,6 +364,7 @@ def contiguous(x: Tensor) -> Tensor:
 
 class Cast(Op):
     """y = x converted to another dtype and/or device;  dx = g converted back"""
+
     fields = ("dtype", "device", "from_device")
     opname = "to"
     forward = staticmethod(lambda x, dtype, device, from_device: x.to(device=device, dtype=dtype))
@@ -365,14 +403,17 @@ def t(x: Any) -> Tensor:
     x = as_tensor(x)
     n = x.data.dim()
     if n > 2:
-        raise ShapeError(f"t: expects a tensor with at most 2 dims, got shape "
-                         f"{shape_str(x.shape)}; use transpose(dim0, dim1) or .mT for batches "
-                         "of matrices")
+        raise ShapeError(
+            f"t: expects a tensor with at most 2 dims, got shape "
+            f"{shape_str(x.shape)}; use transpose(dim0, dim1) or .mT for batches "
+            "of matrices"
+        )
     return transpose(x, 0, 1) if n == 2 else x
 
 
 class Flip(Op):
     """y = x reversed along dims;  dx = g reversed along the same dims"""
+
     fields = ("dims",)
     forward = staticmethod(torch.flip)
 
@@ -383,6 +424,7 @@ class Flip(Op):
 def flip(x: Any, *dims: Any) -> Tensor:
     """Reverse the order of elements along ``dims``."""
     from ._common import norm_dims
+
     x = as_tensor(x)
     return Flip.apply(x, dims=norm_dims("flip", _sizes(dims), x.data.dim()))
 
@@ -390,6 +432,7 @@ def flip(x: Any, *dims: Any) -> Tensor:
 class Repeat(Op):
     """y = x tiled repeats[k] times along dim k (extra repeats add leading dims);
     dx = g summed over the tiles"""
+
     fields = ("repeats",)
     forward = staticmethod(lambda x, repeats: x.repeat(repeats))
 
@@ -408,8 +451,9 @@ def repeat(x: Any, *repeats: Any) -> Tensor:
     x = as_tensor(x)
     reps = tuple(_sizes(repeats))
     if len(reps) < x.data.dim():
-        raise ShapeError(f"repeat: needs at least one count per dim of shape {shape_str(x.shape)}, "
-                         f"got {reps}")
+        raise ShapeError(
+            f"repeat: needs at least one count per dim of shape {shape_str(x.shape)}, got {reps}"
+        )
     if any(not isinstance(r, int) or r < 0 for r in reps):
         raise ValueError(f"repeat: counts must be non-negative ints, got {reps}")
     return Repeat.apply(x, repeats=reps)
@@ -427,6 +471,7 @@ def _split_dim(op: str, x: Tensor, dim: int) -> int:
 def _pieces(x: Tensor, d: int, sizes: Sequence[int]) -> tuple:
     """Slices of ``x`` along ``d`` with these sizes (each a view-like Slice node)."""
     from .indexing import getitem
+
     lead = (slice(None),) * d
     out, start = [], 0
     for n in sizes:
@@ -444,15 +489,18 @@ def split(x: Any, split_size_or_sections: Any, dim: int = 0) -> tuple:
     sec = split_size_or_sections
     if isinstance(sec, int) and not isinstance(sec, bool):
         if sec < 0 or (sec == 0 and size != 0):
-            raise ValueError(f"split: split_size must be positive, got {sec} for a dim of size "
-                             f"{size}")
+            raise ValueError(
+                f"split: split_size must be positive, got {sec} for a dim of size {size}"
+            )
         if size == 0:
             return (x[(slice(None),) * d + (slice(0, 0),)],)
         return _pieces(x, d, [sec] * (size // sec) + ([size % sec] if size % sec else []))
     sizes = list(sec) if isinstance(sec, (list, tuple, torch.Size)) else None
     if sizes is None or any(not isinstance(n, int) or n < 0 for n in sizes) or sum(sizes) != size:
-        raise ValueError(f"split: sections {sec!r} must be non-negative ints adding up to {size}, "
-                         f"the size of dim {dim} of shape {shape_str(x.shape)}")
+        raise ValueError(
+            f"split: sections {sec!r} must be non-negative ints adding up to {size}, "
+            f"the size of dim {dim} of shape {shape_str(x.shape)}"
+        )
     return _pieces(x, d, sizes)
 
 
@@ -473,8 +521,13 @@ class ShapeMethods:
 
     __slots__ = ()
     reshape, view, flatten, squeeze, unsqueeze = reshape, view, flatten, squeeze, unsqueeze
-    transpose, permute, expand, expand_as, broadcast_to = (transpose, permute, expand, expand_as,
-                                                           broadcast_to)
+    transpose, permute, expand, expand_as, broadcast_to = (
+        transpose,
+        permute,
+        expand,
+        expand_as,
+        broadcast_to,
+    )
     sum_to_size, clone, contiguous, to = sum_to_size, clone, contiguous, to
     t, flip, repeat, split, chunk = t, flip, repeat, split, chunk
     T = property(T)

@@ -11,6 +11,7 @@ same optimizer step keeps the replicas identical. The all-reduce is cut into buc
 every gradient in it, so the network works while the backward pass computes the rest. The
 last gradient to arrive waits for all buckets and writes the averages back into ``.grad``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,21 +59,33 @@ class DistributedDataParallel(Module):
     ``comm_seconds`` (time spent sending buckets and waiting for them, summed over steps).
     """
 
-    def __init__(self, module: Module, device_ids: Any = None, output_device: Any = None,
-                 dim: int = 0, broadcast_buffers: bool = True, process_group: Any = None,
-                 bucket_cap_mb: float = 25.0, find_unused_parameters: bool = False) -> None:
+    def __init__(
+        self,
+        module: Module,
+        device_ids: Any = None,
+        output_device: Any = None,
+        dim: int = 0,
+        broadcast_buffers: bool = True,
+        process_group: Any = None,
+        bucket_cap_mb: float = 25.0,
+        find_unused_parameters: bool = False,
+    ) -> None:
         super().__init__()
         if not isinstance(module, Module):
-            raise TypeError(f"DistributedDataParallel: module must be an nn.Module, got "
-                            f"{type(module).__name__}")
+            raise TypeError(
+                f"DistributedDataParallel: module must be an nn.Module, got {type(module).__name__}"
+            )
         if not dist.is_available() or not dist.is_initialized():
             raise RuntimeError(
                 "DistributedDataParallel: the default process group is not initialised; call "
                 "torch.distributed.init_process_group('gloo') (CPU) or ('nccl') (CUDA) first, "
-                "in every process (torchrun sets the environment it reads)")
+                "in every process (torchrun sets the environment it reads)"
+            )
         if not (isinstance(bucket_cap_mb, (int, float)) and bucket_cap_mb > 0):
-            raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be a positive number, "
-                             f"got {bucket_cap_mb!r}")
+            raise ValueError(
+                f"DistributedDataParallel: bucket_cap_mb must be a positive number, "
+                f"got {bucket_cap_mb!r}"
+            )
         if dim != 0:
             raise ValueError(f"DistributedDataParallel: only dim=0 is supported, got {dim!r}")
         self.module = module
@@ -84,17 +97,22 @@ class DistributedDataParallel(Module):
         self.launch_order: list[tuple[int, str]] = []
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         if not named:
-            raise RuntimeError("DistributedDataParallel: the module has no parameter that "
-                               "requires grad; there is nothing to average")
+            raise RuntimeError(
+                "DistributedDataParallel: the module has no parameter that "
+                "requires grad; there is nothing to average"
+            )
         self._names = [n for n, _ in named]
         self._params = [p for _, p in named]
         self._index = {id(p): i for i, p in enumerate(self._params)}
         self._check_same_shapes(named)
         self._broadcast(list(module.state_dict().values()))
         own = {id(p.data) for p in module.parameters()}
-        self._buffers = ([t for t in module.state_dict().values() if id(t) not in own]
-                         if broadcast_buffers else [])
-        self.buckets = self._make_buckets(named, bucket_cap_mb * 2 ** 20)
+        self._buffers = (
+            [t for t in module.state_dict().values() if id(t) not in own]
+            if broadcast_buffers
+            else []
+        )
+        self.buckets = self._make_buckets(named, bucket_cap_mb * 2**20)
         self._bucket_of = [0] * len(named)
         for b in self.buckets:
             for p in b.params:
@@ -102,23 +120,28 @@ class DistributedDataParallel(Module):
         self._pass: _Pass | None = None  # the reduction of the coming backward (set by forward)
         # The engine accumulates a leaf's .grad as soon as its gradient is complete, then calls
         # these hooks: the bucket can leave while the backward pass works on the layers below.
-        self._handles = [p.register_post_accumulate_grad_hook(self._grad_ready)
-                         for p in self._params]
+        self._handles = [
+            p.register_post_accumulate_grad_hook(self._grad_ready) for p in self._params
+        ]
 
     # ---- construction ---------------------------------------------------------------------
     def _check_same_shapes(self, named: list) -> None:
         """Every rank must wrap the same parameters: compare a small signature (min == max)."""
         dev = named[0][1].data.device
         sizes = [p.data.numel() for _, p in named]
-        sig = torch.tensor([len(named), sum(sizes), sum((i + 1) * s for i, s in enumerate(sizes))],
-                           dtype=torch.int64, device=dev)
+        sig = torch.tensor(
+            [len(named), sum(sizes), sum((i + 1) * s for i, s in enumerate(sizes))],
+            dtype=torch.int64,
+            device=dev,
+        )
         both = torch.cat([sig, -sig])
         dist.all_reduce(both, op=dist.ReduceOp.MAX, group=self.process_group)
         if not torch.equal(both[:3], -both[3:]):
             raise RuntimeError(
                 f"DistributedDataParallel: the ranks wrap different models (rank "
                 f"{dist.get_rank(self.process_group)} has {len(named)} parameters with "
-                f"{sum(sizes)} elements); build the same model on every rank")
+                f"{sum(sizes)} elements); build the same model on every rank"
+            )
 
     def _broadcast(self, tensors: list) -> None:
         """Rank 0's values into ``tensors`` (live state: received in place) on every rank."""
@@ -137,13 +160,23 @@ class DistributedDataParallel(Module):
         def close() -> None:
             if cur:
                 params = tuple(p for _, p in cur)
-                buckets.append(Bucket(len(buckets), tuple(n for n, _ in cur), params,
-                                      sum(p.data.numel() for p in params)))
+                buckets.append(
+                    Bucket(
+                        len(buckets),
+                        tuple(n for n, _ in cur),
+                        params,
+                        sum(p.data.numel() for p in params),
+                    )
+                )
                 cur.clear()
+
         for n, p in reversed(named):
             nbytes = p.data.numel() * p.data.element_size()
-            if cur and (size + nbytes > cap_bytes or p.data.dtype != cur[0][1].data.dtype
-                        or p.data.device != cur[0][1].data.device):
+            if cur and (
+                size + nbytes > cap_bytes
+                or p.data.dtype != cur[0][1].data.dtype
+                or p.data.device != cur[0][1].data.device
+            ):
                 close()
                 size = 0
             cur.append((n, p))
@@ -168,7 +201,8 @@ class DistributedDataParallel(Module):
                 "DistributedDataParallel: the previous backward pass did not give a gradient to "
                 f"{_listing(missing)} on rank {dist.get_rank(self.process_group)}, so its "
                 "gradients were never averaged. Pass find_unused_parameters=True if some "
-                "parameters are not used in every forward pass (or on every rank).")
+                "parameters are not used in every forward pass (or on every rank)."
+            )
         if not self.require_backward_grad_sync:
             self._pass = None  # no_sync(): the coming backward only accumulates
             return
@@ -180,7 +214,8 @@ class DistributedDataParallel(Module):
                 f"take part in computing the output on rank {dist.get_rank(self.process_group)}; "
                 "the all-reduce of its gradient would wait for ever. Pass "
                 "find_unused_parameters=True to DistributedDataParallel if parameters may go "
-                "unused.")
+                "unused."
+            )
         self._pass = _Pass(self, unused)
 
     def _grad_ready(self, p: Parameter) -> None:
@@ -270,7 +305,8 @@ class _Pass:
             raise RuntimeError(
                 f"DistributedDataParallel: the gradient of {ddp._names[i]!r} was accumulated "
                 "twice in one backward pass (a second backward through the same forward?); run "
-                "one forward per backward, or use no_sync() while accumulating")
+                "one forward per backward, or use no_sync() while accumulating"
+            )
         self.ready.add(i)
         b = ddp._bucket_of[i]
         self.pending[b] -= 1
@@ -289,8 +325,12 @@ class _Pass:
             work = dist.all_reduce(self.used_mask, group=group, async_op=True)
             self.works.append((work, None, None))
         # torch.cat copies, even one tensor: the all-reduce never writes into a live .grad
-        flat = torch.cat([(p.grad.data if p.grad is not None else torch.zeros_like(p.data))
-                          .reshape(-1) for p in bucket.params])
+        flat = torch.cat(
+            [
+                (p.grad.data if p.grad is not None else torch.zeros_like(p.data)).reshape(-1)
+                for p in bucket.params
+            ]
+        )
         flat.div_(ddp.world_size)
         self.works.append((dist.all_reduce(flat, group=group, async_op=True), flat, bucket))
         ddp.comm_seconds += time.perf_counter() - t0
@@ -308,7 +348,8 @@ class _Pass:
                 raise RuntimeError(
                     f"DistributedDataParallel: the all-reduce of {what} failed on rank "
                     f"{dist.get_rank(ddp.process_group)}; another rank stopped or did not reach "
-                    f"this backward pass ({e})") from e
+                    f"this backward pass ({e})"
+                ) from e
         used = self.used_mask
         for _, flat, bucket in self.works:
             if bucket is None:
@@ -318,7 +359,7 @@ class _Pass:
                 n = p.data.numel()
                 i = ddp._index[id(p)]
                 if used is None or used[i] > 0 or p.grad is not None:
-                    p.grad = Tensor(flat[off:off + n].view_as(p.data))
+                    p.grad = Tensor(flat[off : off + n].view_as(p.data))
                 off += n
         ddp._pass = None
         ddp.launch_order = self.launches

@@ -1,5 +1,6 @@
 """Start the processes of a data-parallel run: under ``torchrun`` (:func:`init_from_env`) or on
 this machine (:func:`spawn`, which plays torchrun's part for N local processes on 127.0.0.1)."""
+
 from __future__ import annotations
 
 import datetime
@@ -44,10 +45,24 @@ def init_from_env(device: Any = "cpu", timeout: float | None = None) -> tuple[in
     return dist.get_rank(), dist.get_world_size()
 
 
-def _worker(rank: int, fn: Callable, nprocs: int, port: int, device: str, timeout: float | None,
-            out: str, args: tuple) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nprocs),
-                      LOCAL_WORLD_SIZE=str(nprocs), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _worker(
+    rank: int,
+    fn: Callable,
+    nprocs: int,
+    port: int,
+    device: str,
+    timeout: float | None,
+    out: str,
+    args: tuple,
+) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(nprocs),
+        LOCAL_WORLD_SIZE=str(nprocs),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     init_from_env(device, timeout)
     try:
         result = fn(*args)
@@ -58,8 +73,14 @@ def _worker(rank: int, fn: Callable, nprocs: int, port: int, device: str, timeou
             dist.destroy_process_group()
 
 
-def spawn(fn: Callable, nprocs: int, args: tuple = (), *, device: str = "cpu",
-          timeout: float | None = 120.0) -> list:
+def spawn(
+    fn: Callable,
+    nprocs: int,
+    args: tuple = (),
+    *,
+    device: str = "cpu",
+    timeout: float | None = 120.0,
+) -> list:
     """Run ``fn(*args)`` in ``nprocs`` new processes joined in one process group on 127.0.0.1
     (gloo on CPU, NCCL on CUDA); returns each rank's result, by rank.
 
@@ -68,11 +89,17 @@ def spawn(fn: Callable, nprocs: int, args: tuple = (), *, device: str = "cpu",
     fails instead of hanging. An exception in any process is raised here with its traceback.
     """
     import torch.multiprocessing as mp
+
     if not isinstance(nprocs, int) or isinstance(nprocs, bool) or nprocs < 1:
         raise ValueError(f"spawn: nprocs must be a positive int, got {nprocs!r}")
     with tempfile.TemporaryDirectory(prefix="tapegrad-spawn-") as out:
-        mp.start_processes(_worker, args=(fn, nprocs, free_port(), device, timeout, out, args),
-                           nprocs=nprocs, join=True, start_method="spawn")
+        mp.start_processes(
+            _worker,
+            args=(fn, nprocs, free_port(), device, timeout, out, args),
+            nprocs=nprocs,
+            join=True,
+            start_method="spawn",
+        )
         results = []
         for r in range(nprocs):
             with open(Path(out) / f"{r}.pkl", "rb") as f:

@@ -1,5 +1,6 @@
 """Gradient clipping in place, as ``torch.nn.utils``: rescale every ``.grad`` so that their joint
 norm is at most ``max_norm``, or clamp each gradient element to ``[-clip_value, clip_value]``."""
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -14,9 +15,13 @@ def _grads(parameters: Any) -> list:
     return [p.grad for p in params if p.grad is not None]
 
 
-def clip_grad_norm_(parameters: Iterable[ad.Tensor] | ad.Tensor, max_norm: float,
-                    norm_type: float | str = 2.0, error_if_nonfinite: bool = False,
-                    foreach: bool | None = None) -> ad.Tensor:
+def clip_grad_norm_(
+    parameters: Iterable[ad.Tensor] | ad.Tensor,
+    max_norm: float,
+    norm_type: float | str = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
+) -> ad.Tensor:
     """Scale the gradients by ``min(1, max_norm / (total + 1e-6))``, where ``total`` is the
     ``norm_type``-norm of all gradients taken as one vector; returns ``total`` (before clipping).
 
@@ -33,15 +38,17 @@ def clip_grad_norm_(parameters: Iterable[ad.Tensor] | ad.Tensor, max_norm: float
             raise RuntimeError(
                 f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
                 f"{total.item()}, so they cannot be clipped; set error_if_nonfinite=False to "
-                "scale them anyway")
+                "scale them anyway"
+            )
         scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
         for g in grads:  # in place: an optimizer holding these .grad tensors sees the change
             g.data.mul_(scale.to(g.data.device, g.data.dtype))
     return ad.Tensor(total)
 
 
-def clip_grad_value_(parameters: Iterable[ad.Tensor] | ad.Tensor, clip_value: float,
-                     foreach: bool | None = None) -> None:
+def clip_grad_value_(
+    parameters: Iterable[ad.Tensor] | ad.Tensor, clip_value: float, foreach: bool | None = None
+) -> None:
     """Clamp every gradient element to ``[-clip_value, clip_value]`` in place."""
     clip_value = float(clip_value)
     with ad.no_grad():

@@ -9,6 +9,7 @@
 the epoch loop both share; ``twins.py`` the torch.nn + torch.optim twins (the only file here that
 runs torch's autograd); ``pictures.py`` the task-specific pictures; ``command.py`` the CLI part.
 """
+
 from typing import Any
 
 TASKS = ("disc", "digits", "reverse")
@@ -17,5 +18,6 @@ TASKS = ("disc", "digits", "reverse")
 def task_module(task: str) -> Any:
     """The module of ``task`` ('digits' or 'reverse'): its ``Config``, ``run`` and ``loss_of``."""
     from . import digits, reverse
+
     modules: dict[str, Any] = {"digits": digits, "reverse": reverse}
     return modules[task]

@@ -1,4 +1,5 @@
 """What both tasks share: checking the common options, seeding the initial weights."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -14,8 +15,14 @@ __all__ = ["check_common", "sub_seeds", "seeded"]
 def check_common(cfg: Any) -> None:
     """Check ``epochs``, ``batch_size``, ``lr``, ``seed``, ``device`` and ``dtype`` with the disc
     task's ranges and messages (raises ``presets.ConfigError`` naming the field)."""
-    TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                device=cfg.device, dtype=cfg.dtype).check()
+    TrainConfig(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        seed=cfg.seed,
+        device=cfg.device,
+        dtype=cfg.dtype,
+    ).check()
 
 
 def seeded(seed: int, build: Callable[[], Any]) -> Any:

@@ -7,6 +7,7 @@
 Cross entropy, Adam with a cosine-decaying learning rate (per epoch), batches of 32 with random
 1-pixel shifts; the split is fixed, ``seed`` picks the initial weights and the batches.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,7 +34,7 @@ class DigitsConfig:
     batch_size: int = 32
     lr: float = 3e-3
     channels: tuple = (32, 64)
-    max_shift: int = 1   # augmentation: random shifts of up to this many pixels
+    max_shift: int = 1  # augmentation: random shifts of up to this many pixels
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
@@ -54,9 +55,15 @@ def build_model(cfg: DigitsConfig, lib: Any = nn) -> Any:
     ``lib``: tapegrad's ``nn``, or ``torch.nn`` for the torch twin (same names and state_dict)."""
     c1, c2 = cfg.channels
     return lib.Sequential(
-        lib.Conv2d(1, c1, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
-        lib.Conv2d(c1, c2, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
-        lib.Flatten(), lib.Linear(c2 * 2 * 2, 10))
+        lib.Conv2d(1, c1, 3, padding=1),
+        lib.ReLU(),
+        lib.MaxPool2d(2),
+        lib.Conv2d(c1, c2, 3, padding=1),
+        lib.ReLU(),
+        lib.MaxPool2d(2),
+        lib.Flatten(),
+        lib.Linear(c2 * 2 * 2, 10),
+    )
 
 
 def loss_of(model: Any, xb: Any, yb: Any) -> Any:
@@ -85,8 +92,9 @@ def predict(model: Any, x: torch.Tensor, chunk: int = 512) -> torch.Tensor:
     model.eval()
     try:
         with ad.no_grad():
-            return torch.cat([model(x[i:i + chunk]).data.argmax(1)
-                              for i in range(0, x.shape[0], chunk)])
+            return torch.cat(
+                [model(x[i : i + chunk]).data.argmax(1) for i in range(0, x.shape[0], chunk)]
+            )
     finally:
         model.train(was)
 
@@ -107,22 +115,34 @@ def prepare(cfg: DigitsConfig) -> tuple:
 
 def batches_of(cfg: DigitsConfig, train: tuple, batch_seed: int) -> Callable[[int], Any]:
     x, y = train
-    return lambda epoch: digits_data.epoch_batches(x, y, cfg.batch_size, batch_seed, epoch,
-                                                   cfg.max_shift)
+    return lambda epoch: digits_data.epoch_batches(
+        x, y, cfg.batch_size, batch_seed, epoch, cfg.max_shift
+    )
 
 
 def evaluator(model: Any, train: tuple, test: tuple) -> Callable[[Any], tuple[float, float]]:
     """Train and test error (%) of the whole sets (unshifted images)."""
+
     def evaluate(_last: Any) -> tuple[float, float]:
         return (error_rate(model(train[0]), train[1]), error_rate(model(test[0]), test[1]))
+
     return evaluate
 
 
-def run(cfg: DigitsConfig, progress: bool = False,
-        on_epoch: Callable[[dict], None] | None = None) -> DigitsRun:
+def run(
+    cfg: DigitsConfig, progress: bool = False, on_epoch: Callable[[dict], None] | None = None
+) -> DigitsRun:
     """Train one configuration; returns the model and its history."""
     train, test, model, opt, sched, batch_seed = prepare(cfg)
-    history = train_epochs(model, opt, sched, cfg.epochs, batches_of(cfg, train, batch_seed),
-                           loss_of, evaluator(model, train, test), progress=progress,
-                           on_epoch=on_epoch)
+    history = train_epochs(
+        model,
+        opt,
+        sched,
+        cfg.epochs,
+        batches_of(cfg, train, batch_seed),
+        loss_of,
+        evaluator(model, train, test),
+        progress=progress,
+        on_epoch=on_epoch,
+    )
     return DigitsRun(cfg, model, history, train, test, opt)

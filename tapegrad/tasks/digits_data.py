@@ -1,13 +1,14 @@
 """scikit-learn's handwritten digits (1,797 8x8 images, 10 classes; shipped inside scikit-learn,
 no download): a fixed stratified 80/20 split, standardised pixels, and seeded epochs of batches
 with random 1-pixel shifts (the augmentation that takes the CNN past 99%)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import torch
 
-SPLIT_SEED = 0       # the split never changes with --seed: every run tests on the same 360 images
+SPLIT_SEED = 0  # the split never changes with --seed: every run tests on the same 360 images
 TEST_SHARE = 0.2
 EXTRA_HINT = 'pip install -e ".[digits]" (or pip install scikit-learn)'
 
@@ -31,11 +32,16 @@ def load_split(dtype: torch.dtype = torch.float32) -> tuple[tuple, tuple]:
         raise ImportError(problem)
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
     d = load_digits()
     x = torch.as_tensor(d.images, dtype=torch.float64).unsqueeze(1) / 16.0  # pixels are 0..16
     y = torch.as_tensor(d.target, dtype=torch.int64)
-    train_idx, test_idx = train_test_split(torch.arange(len(y)).numpy(), test_size=TEST_SHARE,
-                                           stratify=d.target, random_state=SPLIT_SEED)
+    train_idx, test_idx = train_test_split(
+        torch.arange(len(y)).numpy(),
+        test_size=TEST_SHARE,
+        stratify=d.target,
+        random_state=SPLIT_SEED,
+    )
     train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
     mean, std = x[train_idx].mean(), x[train_idx].std()
     x = ((x - mean) / std).to(dtype)
@@ -53,18 +59,23 @@ def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 1
     padded = torch.nn.functional.pad(x, (s, s, s, s), value=background)
     dy = torch.randint(0, 2 * s + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * s + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]   # (N, 1, H, 1)
-    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]   # (N, 1, 1, W)
-    return padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None,
-                                                                                 None], rows, cols]
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (N, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (N, 1, 1, W)
+    return padded[
+        torch.arange(n)[:, None, None, None],
+        torch.arange(x.shape[1])[None, :, None, None],
+        rows,
+        cols,
+    ]
 
 
-def epoch_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, epoch: int,
-                  max_shift: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def epoch_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, epoch: int, max_shift: int = 1
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Epoch ``epoch``'s batches (raw tensors): a permutation and shifts drawn from a generator
     seeded by ``(seed, epoch)`` alone, so the tapegrad run and its torch twin see the same."""
-    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2 ** 63)
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
     perm = torch.randperm(x.shape[0], generator=g)
     xs, ys = random_shift(x[perm], g, max_shift), y[perm]
     for i in range(0, x.shape[0], batch_size):
-        yield xs[i:i + batch_size], ys[i:i + batch_size]
+        yield xs[i : i + batch_size], ys[i : i + batch_size]

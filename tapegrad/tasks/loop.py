@@ -1,5 +1,6 @@
 """The epoch loop both tasks share; ``twins.py`` runs the same loop on the torch twins (it only
 calls ``loss.backward()``, ``optimizer.step()`` and the like, which both libraries spell alike)."""
+
 from __future__ import annotations
 
 import time
@@ -14,11 +15,19 @@ from nn.train import History
 Batches = Callable[[int], Iterable[tuple[Any, Any]]]
 
 
-def train_epochs(model: Any, optimizer: Any, scheduler: Any, epochs: int, batches: Batches,
-                 loss_of: Callable[[Any, Any, Any], Any],
-                 evaluate: Callable[[tuple[Any, Any] | None], tuple[float, float]], *,
-                 progress: bool = False, on_epoch: Callable[[dict], None] | None = None,
-                 history: History | None = None) -> History:
+def train_epochs(
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    epochs: int,
+    batches: Batches,
+    loss_of: Callable[[Any, Any, Any], Any],
+    evaluate: Callable[[tuple[Any, Any] | None], tuple[float, float]],
+    *,
+    progress: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    history: History | None = None,
+) -> History:
     """``epochs`` passes over ``batches(epoch)`` (raw tensors), one optimizer step per batch.
 
     After each epoch ``scheduler.step()`` runs, then ``evaluate(last_batch)`` (None after an
@@ -29,6 +38,7 @@ def train_epochs(model: Any, optimizer: Any, scheduler: Any, epochs: int, batche
     bar = None
     if progress:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=epochs, unit="epoch", leave=False)
     try:
         for epoch in range(1, epochs + 1):
@@ -52,8 +62,14 @@ def train_epochs(model: Any, optimizer: Any, scheduler: Any, epochs: int, batche
             model.eval()
             with ad.no_grad(), torch.no_grad():  # torch's too: twins.py runs this loop on torch
                 train_error, test_error = evaluate(last)
-            record = {"epoch": epoch, "loss": total / max(count, 1), "train_error": train_error,
-                      "test_error": test_error, "seconds": seconds, "lr": lr}
+            record = {
+                "epoch": epoch,
+                "loss": total / max(count, 1),
+                "train_error": train_error,
+                "test_error": test_error,
+                "seconds": seconds,
+                "lr": lr,
+            }
             history.append(record)
             if bar is not None:
                 bar.update(1)

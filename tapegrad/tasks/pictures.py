@@ -1,4 +1,5 @@
 """The digits task's pictures (matplotlib, Agg backend): confusion matrix, misclassified digits."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,13 +14,15 @@ import torch  # noqa: E402
 def confusion_matrix(true: torch.Tensor, pred: torch.Tensor, classes: int = 10) -> torch.Tensor:
     """counts[t, p]: how many samples of class t were predicted as p."""
     counts = torch.zeros(classes * classes, dtype=torch.int64)
-    counts.index_add_(0, (true.cpu() * classes + pred.cpu()).long(),
-                      torch.ones(true.numel(), dtype=torch.int64))
+    counts.index_add_(
+        0, (true.cpu() * classes + pred.cpu()).long(), torch.ones(true.numel(), dtype=torch.int64)
+    )
     return counts.reshape(classes, classes)
 
 
-def plot_confusion(true: torch.Tensor, pred: torch.Tensor, path: str | Path,
-                   title: str | None = None) -> Path:
+def plot_confusion(
+    true: torch.Tensor, pred: torch.Tensor, path: str | Path, title: str | None = None
+) -> Path:
     """The confusion matrix as a picture, each cell's count written in it (diagonal: right)."""
     path = Path(path)
     counts = confusion_matrix(true, pred)
@@ -31,8 +34,15 @@ def plot_confusion(true: torch.Tensor, pred: torch.Tensor, path: str | Path,
         for p in range(k):
             n = int(counts[t, p])
             if n:
-                ax.text(p, t, str(n), ha="center", va="center", fontsize=8,
-                        color="white" if t == p else "tab:red")
+                ax.text(
+                    p,
+                    t,
+                    str(n),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if t == p else "tab:red",
+                )
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
     ax.set_xlabel("predicted digit")
@@ -46,8 +56,14 @@ def plot_confusion(true: torch.Tensor, pred: torch.Tensor, path: str | Path,
     return path
 
 
-def plot_misclassified(images: torch.Tensor, true: torch.Tensor, pred: torch.Tensor,
-                       path: str | Path, columns: int = 8, most: int = 48) -> Path:
+def plot_misclassified(
+    images: torch.Tensor,
+    true: torch.Tensor,
+    pred: torch.Tensor,
+    path: str | Path,
+    columns: int = 8,
+    most: int = 48,
+) -> Path:
     """The misclassified images (N, 1, H, W), at most ``most`` of them, tiled in one picture,
     each labelled ``true → predicted``."""
     path = Path(path)
@@ -62,18 +78,29 @@ def plot_misclassified(images: torch.Tensor, true: torch.Tensor, pred: torch.Ten
     mosaic = torch.full((rows * cell_h, columns * cell_w), float("nan"))
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
-        mosaic[r * cell_h + 3:r * cell_h + 3 + h, c * cell_w:c * cell_w + w] = tile
+        mosaic[r * cell_h + 3 : r * cell_h + 3 + h, c * cell_w : c * cell_w + w] = tile
     fig, ax = plt.subplots(figsize=(max(1.2 * columns, 5.0), 1.45 * rows + 0.6))
     cmap = plt.get_cmap("gray_r").with_extremes(bad="white")  # NaN: the gaps between tiles
     ax.imshow(mosaic.numpy(), cmap=cmap, interpolation="nearest")
     for i, j in enumerate(shown.tolist()):
         r, c = divmod(i, columns)
-        ax.text(c * cell_w + w / 2 - 0.5, r * cell_h + 1.2, f"{int(true[j])} → {int(pred[j])}",
-                ha="center", va="center", fontsize=9, color="tab:red")
+        ax.text(
+            c * cell_w + w / 2 - 0.5,
+            r * cell_h + 1.2,
+            f"{int(true[j])} → {int(pred[j])}",
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="tab:red",
+        )
     ax.axis("off")
     more = f", first {shown.numel()} shown" if n > shown.numel() else ""
-    ax.set_title(f"misclassified test digits ({n} of {true.numel()}{more}): true → predicted"
-                 if n else f"no misclassified test digit (of {true.numel()})", fontsize=10)
+    ax.set_title(
+        f"misclassified test digits ({n} of {true.numel()}{more}): true → predicted"
+        if n
+        else f"no misclassified test digit (of {true.numel()})",
+        fontsize=10,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

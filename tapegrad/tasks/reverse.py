@@ -9,6 +9,7 @@ Trained with teacher forcing on fresh batches (cross entropy on the L answer pos
 with a cosine-decaying learning rate per epoch (an epoch is ``n_train`` sequences); evaluated by
 greedy decoding: the share of held-out sequences whose L decoded digits are all right.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,13 +33,13 @@ from .loop import train_epochs
 class ReverseConfig:
     """One reverse run (reproducible from ``seed``)."""
 
-    length: int = 8          # digits per sequence
+    length: int = 8  # digits per sequence
     d_model: int = 64
     heads: int = 4
     blocks: int = 2
     epochs: int = 20
-    n_train: int = 1280      # sequences per epoch (fresh ones every epoch): 20 steps of 64
-    n_test: int = 1000       # held-out sequences
+    n_train: int = 1280  # sequences per epoch (fresh ones every epoch): 20 steps of 64
+    n_test: int = 1000  # held-out sequences
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 0
@@ -52,11 +53,17 @@ class ReverseConfig:
         check_common(self)
         TrainConfig(n_train=self.n_train, n_test=self.n_test).check()  # their ranges, messages
         if not 1 <= self.length <= reverse_data.MAX_LENGTH:
-            raise ConfigError("length", f"invalid length {self.length!r}; accepted: an integer "
-                                        f"in [1, {reverse_data.MAX_LENGTH}]")
-        if self.n_test > 10 ** self.length // 2:
-            raise ConfigError("n_test", f"invalid n_test {self.n_test}; accepted: at most half "
-                                        f"of the 10**{self.length} sequences")
+            raise ConfigError(
+                "length",
+                f"invalid length {self.length!r}; accepted: an integer "
+                f"in [1, {reverse_data.MAX_LENGTH}]",
+            )
+        if self.n_test > 10**self.length // 2:
+            raise ConfigError(
+                "n_test",
+                f"invalid n_test {self.n_test}; accepted: at most half "
+                f"of the 10**{self.length} sequences",
+            )
         return self
 
 
@@ -83,8 +90,9 @@ class BlockLayout:
         self.ln1 = lib.LayerNorm(d_model)
         self.attn = lib.MultiheadAttention(d_model, heads, batch_first=True)
         self.ln2 = lib.LayerNorm(d_model)
-        self.mlp = lib.Sequential(lib.Linear(d_model, 4 * d_model), lib.GELU(),
-                                  lib.Linear(4 * d_model, d_model))
+        self.mlp = lib.Sequential(
+            lib.Linear(d_model, 4 * d_model), lib.GELU(), lib.Linear(4 * d_model, d_model)
+        )
 
     def forward(self, x: Any) -> Any:
         h = self.ln1(x)
@@ -144,7 +152,7 @@ def loss_of(model: Any, inputs: Any, targets: Any) -> Any:
 def split(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows (N, 2L + 1) -> model inputs (N, 2L) and answer targets (N, L)."""
     length = (rows.shape[1] - 1) // 2
-    return rows[:, :-1], rows[:, length + 1:]
+    return rows[:, :-1], rows[:, length + 1 :]
 
 
 def greedy_answers(model: Any, prompts: torch.Tensor, length: int) -> torch.Tensor:
@@ -163,9 +171,9 @@ def sequence_error(model: Any, rows: torch.Tensor, chunk: int = 1000) -> float:
     length = (rows.shape[1] - 1) // 2
     wrong = 0
     for i in range(0, rows.shape[0], chunk):
-        part = rows[i:i + chunk]
-        got = greedy_answers(model, part[:, :length + 1], length)
-        wrong += int((got != part[:, length + 1:]).any(1).sum())
+        part = rows[i : i + chunk]
+        got = greedy_answers(model, part[:, : length + 1], length)
+        wrong += int((got != part[:, length + 1 :]).any(1).sum())
     return 100.0 * wrong / max(rows.shape[0], 1)
 
 
@@ -192,22 +200,26 @@ def prepare(cfg: ReverseConfig) -> tuple:
     return test, model, opt, sched, batch_seed
 
 
-def batches_of(cfg: ReverseConfig, test: torch.Tensor,
-               batch_seed: int) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+def batches_of(
+    cfg: ReverseConfig, test: torch.Tensor, batch_seed: int
+) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
     """Epoch ``e``'s ``n_train`` fresh sequences as (inputs, targets) batches (raw tensors), drawn
     from a generator seeded by ``(batch_seed, e)``, none equal to a held-out one."""
+
     def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        g = torch.Generator().manual_seed((batch_seed * 1_000_003 + epoch) % 2 ** 63)
+        g = torch.Generator().manual_seed((batch_seed * 1_000_003 + epoch) % 2**63)
         excluded = test.cpu()
         for i in range(0, cfg.n_train, cfg.batch_size):
             n = min(cfg.batch_size, cfg.n_train - i)
             rows = reverse_data.training_batch(n, cfg.length, g, excluded).to(cfg.device)
             yield split(rows)
+
     return batches
 
 
 def evaluator(model: Any, test: torch.Tensor) -> Callable[[Any], tuple[float, float]]:
     """Greedy-decoding sequence error (%) of the epoch's last batch and of the held-out rows."""
+
     def evaluate(last: Any) -> tuple[float, float]:
         test_error = sequence_error(model, test)
         if last is None:
@@ -215,13 +227,24 @@ def evaluator(model: Any, test: torch.Tensor) -> Callable[[Any], tuple[float, fl
         inputs, targets = last
         rows = torch.cat([inputs, targets[:, -1:]], 1)
         return sequence_error(model, rows), test_error
+
     return evaluate
 
 
-def run(cfg: ReverseConfig, progress: bool = False,
-        on_epoch: Callable[[dict], None] | None = None) -> ReverseRun:
+def run(
+    cfg: ReverseConfig, progress: bool = False, on_epoch: Callable[[dict], None] | None = None
+) -> ReverseRun:
     """Train one configuration; returns the model and its history."""
     test, model, opt, sched, batch_seed = prepare(cfg)
-    history = train_epochs(model, opt, sched, cfg.epochs, batches_of(cfg, test, batch_seed),
-                           loss_of, evaluator(model, test), progress=progress, on_epoch=on_epoch)
+    history = train_epochs(
+        model,
+        opt,
+        sched,
+        cfg.epochs,
+        batches_of(cfg, test, batch_seed),
+        loss_of,
+        evaluator(model, test),
+        progress=progress,
+        on_epoch=on_epoch,
+    )
     return ReverseRun(cfg, model, history, test, opt)

@@ -9,6 +9,7 @@ only the L predictions after SEP are scored. At evaluation the first L + 1 token
 the answer is decoded greedily, one token at a time. Held-out sequences come from their own
 generator, and training batches never contain one of them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,7 +34,7 @@ def _codes(digits: torch.Tensor) -> torch.Tensor:
 def held_out(n: int, length: int, seed: int) -> torch.Tensor:
     """``n`` distinct evaluation rows (N, 2L + 1), the same for the same ``seed`` (at most
     half of the 10**L sequences, so that training has the other half)."""
-    if not 1 <= n <= 10 ** length // 2:  # at least half of all sequences are left to train on
+    if not 1 <= n <= 10**length // 2:  # at least half of all sequences are left to train on
         raise ValueError(f"held_out: n must be in [1, 10**{length} / 2], got {n}")
     g = torch.Generator().manual_seed(seed)
     rows: list[torch.Tensor] = []
@@ -47,8 +48,9 @@ def held_out(n: int, length: int, seed: int) -> torch.Tensor:
     return with_answers(torch.stack(rows))
 
 
-def training_batch(batch_size: int, length: int, generator: torch.Generator,
-                   excluded: torch.Tensor) -> torch.Tensor:
+def training_batch(
+    batch_size: int, length: int, generator: torch.Generator, excluded: torch.Tensor
+) -> torch.Tensor:
     """``batch_size`` fresh rows (N, 2L + 1); any whose digits equal a row of ``excluded`` (the
     held-out rows) is drawn again."""
     digits = torch.randint(0, 10, (batch_size, length), generator=generator)

@@ -3,6 +3,7 @@ and schedulers, started from the same weights and fed the same batches through t
 (``loop.train_epochs``), so their losses can be compared step for step. The one file of
 ``tapegrad.tasks`` that runs torch's autograd, and only as the reference: imported by tests and
 on request, never by the tasks themselves."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,14 +37,20 @@ def digits_pair(cfg: digits.DigitsConfig) -> tuple[History, History]:
     train, test, model, opt, sched, batch_seed = digits.prepare(cfg)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     batches = digits.batches_of(cfg, train, batch_seed)
-    ours = train_epochs(model, opt, sched, cfg.epochs, batches, digits.loss_of,
-                        digits.evaluator(model, train, test))
+    ours = train_epochs(
+        model, opt, sched, cfg.epochs, batches, digits.loss_of, digits.evaluator(model, train, test)
+    )
     twin = _copy_into(digits.build_model(cfg, lib=tnn), start)
     topt, tsched = _adam_cosine(twin, cfg.lr, cfg.epochs)
-    theirs = train_epochs(twin, topt, tsched, cfg.epochs, batches,
-                          lambda m, x, y: F.cross_entropy(m(x), y),
-                          lambda _: (error_rate(twin(train[0]), train[1]),
-                                     error_rate(twin(test[0]), test[1])))
+    theirs = train_epochs(
+        twin,
+        topt,
+        tsched,
+        cfg.epochs,
+        batches,
+        lambda m, x, y: F.cross_entropy(m(x), y),
+        lambda _: (error_rate(twin(train[0]), train[1]), error_rate(twin(test[0]), test[1])),
+    )
     return ours, theirs
 
 
@@ -57,7 +64,7 @@ class TorchReverseTransformer(reverse.TransformerLayout, tnn.Module):
 
 
 def _reverse_loss(model: Any, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    logits = model(inputs)[:, -targets.shape[1]:]
+    logits = model(inputs)[:, -targets.shape[1] :]
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
@@ -66,10 +73,12 @@ def reverse_pair(cfg: reverse.ReverseConfig) -> tuple[History, History]:
     test, model, opt, sched, batch_seed = reverse.prepare(cfg)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     batches = reverse.batches_of(cfg, test, batch_seed)
-    ours = train_epochs(model, opt, sched, cfg.epochs, batches, reverse.loss_of,
-                        reverse.evaluator(model, test))
+    ours = train_epochs(
+        model, opt, sched, cfg.epochs, batches, reverse.loss_of, reverse.evaluator(model, test)
+    )
     twin = _copy_into(TorchReverseTransformer(cfg), start)
     topt, tsched = _adam_cosine(twin, cfg.lr, cfg.epochs)
-    theirs = train_epochs(twin, topt, tsched, cfg.epochs, batches, _reverse_loss,
-                          reverse.evaluator(twin, test))
+    theirs = train_epochs(
+        twin, topt, tsched, cfg.epochs, batches, _reverse_loss, reverse.evaluator(twin, test)
+    )
     return ours, theirs

@@ -1,4 +1,5 @@
 """App tests run torch single-threaded (as the CLI does by default); restored after each test."""
+
 import pytest
 import torch
 

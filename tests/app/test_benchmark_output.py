@@ -1,4 +1,5 @@
 """Where a benchmark run writes, and how its numbers read (no exponents, no '?')."""
+
 from pathlib import Path
 
 from benchmarks import report, run
@@ -21,7 +22,15 @@ def test_sizes_and_times_never_use_exponent_form():
 
 
 def test_machine_line_at_start_has_no_placeholder_for_the_end():
-    m = dict(cpu="c", cpus=2, gpu=None, torch="t", python="p", platform="x", loadavg_start="1",
-             commit="abc")
+    m = dict(
+        cpu="c",
+        cpus=2,
+        gpu=None,
+        torch="t",
+        python="p",
+        platform="x",
+        loadavg_start="1",
+        commit="abc",
+    )
     assert "?" not in report.machine_line(m) and "at end" not in report.machine_line(m)
     assert "1 at start, 2 at end" in report.machine_line(dict(m, loadavg_end="2"))

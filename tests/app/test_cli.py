@@ -1,5 +1,6 @@
 """The tapegrad console script: train (writes its files), experiments, graph fallback, entry
 points."""
+
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ def test_train_writes_plots_history_and_checkpoint(tmp_path, capsys):
     assert [r["epoch"] for r in hist["records"]] == [1, 2] and hist["config"]["n_train"] == 64
     from nn.checkpoint import load_checkpoint
     from tapegrad.presets import build_model, preset
+
     model = build_model(preset("default"))
     load_checkpoint(out / "model.pt", model)
     umask = os.umask(0)
@@ -35,8 +37,25 @@ def test_train_writes_plots_history_and_checkpoint(tmp_path, capsys):
 
 
 def test_train_options_override_the_preset(tmp_path, capsys):
-    args = ["train", "--preset", "best", "--quiet", "--out", str(tmp_path), "--optimizer", "sgd",
-            "--lr", "0.1", "--momentum", "0.5", "--activation", "leaky_relu", "--seed", "3", *SMALL]
+    args = [
+        "train",
+        "--preset",
+        "best",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+        "--momentum",
+        "0.5",
+        "--activation",
+        "leaky_relu",
+        "--seed",
+        "3",
+        *SMALL,
+    ]
     assert cli.main(args) == 0
     text = capsys.readouterr().out
     assert text.startswith("final:") and "|" not in text
@@ -58,18 +77,32 @@ def test_train_help_names_graph_png_and_defaults(capsys):
     assert cli.main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "graph.png" in text and "--no-graph" in text
-    for option, default in (("--lr", "default: 0.05"), ("--batch-size", "default: 16"),
-                            ("--epochs", "default: 100")):
+    for option, default in (
+        ("--lr", "default: 0.05"),
+        ("--batch-size", "default: 16"),
+        ("--epochs", "default: 100"),
+    ):
         assert default in text.split(option, 1)[1], option
 
 
 def test_experiments_quick_tables(capsys, tmp_path, monkeypatch):
     import tapegrad.presets
+
     small = tapegrad.presets.PRESETS["default"].replace(n_train=96, n_test=32)
     monkeypatch.setitem(tapegrad.presets.PRESETS, "default", small)
     md = tmp_path / "sub" / "tables.md"
-    args = ["experiments", "--quick", "--seeds", "2", "--epochs", "2", "--only", "ad",
-            "--out", str(md)]
+    args = [
+        "experiments",
+        "--quick",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--only",
+        "ad",
+        "--out",
+        str(md),
+    ]
     assert cli.main(args) == 0
     text = capsys.readouterr().out
     assert "### (a) tapegrad vs PyTorch" in text and "### (d) hidden activation" in text
@@ -82,12 +115,12 @@ def test_experiments_quick_tables(capsys, tmp_path, monkeypatch):
 def test_experiments_progress_counts_every_training_step(capsys):
     from tapegrad.experiments import planned_steps, run_all, training_steps
     from tapegrad.presets import preset
+
     base = preset("default").replace(n_train=64, n_test=16, epochs=2)
     assert training_steps(base) == 2 * 4 and training_steps(base.replace(batch_size=5)) == 2 * 13
     # (a) trains two networks per seed; the base configuration (batch 16, SGD + momentum 0.05,
     # relu) is shared by every table, so it counts once more, not four times.
-    per_seed = {"a": 2 * 8, "b": sum(2 * -(-64 // b) for b in (4, 8, 16, 32, 64, 128)),
-                "d": 4 * 8}
+    per_seed = {"a": 2 * 8, "b": sum(2 * -(-64 // b) for b in (4, 8, 16, 32, 64, 128)), "d": 4 * 8}
     assert planned_steps(base, range(3), "a") == 3 * per_seed["a"]
     assert planned_steps(base, range(2), "d") == 2 * per_seed["d"]
     # the torch twin (8) + every batch size (the base among them) + the 3 other activations
@@ -100,7 +133,10 @@ def test_experiments_progress_counts_every_training_step(capsys):
 
 def test_graph_without_graph_module_says_so(monkeypatch, capsys):
     import tapegrad
-    monkeypatch.setitem(sys.modules, "tapegrad.graph_command", None)  # import now raises ImportError
+
+    monkeypatch.setitem(
+        sys.modules, "tapegrad.graph_command", None
+    )  # import now raises ImportError
     monkeypatch.delattr(tapegrad, "graph_command", raising=False)
     assert cli.main(["graph"]) == 1
     assert "graph command is not available" in capsys.readouterr().err
@@ -108,6 +144,7 @@ def test_graph_without_graph_module_says_so(monkeypatch, capsys):
 
 def test_console_script_points_at_tapegrad_cli():
     from importlib.metadata import PackageNotFoundError, distribution
+
     try:
         eps = distribution("tapegrad").entry_points
     except PackageNotFoundError:
@@ -121,8 +158,13 @@ def test_console_script_points_at_tapegrad_cli():
 def test_python_dash_m_tapegrad_help():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-m", "tapegrad", "--help"], capture_output=True,
-                       text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "tapegrad", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "usage: tapegrad" in r.stdout and "{train,experiments,graph}" in r.stdout
 
@@ -132,14 +174,26 @@ def test_curves_keep_zero_errors_and_runs_without_a_test_set(tmp_path, monkeypat
 
     from nn.train import History
     from viz.plots import plot_history
+
     h = History()
     for e, tr in enumerate((20.0, 1.0, 0.0, 0.0), 1):
-        h.append({"epoch": e, "loss": 1.0 / e, "train_error": tr, "test_error": None,
-                  "seconds": 0.1, "lr": 0.1})
+        h.append(
+            {
+                "epoch": e,
+                "loss": 1.0 / e,
+                "train_error": tr,
+                "test_error": None,
+                "seconds": 0.1,
+                "lr": 0.1,
+            }
+        )
     scales = []
     real = matplotlib.axes.Axes.set_yscale
-    monkeypatch.setattr(matplotlib.axes.Axes, "set_yscale",
-                        lambda self, s, **kw: (scales.append(s), real(self, s, **kw))[1])
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "set_yscale",
+        lambda self, s, **kw: (scales.append(s), real(self, s, **kw))[1],
+    )
     assert plot_history(h, tmp_path / "c.png").read_bytes().startswith(PNG)
     assert scales == ["log", "symlog"]  # loss on log, errors on symlog: 0% stays on the plot
 
@@ -148,6 +202,7 @@ def test_curves_keep_zero_errors_and_runs_without_a_test_set(tmp_path, monkeypat
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
 def test_train_on_cuda_and_refuse_a_missing_index(tmp_path, capsys):
     import torch
+
     out = str(tmp_path / "a")
     assert cli.main(["train", "--device", "cuda", "--quiet", "--out", out, *SMALL]) == 0
     missing = f"cuda:{torch.cuda.device_count()}"

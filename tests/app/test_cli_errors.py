@@ -1,4 +1,5 @@
 """Every CLI usage error: one line on stderr naming the option, exit status 2, nothing written."""
+
 import pytest
 import torch
 
@@ -21,7 +22,7 @@ CASES = [
     pytest.param(["train", "--momentum", "nan"], "--momentum", id="momentum-nan"),
     pytest.param(["train", "--momentum", "1"], "--momentum", id="momentum-one"),
     pytest.param(["train", "--weight-decay", "-1"], "--weight-decay", id="weight-decay-negative"),
-    pytest.param(["train", "--seed", str(2 ** 70)], "--seed", id="seed-2**70"),
+    pytest.param(["train", "--seed", str(2**70)], "--seed", id="seed-2**70"),
     pytest.param(["train", "--seed", "-1"], "--seed", id="seed-negative"),
     pytest.param(["train", "--threads", "0"], "--threads", id="threads-zero"),
     pytest.param(["train", "--threads", "-4"], "--threads", id="threads-negative"),
@@ -44,8 +45,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("argv, option", CASES)
-def test_usage_error_is_one_line_exit_2_and_writes_nothing(argv, option, tmp_path, monkeypatch,
-                                                           capsys):
+def test_usage_error_is_one_line_exit_2_and_writes_nothing(
+    argv, option, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)  # the default --out (runs/...) would land here
     (tmp_path / "a_file").write_text("keep")
     (tmp_path / "a_dir").mkdir()
@@ -68,6 +70,7 @@ def test_a_run_that_fails_after_the_checks_leaves_no_empty_folder(tmp_path, monk
 
     def boom(*args, **kwargs):
         raise RuntimeError("out of memory\nsecond line")
+
     monkeypatch.setattr(tapegrad.presets, "run", boom)
     out = tmp_path / "new" / "run"
     assert cli.main(["train", "--out", str(out), "--quiet"]) == 1

@@ -2,6 +2,7 @@
 
 Short runs only; the full runs (accuracy targets) are ``slow``.
 """
+
 import json
 import re
 
@@ -15,8 +16,9 @@ from tapegrad.tasks import digits_data, reverse_data
 PNG = b"\x89PNG\r\n\x1a\n"
 HAS_SKLEARN = digits_data.sklearn_missing() is None
 needs_sklearn = pytest.mark.skipif(not HAS_SKLEARN, reason="scikit-learn (the digits extra)")
-HAS_TRANSFORMER_LAYERS = all(hasattr(nn, n) for n in ("LayerNorm", "Embedding", "GELU",
-                                                      "MultiheadAttention"))
+HAS_TRANSFORMER_LAYERS = all(
+    hasattr(nn, n) for n in ("LayerNorm", "Embedding", "GELU", "MultiheadAttention")
+)
 needs_layers = pytest.mark.skipif(not HAS_TRANSFORMER_LAYERS, reason="transformer layers")
 
 
@@ -44,7 +46,7 @@ def test_random_shift_moves_each_image_by_at_most_one_pixel_and_fills_the_border
     assert out.shape == x.shape
     for i in range(64):
         padded = torch.nn.functional.pad(x[i], (1, 1, 1, 1), value=background)
-        windows = [padded[:, a:a + 5, b:b + 6] for a in range(3) for b in range(3)]
+        windows = [padded[:, a : a + 5, b : b + 6] for a in range(3) for b in range(3)]
         assert any(torch.equal(out[i], w) for w in windows), i
     moved = sum(not torch.equal(out[i], x[i]) for i in range(64))
     assert moved > 40  # 8 of the 9 offsets move the image
@@ -52,7 +54,7 @@ def test_random_shift_moves_each_image_by_at_most_one_pixel_and_fills_the_border
 
 
 def test_epoch_batches_depend_only_on_seed_and_epoch_and_cover_every_image_once():
-    x = torch.arange(50.).reshape(50, 1, 1, 1).expand(50, 1, 3, 3).contiguous()
+    x = torch.arange(50.0).reshape(50, 1, 1, 1).expand(50, 1, 3, 3).contiguous()
     y = torch.arange(50)
     one = list(digits_data.epoch_batches(x, y, 16, seed=7, epoch=1, max_shift=0))
     again = list(digits_data.epoch_batches(x, y, 16, seed=7, epoch=1, max_shift=0))
@@ -67,6 +69,7 @@ def test_epoch_batches_depend_only_on_seed_and_epoch_and_cover_every_image_once(
 
 def test_confusion_matrix_counts_true_by_predicted():
     from tapegrad.tasks.pictures import confusion_matrix
+
     true = torch.tensor([0, 0, 1, 2, 2, 2])
     pred = torch.tensor([0, 1, 1, 2, 0, 2])
     m = confusion_matrix(true, pred, classes=3)
@@ -79,6 +82,7 @@ def test_rows_are_digits_separator_reversed_digits():
     rows = reverse_data.with_answers(torch.tensor([[1, 2, 3], [0, 0, 7]]))
     assert rows.tolist() == [[1, 2, 3, 10, 3, 2, 1], [0, 0, 7, 10, 7, 0, 0]]
     from tapegrad.tasks.reverse import split
+
     inputs, targets = split(rows)
     assert inputs.tolist()[0] == [1, 2, 3, 10, 3, 2] and targets.tolist()[0] == [3, 2, 1]
 
@@ -121,6 +125,7 @@ class _Oracle:
 
 def test_greedy_decoding_and_sequence_error():
     from tapegrad.tasks.reverse import greedy_answers, sequence_error
+
     rows = reverse_data.held_out(200, 4, seed=1)
     got = greedy_answers(_Oracle(), rows[:, :5], 4)
     assert torch.equal(got, rows[:, 5:])
@@ -132,6 +137,7 @@ def test_greedy_decoding_and_sequence_error():
 
 def test_causal_mask_forbids_only_the_future():
     from tapegrad.tasks.reverse import causal_mask
+
     m = causal_mask(4)
     assert m.dtype == torch.bool and m.tolist()[1] == [False, False, True, True]
     assert not m.diagonal().any() and causal_mask(0).shape == (0, 0)
@@ -145,13 +151,15 @@ def _assert_same_trajectory(ours, theirs, tol):
     assert a[-1] < a[0] * 0.9  # it did learn: equal because both move, not because neither does
     for r, s in zip(ours.records, theirs.records):
         assert (r["train_error"], r["test_error"], r["lr"]) == pytest.approx(
-            (s["train_error"], s["test_error"], s["lr"]))
+            (s["train_error"], s["test_error"], s["lr"])
+        )
 
 
 @needs_sklearn
 def test_digits_losses_equal_the_torch_twin_step_for_step():
     from tapegrad.tasks import twins
     from tapegrad.tasks.digits import DigitsConfig
+
     cfg = DigitsConfig(epochs=2, batch_size=128, lr=1e-2, seed=4, channels=(8, 16))
     _assert_same_trajectory(*twins.digits_pair(cfg), tol=1e-5)
 
@@ -160,6 +168,7 @@ def test_digits_losses_equal_the_torch_twin_step_for_step():
 def test_reverse_losses_equal_the_torch_twin_step_for_step():
     from tapegrad.tasks import twins
     from tapegrad.tasks.reverse import ReverseConfig
+
     cfg = ReverseConfig(epochs=2, n_train=640, n_test=50, length=4, d_model=32, seed=2)
     _assert_same_trajectory(*twins.reverse_pair(cfg), tol=1e-5)
 
@@ -168,13 +177,20 @@ def test_reverse_losses_equal_the_torch_twin_step_for_step():
 def test_reverse_graph_at_depth_1_shows_the_blocks():
     import viz
     from tapegrad.tasks.reverse import ReverseConfig, ReverseTransformer, loss_of, split
+
     cfg = ReverseConfig(length=3, d_model=16)
     model = ReverseTransformer(cfg)
     inputs, targets = split(reverse_data.held_out(4, 3, seed=0))
     src = viz.draw_graph(loss_of(model, inputs, targets), model=model, depth=1).source
     boxes = re.findall(r"<B>([^<]*)</B>", src)  # the bold first line of each box
-    for name in ("block0: Block", "block1: Block", "tok: Embedding", "pos: Embedding",
-                 "ln_f: LayerNorm", "head: Linear"):
+    for name in (
+        "block0: Block",
+        "block1: Block",
+        "tok: Embedding",
+        "pos: Embedding",
+        "ln_f: LayerNorm",
+        "head: Linear",
+    ):
         assert any(b.startswith(name) for b in boxes), (name, boxes)
     # depth 1: a block's insides (attention, LayerNorms, MLP) are inside its one box
     assert not any("attn" in b or "Attention" in b or "ln1" in b for b in boxes), boxes
@@ -184,8 +200,23 @@ def test_reverse_graph_at_depth_1_shows_the_blocks():
 @needs_sklearn
 def test_train_task_digits_writes_its_files(tmp_path, capsys):
     out = tmp_path / "digits"
-    assert cli.main(["train", "--task", "digits", "--out", str(out), "--epochs", "1",
-                     "--batch-size", "256", "--no-graph"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--task",
+                "digits",
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "256",
+                "--no-graph",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "| 1 |" in text and "test accuracy" in text
     for name in ("curves.png", "confusion.png", "misclassified.png"):
@@ -195,14 +226,33 @@ def test_train_task_digits_writes_its_files(tmp_path, capsys):
     assert len(hist["step_losses"]) == 6  # ceil(1437 / 256)
     from nn.checkpoint import load_checkpoint
     from tapegrad.tasks.digits import DigitsConfig, build_model
+
     load_checkpoint(out / "model.pt", build_model(DigitsConfig()))
 
 
 @needs_layers
 def test_train_task_reverse_writes_its_files(tmp_path, capsys):
     out = tmp_path / "rev"
-    assert cli.main(["train", "--task", "reverse", "--out", str(out), "--epochs", "1",
-                     "--n-train", "128", "--n-test", "20", "--quiet", "--no-graph"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--task",
+                "reverse",
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--n-train",
+                "128",
+                "--n-test",
+                "20",
+                "--quiet",
+                "--no-graph",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("final:")
     hist = json.loads((out / "history.json").read_text())
     assert hist["config"]["n_test"] == 20 and len(hist["step_losses"]) == 2
@@ -225,8 +275,9 @@ TASK_ERRORS = [
 
 
 @pytest.mark.parametrize("argv, option", TASK_ERRORS, ids=[" ".join(a) for a, _ in TASK_ERRORS])
-def test_task_usage_error_is_one_line_exit_2_and_writes_nothing(argv, option, tmp_path, capsys,
-                                                                monkeypatch):
+def test_task_usage_error_is_one_line_exit_2_and_writes_nothing(
+    argv, option, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train", *argv]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -236,9 +287,14 @@ def test_task_usage_error_is_one_line_exit_2_and_writes_nothing(argv, option, tm
 
 
 def test_digits_without_scikit_learn_names_the_extra(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(digits_data, "sklearn_missing",
-                        lambda: "the digits task needs scikit-learn (No module named 'sklearn'); "
-                                f"install it with {digits_data.EXTRA_HINT}")
+    monkeypatch.setattr(
+        digits_data,
+        "sklearn_missing",
+        lambda: (
+            "the digits task needs scikit-learn (No module named 'sklearn'); "
+            f"install it with {digits_data.EXTRA_HINT}"
+        ),
+    )
     out = tmp_path / "out"
     assert cli.main(["train", "--task", "digits", "--out", str(out)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -251,6 +307,7 @@ def test_digits_without_scikit_learn_names_the_extra(tmp_path, capsys, monkeypat
 @needs_sklearn
 def test_digits_default_run_reaches_98_5_percent():
     from tapegrad.tasks.digits import DigitsConfig, run
+
     assert run(DigitsConfig(seed=1)).history.final["test_error"] <= 1.5
 
 
@@ -258,6 +315,7 @@ def test_digits_default_run_reaches_98_5_percent():
 @needs_layers
 def test_reverse_default_run_reaches_99_percent():
     from tapegrad.tasks.reverse import ReverseConfig, run
+
     assert run(ReverseConfig(seed=1)).history.final["test_error"] <= 1.0
 
 
@@ -268,6 +326,7 @@ def test_digits_full_run_equals_the_torch_twin_in_float64():
     # in float64 the whole default run stays together.
     from tapegrad.tasks import twins
     from tapegrad.tasks.digits import DigitsConfig
+
     ours, theirs = twins.digits_pair(DigitsConfig(dtype="float64"))
     _assert_same_trajectory(ours, theirs, tol=1e-10)
 
@@ -280,13 +339,19 @@ def test_task_on_cuda_follows_the_cpu_run(task, tmp_path, capsys):
         pytest.skip("scikit-learn (the digits extra)")
     if task == "reverse" and not HAS_TRANSFORMER_LAYERS:
         pytest.skip("transformer layers")
-    small = {"digits": ["--epochs", "1", "--batch-size", "256"],
-             "reverse": ["--epochs", "1", "--n-train", "256", "--n-test", "50"]}[task]
+    small = {
+        "digits": ["--epochs", "1", "--batch-size", "256"],
+        "reverse": ["--epochs", "1", "--n-train", "256", "--n-test", "50"],
+    }[task]
     losses = []
     for device in ("cpu", "cuda"):
         out = tmp_path / device
-        assert cli.main(["train", "--task", task, "--device", device, "--quiet", "--out",
-                         str(out), *small]) == 0
+        assert (
+            cli.main(
+                ["train", "--task", task, "--device", device, "--quiet", "--out", str(out), *small]
+            )
+            == 0
+        )
         losses.append(json.loads((out / "history.json").read_text())["step_losses"])
         assert (out / "curves.png").exists() and (out / "graph.png").exists()
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)

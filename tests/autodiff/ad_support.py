@@ -4,6 +4,7 @@ Shapes come from hypothesis (broadcasting, size-1 dims, 0-d scalars); values com
 generator seeded by hypothesis, shaped so that no input sits near a kink of the op under test
 (|x| >= 0.2 for abs/relu, gaps between candidates of max/maximum/clamp).
 """
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -28,31 +29,35 @@ TORCH.leaky_relu = F.leaky_relu
 
 
 # ---- shapes ----------------------------------------------------------------------------------
-def shapes(min_dims: int = 0, max_dims: int = MAX_DIMS, min_side: int = 1,
-           max_side: int = MAX_SIDE) -> st.SearchStrategy[tuple[int, ...]]:
+def shapes(
+    min_dims: int = 0, max_dims: int = MAX_DIMS, min_side: int = 1, max_side: int = MAX_SIDE
+) -> st.SearchStrategy[tuple[int, ...]]:
     """Tensor shapes, 0-d included by default; size-1 dims are common."""
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
-                            max_side=max_side)
+    return hnp.array_shapes(
+        min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side
+    )
 
 
-def broadcast_shapes(n: int = 2, max_dims: int = MAX_DIMS,
-                     max_side: int = MAX_SIDE) -> st.SearchStrategy[tuple]:
+def broadcast_shapes(
+    n: int = 2, max_dims: int = MAX_DIMS, max_side: int = MAX_SIDE
+) -> st.SearchStrategy[tuple]:
     """``n`` shapes that broadcast together (different ranks, size-1 dims, 0-d)."""
-    return hnp.mutually_broadcastable_shapes(num_shapes=n, min_dims=0, max_dims=max_dims,
-                                             max_side=max_side).map(lambda b: b.input_shapes)
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=n, min_dims=0, max_dims=max_dims, max_side=max_side
+    ).map(lambda b: b.input_shapes)
 
 
 def matmul_shapes(max_batch: int = 2, max_side: int = MAX_SIDE) -> st.SearchStrategy[tuple]:
     """Operand shapes for matmul: 1-D, 2-D and batched, batch dims broadcasting."""
     return hnp.mutually_broadcastable_shapes(
-        signature="(m?,n),(n,p?)->(m?,p?)", max_dims=max_batch,
-        max_side=max_side).map(lambda b: b.input_shapes)
+        signature="(m?,n),(n,p?)->(m?,p?)", max_dims=max_batch, max_side=max_side
+    ).map(lambda b: b.input_shapes)
 
 
 @st.composite
 def shapes_into(draw: Any, shape: Sequence[int]) -> tuple[int, ...]:
     """A shape that broadcasts *to* ``shape``: leading dims dropped, some dims set to 1."""
-    kept = tuple(shape)[draw(st.integers(0, len(shape))):]
+    kept = tuple(shape)[draw(st.integers(0, len(shape))) :]
     return tuple(1 if draw(st.booleans()) else v for v in kept)
 
 
@@ -141,18 +146,21 @@ def torch_leaves(xs: Sequence[torch.Tensor]) -> list:
     return [x.clone().requires_grad_(True) for x in xs]
 
 
-def assert_close(actual: Any, expected: torch.Tensor, what: str, rtol: float = 1e-6,
-                 atol: float = 1e-9) -> None:
+def assert_close(
+    actual: Any, expected: torch.Tensor, what: str, rtol: float = 1e-6, atol: float = 1e-9
+) -> None:
     a = actual.data if isinstance(actual, ad.Tensor) else actual
     assert isinstance(a, torch.Tensor), f"{what}: expected a tensor, got {type(a).__name__}"
     assert a.shape == expected.shape, f"{what}: shape {tuple(a.shape)} != {tuple(expected.shape)}"
     assert a.dtype == expected.dtype, f"{what}: dtype {a.dtype} != {expected.dtype}"
-    torch.testing.assert_close(a, expected.detach(), rtol=rtol, atol=atol,
-                               msg=lambda m: f"{what}: {m}")
+    torch.testing.assert_close(
+        a, expected.detach(), rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}"
+    )
 
 
-def check_against_torch(fn: Callable, xs: Sequence[torch.Tensor], gen: torch.Generator,
-                        **kw: Any) -> None:
+def check_against_torch(
+    fn: Callable, xs: Sequence[torch.Tensor], gen: torch.Generator, **kw: Any
+) -> None:
     """Values of ``fn(ns, *inputs, **kw)`` and gradients (via ``backward(v)`` into ``.grad``,
     random ``v``) must equal torch.autograd's."""
     a_in, t_in = ad_leaves(xs), torch_leaves(xs)
@@ -169,14 +177,16 @@ def check_against_torch(fn: Callable, xs: Sequence[torch.Tensor], gen: torch.Gen
         assert_close(a.grad, expected, f"gradient of input {i}")
 
 
-def gradcheck_op(fn: Callable, xs: Sequence[torch.Tensor], gc: dict | None = None,
-                 **kw: Any) -> None:
+def gradcheck_op(
+    fn: Callable, xs: Sequence[torch.Tensor], gc: dict | None = None, **kw: Any
+) -> None:
     inputs = ad_leaves(xs)
     assert ad.gradcheck(lambda *a: first_tensor(fn(AD, *a, **kw)), inputs, **(gc or {}))
 
 
-def double_backward_against_torch(fn: Callable, xs: Sequence[torch.Tensor],
-                                  gen: torch.Generator, **kw: Any) -> None:
+def double_backward_against_torch(
+    fn: Callable, xs: Sequence[torch.Tensor], gen: torch.Generator, **kw: Any
+) -> None:
     """d/d(x, v) of <u, VJP(fn)(x; v)> (create_graph=True) must equal torch's double backward."""
     a_in, t_in = ad_leaves(xs), torch_leaves(xs)
     a_out = first_tensor(fn(AD, *a_in, **kw))
@@ -193,8 +203,9 @@ def double_backward_against_torch(fn: Callable, xs: Sequence[torch.Tensor],
     for i in idx:
         assert a_g[i].requires_grad, f"first-order gradient {i} was not recorded"
     a_gg = ad.grad([a_g[i] for i in idx], [*a_in, a_v], [us[i] for i in idx], allow_unused=True)
-    t_gg = torch.autograd.grad([t_g[i] for i in idx], [*t_in, t_v], [us[i] for i in idx],
-                               allow_unused=True)
+    t_gg = torch.autograd.grad(
+        [t_g[i] for i in idx], [*t_in, t_v], [us[i] for i in idx], allow_unused=True
+    )
     for i, (a, t) in enumerate(zip(a_gg, t_gg)):
         want = t if t is not None else torch.zeros_like([*t_in, t_v][i])
         got = a if a is not None else torch.zeros_like(want)

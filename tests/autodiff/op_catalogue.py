@@ -7,6 +7,7 @@ graph: nothing is written by hand, so the page cannot drift from the code.
 
     python tests/autodiff/op_catalogue.py      # rewrite docs/ops.md
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,10 @@ def all_ops() -> list[type]:
         if cls not in seen:
             seen.append(cls)
             stack.extend(cls.__subclasses__())
-    return sorted((c for c in seen if c.__module__.split(".")[0] in {"autodiff", "nn"}),
-                  key=lambda c: (c.__module__, c.__name__))
+    return sorted(
+        (c for c in seen if c.__module__.split(".")[0] in {"autodiff", "nn"}),
+        key=lambda c: (c.__module__, c.__name__),
+    )
 
 
 def table_entries() -> list:
@@ -66,8 +69,11 @@ def nodes_of(entry, ns, examples: int = 25) -> set[type]:
         xs, kw = drawn
         leaves = [ad.Tensor(x.clone(), requires_grad=True) for x in xs]
         out = entry.fn(ns, *leaves, **kw)
-        outs = [o for o in (out if isinstance(out, (tuple, list)) else (out,))
-                if isinstance(o, ad.Tensor) and o.grad_fn is not None]
+        outs = [
+            o
+            for o in (out if isinstance(out, (tuple, list)) else (out,))
+            if isinstance(o, ad.Tensor) and o.grad_fn is not None
+        ]
         # the VJPs' own recorded ops too (second order): the gradient graph of the outputs,
         # seeded with vectors that require grad so that even linear VJPs are recorded
         seeds = [ad.Tensor(torch.ones_like(o.data), requires_grad=True) for o in outs]
@@ -83,8 +89,13 @@ def nodes_of(entry, ns, examples: int = 25) -> set[type]:
             stack.extend(n.inputs)
         return False  # never "found": keep drawing until ``examples`` inputs were tried
 
-    quiet = settings(database=None, max_examples=examples, deadline=None, derandomize=True,
-                     suppress_health_check=list(HealthCheck))
+    quiet = settings(
+        database=None,
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -129,7 +140,8 @@ def render() -> str:
     for cls in all_ops():
         entries = cover.get(cls, [])
         names = ", ".join(f"`{e.name}`" + ("²" if e.second else "") for e, _ in entries) or (
-            "—" if differentiable(cls) else "(no gradient)")
+            "—" if differentiable(cls) else "(no gradient)"
+        )
         saves = ", ".join(cls.saves) or "—"
         doc = _cell(cls.__doc__ or "")
         lines.append(f"| {cls.__name__} | `{cls.__module__}` | {doc} | {saves} | {names} |")

@@ -1,11 +1,14 @@
 """On a GPU, ops run where their inputs live and gradients match the CPU ones."""
+
 import pytest
 import torch
 
 import autodiff as ad
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 
 
 def _mlp_grads(device, params, x, y):
@@ -45,7 +48,12 @@ def test_moving_between_devices_is_differentiable():
 def test_mixed_devices_raise_device_error():
     a = ad.randn(2, 3, requires_grad=True)
     b = ad.randn(2, 3, device="cuda")
-    for call in (lambda: a + b, lambda: a @ b.mT, lambda: ad.linear(a, b),
-                 lambda: ad.cat([a, b]), lambda: ad.maximum(a, b)):
+    for call in (
+        lambda: a + b,
+        lambda: a @ b.mT,
+        lambda: ad.linear(a, b),
+        lambda: ad.cat([a, b]),
+        lambda: ad.maximum(a, b),
+    ):
         with pytest.raises(ad.DeviceError, match="cpu.*cuda|cuda.*cpu"):
             call()

@@ -1,5 +1,6 @@
 """Fixed inputs at the awkward points (kinks, ties, zeros, infinities, empty tensors, odd
 operands), where the subgradient or nan/inf conventions must be torch's."""
+
 import pytest
 import torch
 
@@ -25,11 +26,11 @@ CASES = {
     "min(dim) ties pick one": (lambda m, x: x.min(0), [t(1.0, 1.0, 1.0, 2.0, shape=(2, 2))]),
     "maximum ties split": (lambda m, a, b: m.maximum(a, b), [t(0.0, 1.0), t(0.0, 2.0)]),
     "minimum ties split": (lambda m, a, b: m.minimum(a, b), [t(0.0, 1.0), t(0.0, 0.5)]),
-    "0 ** b, b = 0": (lambda m, a, b: a ** b, [t(0.0, 0.0, 2.0), t(2.0, 0.0, 1.0)]),
-    "x ** 0.5 at 0": (lambda m, x: x ** 0.5, [t(0.0, 4.0)]),
-    "x ** 0 at 0": (lambda m, x: x ** 0, [t(0.0, 4.0)]),
-    "x ** 1 at 0": (lambda m, x: x ** 1, [t(0.0, 4.0)]),
-    "0.0 ** x": (lambda m, x: 0.0 ** x, [t(1.0, 2.0)]),
+    "0 ** b, b = 0": (lambda m, a, b: a**b, [t(0.0, 0.0, 2.0), t(2.0, 0.0, 1.0)]),
+    "x ** 0.5 at 0": (lambda m, x: x**0.5, [t(0.0, 4.0)]),
+    "x ** 0 at 0": (lambda m, x: x**0, [t(0.0, 4.0)]),
+    "x ** 1 at 0": (lambda m, x: x**1, [t(0.0, 4.0)]),
+    "0.0 ** x": (lambda m, x: 0.0**x, [t(1.0, 2.0)]),
     "negative base ** x": (lambda m, x: (-2.0) ** x, [t(1.0, 2.0)]),
     "sqrt at 0": (lambda m, x: x.sqrt(), [t(0.0, 4.0)]),
     "log at 0": (lambda m, x: x.log(), [t(0.0, 4.0)]),
@@ -81,8 +82,15 @@ def test_edge_case_matches_torch(name):
 def test_comparisons_sign_argmax_carry_no_gradient():
     x = ad.tensor([1.0, -2.0, 3.0], requires_grad=True)
     tx = x.data.clone()
-    for got, want in [(x > 0, tx > 0), (x <= 1.0, tx <= 1.0), (x == x, tx == tx),
-                      (x != 1.0, tx != 1.0), (x.sign(), tx.sign()), (x.argmax(), tx.argmax()),
-                      (ad.argmin(x), tx.argmin()), ((x > 0) & (x < 2), (tx > 0) & (tx < 2))]:
+    for got, want in [
+        (x > 0, tx > 0),
+        (x <= 1.0, tx <= 1.0),
+        (x == x, tx == tx),
+        (x != 1.0, tx != 1.0),
+        (x.sign(), tx.sign()),
+        (x.argmax(), tx.argmax()),
+        (ad.argmin(x), tx.argmin()),
+        ((x > 0) & (x < 2), (tx > 0) & (tx < 2)),
+    ]:
         assert not got.requires_grad and got.grad_fn is None
         assert torch.equal(got.data, want)

@@ -1,5 +1,6 @@
 """Engine semantics, as PyTorch users expect them: accumulation, graph release, grad mode,
 autodiff.grad, custom Functions, depth, and that torch.autograd is never involved."""
+
 import gc
 import threading
 import weakref
@@ -39,8 +40,11 @@ def raw_tensors_of(node):
     and its fields."""
     items = list(node.saved or ())
     items += [getattr(node, f) for f in getattr(node, "fields", ())]
-    return [s.data if isinstance(s, ad.Tensor) else s for s in items
-            if isinstance(s, (torch.Tensor, ad.Tensor))]
+    return [
+        s.data if isinstance(s, ad.Tensor) else s
+        for s in items
+        if isinstance(s, (torch.Tensor, ad.Tensor))
+    ]
 
 
 # ---- accumulation and .grad ---------------------------------------------------------------------
@@ -71,7 +75,7 @@ def test_retain_grad_under_create_graph_keeps_a_recorded_gradient():
     x = leaf(3)
     y = x * 2
     y.retain_grad()
-    (y ** 2).sum().backward(create_graph=True)
+    (y**2).sum().backward(create_graph=True)
     assert isinstance(y.grad, ad.Tensor) and isinstance(y.grad.data, torch.Tensor)
     torch.testing.assert_close(y.grad.data, 2 * y.data)
 
@@ -240,13 +244,13 @@ def test_grad_wrt_non_leaf_stops_there_and_keeps_the_rest_of_the_graph():
     x = leaf(3)
     calls = []
     x.register_hook(lambda g: calls.append(g))
-    y = x.exp()                      # the part beyond the input: must be neither run nor freed
+    y = x.exp()  # the part beyond the input: must be neither run nor freed
     loss = (y * y).sum()
     (gy,) = ad.grad(loss, y)
     torch.testing.assert_close(gy.data, 2 * y.data)
     assert calls == [] and x.grad is None
     assert not y.grad_fn.released
-    y.backward(gy)                   # still possible: grad() did not free it
+    y.backward(gy)  # still possible: grad() did not free it
     torch.testing.assert_close(x.grad.data, 2 * y.data * y.data)
     assert len(calls) == 1
 
@@ -278,9 +282,9 @@ def test_grad_inputs_repeated_mixed_and_freeing_like_torch():
     b = x.exp()
     c = b * 2
     d = (c * b).sum()
-    ad.grad(d, [c])                  # frees the nodes between d and c ...
+    ad.grad(d, [c])  # frees the nodes between d and c ...
     with pytest.raises(ad.GraphError, match="retain_graph=True"):
-        ad.grad(d, [x])              # ... so going through them again is refused
+        ad.grad(d, [x])  # ... so going through them again is refused
 
 
 def test_backward_inputs_only_fills_those():
@@ -295,12 +299,12 @@ class Cube(ad.Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return x ** 3
+        return x**3
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return g * 3 * x ** 2
+        return g * 3 * x**2
 
 
 class ScaledExp(ad.Function):
@@ -348,8 +352,10 @@ def test_custom_function_with_wrong_gradient_fails_gradcheck():
 
 
 def test_gradcheck_accepts_an_empty_input():
-    assert ad.gradcheck(lambda a, e: a.sum() + e.sum(), [leaf(2), ad.Tensor(
-        torch.zeros(0, dtype=F64), requires_grad=True)])
+    assert ad.gradcheck(
+        lambda a, e: a.sum() + e.sum(),
+        [leaf(2), ad.Tensor(torch.zeros(0, dtype=F64), requires_grad=True)],
+    )
 
 
 # ---- depth --------------------------------------------------------------------------------------
@@ -360,7 +366,7 @@ def test_100k_op_chain_backpropagates_without_recursion():
         y = y * 1.00001
         y = y + 0.001
     y.sum().backward()
-    torch.testing.assert_close(x.grad.data, torch.full((2,), 1.00001 ** 50_000, dtype=F64))
+    torch.testing.assert_close(x.grad.data, torch.full((2,), 1.00001**50_000, dtype=F64))
 
 
 # ---- the library never uses torch.autograd ------------------------------------------------------

@@ -3,6 +3,7 @@
 Every ``pytest.raises`` block holds only the offending call: an error deferred to backward()
 would escape it and fail the test.
 """
+
 import re
 
 import pytest
@@ -17,12 +18,19 @@ def leaf(*shape, dtype=F32):
     return ad.randn(*shape, dtype=dtype, requires_grad=True)
 
 
-@pytest.mark.parametrize("name, op", [
-    ("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("mul", lambda a, b: a * b),
-    ("div", lambda a, b: a / b), ("pow", lambda a, b: a ** b),
-    ("maximum", ad.maximum), ("minimum", ad.minimum),
-    ("where", lambda a, b: ad.where(torch.ones(2, 3, dtype=torch.bool), a, b)),
-])
+@pytest.mark.parametrize(
+    "name, op",
+    [
+        ("add", lambda a, b: a + b),
+        ("sub", lambda a, b: a - b),
+        ("mul", lambda a, b: a * b),
+        ("div", lambda a, b: a / b),
+        ("pow", lambda a, b: a**b),
+        ("maximum", ad.maximum),
+        ("minimum", ad.minimum),
+        ("where", lambda a, b: ad.where(torch.ones(2, 3, dtype=torch.bool), a, b)),
+    ],
+)
 def test_broadcast_mismatch_names_op_and_both_shapes(name, op):
     a, b = leaf(2, 3), leaf(4, 3)
     with pytest.raises(ad.ShapeError) as e:
@@ -48,11 +56,19 @@ def test_linear_mismatch_names_input_and_weight():
         ad.linear(leaf(2, 3), leaf(5, 3), leaf(4))
 
 
-@pytest.mark.parametrize("make", [
-    lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a @ b.mT,
-    lambda a, b: ad.linear(a, b), lambda a, b: ad.cat([a, b]), lambda a, b: ad.stack([a, b]),
-    lambda a, b: ad.maximum(a, b), lambda a, b: ad.where(a.data > 0, a, b),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a, b: a + b,
+        lambda a, b: a * b,
+        lambda a, b: a @ b.mT,
+        lambda a, b: ad.linear(a, b),
+        lambda a, b: ad.cat([a, b]),
+        lambda a, b: ad.stack([a, b]),
+        lambda a, b: ad.maximum(a, b),
+        lambda a, b: ad.where(a.data > 0, a, b),
+    ],
+)
 def test_mixed_float_dtypes_raise_naming_both(make):
     a, b = leaf(2, 3, dtype=F32), leaf(2, 3, dtype=F64)
     with pytest.raises(ad.DTypeError) as e:
@@ -80,13 +96,25 @@ def test_backward_without_graph_explains():
         t.backward()
 
 
-@pytest.mark.parametrize("call, dim", [
-    (lambda x: x.sum(5), 5), (lambda x: x.sum((0, 3)), 3), (lambda x: x.mean(-4), -4),
-    (lambda x: x.amax(2), 2), (lambda x: x.max(-3), -3), (lambda x: x.var(4), 4),
-    (lambda x: x.std(7), 7), (lambda x: x.logsumexp(3), 3), (lambda x: x.softmax(2), 2),
-    (lambda x: x.log_softmax(-3), -3), (lambda x: x.transpose(0, 2), 2),
-    (lambda x: x.unsqueeze(4), 4), (lambda x: x.squeeze(5), 5), (lambda x: x.flatten(0, 6), 6),
-])
+@pytest.mark.parametrize(
+    "call, dim",
+    [
+        (lambda x: x.sum(5), 5),
+        (lambda x: x.sum((0, 3)), 3),
+        (lambda x: x.mean(-4), -4),
+        (lambda x: x.amax(2), 2),
+        (lambda x: x.max(-3), -3),
+        (lambda x: x.var(4), 4),
+        (lambda x: x.std(7), 7),
+        (lambda x: x.logsumexp(3), 3),
+        (lambda x: x.softmax(2), 2),
+        (lambda x: x.log_softmax(-3), -3),
+        (lambda x: x.transpose(0, 2), 2),
+        (lambda x: x.unsqueeze(4), 4),
+        (lambda x: x.squeeze(5), 5),
+        (lambda x: x.flatten(0, 6), 6),
+    ],
+)
 def test_bad_dim_names_the_dim(call, dim):
     x = leaf(2, 3)
     with pytest.raises(IndexError) as e:
@@ -95,15 +123,18 @@ def test_bad_dim_names_the_dim(call, dim):
     assert "(2, 3)" in str(e.value) or "2 dims" in str(e.value)
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda x: x.reshape(4, 2), ["reshape", "(2, 3)"]),
-    (lambda x: x.view(5), ["view", "(2, 3)"]),
-    (lambda x: x.expand(3, 3), ["expand", "(2, 3)", "(3, 3)"]),
-    (lambda x: x.sum_to_size(5), ["sum_to_size", "(2, 3)", "(5,)"]),
-    (lambda x: ad.cat([x, leaf(3, 2)]), ["cat", "(2, 3)", "(3, 2)"]),
-    (lambda x: ad.stack([x, leaf(3, 2)]), ["stack", "(2, 3)", "(3, 2)"]),
-    (lambda x: x.permute(0, 0), ["permute", "(2, 3)"]),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda x: x.reshape(4, 2), ["reshape", "(2, 3)"]),
+        (lambda x: x.view(5), ["view", "(2, 3)"]),
+        (lambda x: x.expand(3, 3), ["expand", "(2, 3)", "(3, 3)"]),
+        (lambda x: x.sum_to_size(5), ["sum_to_size", "(2, 3)", "(5,)"]),
+        (lambda x: ad.cat([x, leaf(3, 2)]), ["cat", "(2, 3)", "(3, 2)"]),
+        (lambda x: ad.stack([x, leaf(3, 2)]), ["stack", "(2, 3)", "(3, 2)"]),
+        (lambda x: x.permute(0, 0), ["permute", "(2, 3)"]),
+    ],
+)
 def test_shape_op_errors_name_op_and_shapes(call, words):
     with pytest.raises(ad.ShapeError if words[0] != "permute" else ValueError) as e:
         call(leaf(2, 3))

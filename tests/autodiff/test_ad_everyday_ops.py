@@ -1,5 +1,6 @@
 """Corners of the everyday ops (issue 11): prod at zeros, norms at 0, cumsum over size-0 dims,
 uneven splits, version-checked masks and indices, and the errors that name the call."""
+
 from __future__ import annotations
 
 import pytest
@@ -71,9 +72,17 @@ def test_cumsum_of_a_0d_tensor():
     _first_order(lambda x: x.cumsum(0), torch.tensor(2.5, dtype=F64))
 
 
-@pytest.mark.parametrize("how", [lambda x: x.split(2), lambda x: x.split([1, 0, 4]),
-                                 lambda x: x.chunk(3), lambda x: x.chunk(4),
-                                 lambda x: x.split(7), lambda x: x.chunk(9)])
+@pytest.mark.parametrize(
+    "how",
+    [
+        lambda x: x.split(2),
+        lambda x: x.split([1, 0, 4]),
+        lambda x: x.chunk(3),
+        lambda x: x.chunk(4),
+        lambda x: x.split(7),
+        lambda x: x.chunk(9),
+    ],
+)
 def test_uneven_splits_and_chunks_match_torch(how):
     x0 = torch.randn(5, 2, dtype=F64)
     a, t = ad.Tensor(x0.clone(), requires_grad=True), x0.clone().requires_grad_(True)
@@ -118,23 +127,26 @@ def test_gather_repeated_indices_add_up():
     assert x.grad.tolist() == [[3.0, 0.0], [1.0, 2.0]]
 
 
-@pytest.mark.parametrize("call,err,words", [
-    (lambda x: ad.randn(2, 2, 2).t(), ad.ShapeError, "t: expects a tensor with at most 2 dims"),
-    (lambda x: x[0].mm(x), ad.ShapeError, "mm: expects two matrices"),
-    (lambda x: x[0].dot(x[0, :2]), ad.ShapeError, "dot: expects two 1-D tensors"),
-    (lambda x: x.norm("nuc"), NotImplementedError, "nuclear"),
-    (lambda x: x.norm("max"), ValueError, "norm: p must be"),
-    (lambda x: x.masked_fill(x.data, 0.0), TypeError, "masked_fill: mask must be a bool"),
-    (lambda x: x.masked_fill(x.data > 0, x), ValueError, "masked_fill: value must be"),
-    (lambda x: x.split([1, 2]), ValueError, "split: sections"),
-    (lambda x: x.split(0), ValueError, "split: split_size must be positive"),
-    (lambda x: x.chunk(0), ValueError, "chunk: chunks must be a positive int"),
-    (lambda x: x.repeat(2), ad.ShapeError, "repeat: needs at least one count per dim"),
-    (lambda x: x.prod((0, 1)), TypeError, "prod: dim must be one int"),
-    (lambda x: x.sum(0, axis=1), TypeError, "sum: got both dim=0 and its alias axis=1"),
-    (lambda x: x.cumsum(), TypeError, "cumsum: missing the dim"),
-    (lambda x: x.gather(2, torch.tensor([[0]])), IndexError, "gather: dim 2 is out of range"),
-])
+@pytest.mark.parametrize(
+    "call,err,words",
+    [
+        (lambda x: ad.randn(2, 2, 2).t(), ad.ShapeError, "t: expects a tensor with at most 2 dims"),
+        (lambda x: x[0].mm(x), ad.ShapeError, "mm: expects two matrices"),
+        (lambda x: x[0].dot(x[0, :2]), ad.ShapeError, "dot: expects two 1-D tensors"),
+        (lambda x: x.norm("nuc"), NotImplementedError, "nuclear"),
+        (lambda x: x.norm("max"), ValueError, "norm: p must be"),
+        (lambda x: x.masked_fill(x.data, 0.0), TypeError, "masked_fill: mask must be a bool"),
+        (lambda x: x.masked_fill(x.data > 0, x), ValueError, "masked_fill: value must be"),
+        (lambda x: x.split([1, 2]), ValueError, "split: sections"),
+        (lambda x: x.split(0), ValueError, "split: split_size must be positive"),
+        (lambda x: x.chunk(0), ValueError, "chunk: chunks must be a positive int"),
+        (lambda x: x.repeat(2), ad.ShapeError, "repeat: needs at least one count per dim"),
+        (lambda x: x.prod((0, 1)), TypeError, "prod: dim must be one int"),
+        (lambda x: x.sum(0, axis=1), TypeError, "sum: got both dim=0 and its alias axis=1"),
+        (lambda x: x.cumsum(), TypeError, "cumsum: missing the dim"),
+        (lambda x: x.gather(2, torch.tensor([[0]])), IndexError, "gather: dim 2 is out of range"),
+    ],
+)
 def test_misuse_names_the_call(call, err, words):
     x = ad.randn(2, 3, requires_grad=True)
     with pytest.raises(err, match=words.replace("(", r"\(")):

@@ -1,4 +1,5 @@
 """Every op in the table: (a) gradcheck in float64, (b) values and gradients equal torch's."""
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st

@@ -2,6 +2,7 @@
 extremes with finite and infinite upstream gradients, the indices ``max/min(dim)`` return (an
 input of the node: changing them is refused), and ``linear`` with a 1-D weight, no output
 features or a broadcast bias."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Second derivatives: gradgradcheck, and torch's double backward as the oracle."""
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -33,7 +34,7 @@ def test_double_backward_matches_torch(op, data):
 
 def _objective(ns, x, w):
     h = ns.linear(x, w).tanh()
-    return (h * h).sum() + (x ** 3).sum() + x.softmax(-1).log().mean() + x.var()
+    return (h * h).sum() + (x**3).sum() + x.softmax(-1).log().mean() + x.var()
 
 
 def test_hessian_vector_product_matches_torch():
@@ -64,6 +65,6 @@ def test_backward_create_graph_gradient_penalty_matches_torch():
     tx, tw = x0.clone().requires_grad_(), w0.clone().requires_grad_()
     for ns, a, b in ((AD, x, w), (TORCH, tx, tw)):
         ns.linear(a, b).sigmoid().sum().backward(create_graph=True)
-        (a.grad ** 2).sum().backward()  # accumulates d|grad|²/dx onto the first-order grad
+        (a.grad**2).sum().backward()  # accumulates d|grad|²/dx onto the first-order grad
     torch.testing.assert_close(x.grad.data, tx.grad.detach())
     torch.testing.assert_close(w.grad.data, tw.grad.detach())

@@ -1,4 +1,5 @@
 """PyTorch habits a new user brings (issue 11's list), each working as it does in PyTorch."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -145,8 +146,13 @@ def test_torch_function_matches_torch(name):
 def test_all_and_any():
     x = ad.tensor([[1.0, 0.0], [2.0, 3.0]], requires_grad=True)
     t = x.data
-    for got, want in [(x.all(), t.all()), (x.any(), t.any()), (x.all(dim=1), t.all(dim=1)),
-                      (x.any(0, keepdim=True), t.any(0, keepdim=True)), (torch.all(x), t.all())]:
+    for got, want in [
+        (x.all(), t.all()),
+        (x.any(), t.any()),
+        (x.all(dim=1), t.all(dim=1)),
+        (x.any(0, keepdim=True), t.any(0, keepdim=True)),
+        (torch.all(x), t.all()),
+    ]:
         assert got.dtype == torch.bool and not got.requires_grad
         assert torch.equal(got.data, want)
 
@@ -162,10 +168,12 @@ def test_type_names_like_torch():
 
 def test_new_tensors_take_dtype_and_device_and_need_no_grad():
     x = ad.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
-    for made, want in [(x.new_zeros(2, 3), torch.zeros(2, 3, dtype=F64)),
-                       (x.new_ones((2,)), torch.ones(2, dtype=F64)),
-                       (x.new_full((2,), 7.0), torch.full((2,), 7.0, dtype=F64)),
-                       (x.new_tensor([1, 2]), torch.tensor([1.0, 2.0], dtype=F64))]:
+    for made, want in [
+        (x.new_zeros(2, 3), torch.zeros(2, 3, dtype=F64)),
+        (x.new_ones((2,)), torch.ones(2, dtype=F64)),
+        (x.new_full((2,), 7.0), torch.full((2,), 7.0, dtype=F64)),
+        (x.new_tensor([1, 2]), torch.tensor([1.0, 2.0], dtype=F64)),
+    ]:
         assert isinstance(made, ad.Tensor) and not made.requires_grad and made.grad_fn is None
         assert torch.equal(made.data, want)
     assert x.new_zeros(2, dtype=torch.int64).dtype == torch.int64
@@ -208,6 +216,7 @@ def _net(mods):
             super().__init__()
             self.layers = mods.ModuleList([mods.Linear(2, 3), mods.Linear(3, 1)])
             self.heads = mods.ModuleDict({"a": mods.Linear(1, 1), "b": mods.Linear(1, 2)})
+
     return Net()
 
 

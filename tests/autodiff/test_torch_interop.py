@@ -1,6 +1,7 @@
 """PyTorch habits on autodiff Tensors: torch functions dispatch to tapegrad's ops (recorded and
 differentiable), queries run on the values, unknown functions name themselves, and
 ``torch.no_grad()`` / ``torch.inference_mode()`` stop recording like ``autodiff.no_grad()``."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,23 +18,26 @@ def pair():
     return ad.Tensor(v.clone(), requires_grad=True), v.clone().requires_grad_(True)
 
 
-@pytest.mark.parametrize("call", [
-    lambda m, x: m.exp(x),
-    lambda m, x: m.tanh(x) * 2,
-    lambda m, x: m.sum(x, dim=1, keepdim=True),
-    lambda m, x: m.max(x, 1).values,
-    lambda m, x: m.clamp(x, min=-1.0, max=1.0),
-    lambda m, x: m.where(x > 0, x, m.zeros_like(x) if m is torch else 0.0),
-    lambda m, x: m.cat([x, x * 2], dim=0),
-    lambda m, x: m.matmul(x, x.T if m is torch else x.T),
-    lambda m, x: F.relu(x),
-    lambda m, x: F.leaky_relu(x, 0.2),
-    lambda m, x: F.softmax(x, dim=1),
-    lambda m, x: F.log_softmax(x, dim=0),
-    lambda m, x: F.linear(x, torch.ones(4, 3, dtype=F64)),
-    lambda m, x: torch.ones(2, 3, dtype=F64) - x,  # a torch tensor on the left
-    lambda m, x: torch.full((3,), 2.0, dtype=F64) * x,
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, x: m.exp(x),
+        lambda m, x: m.tanh(x) * 2,
+        lambda m, x: m.sum(x, dim=1, keepdim=True),
+        lambda m, x: m.max(x, 1).values,
+        lambda m, x: m.clamp(x, min=-1.0, max=1.0),
+        lambda m, x: m.where(x > 0, x, m.zeros_like(x) if m is torch else 0.0),
+        lambda m, x: m.cat([x, x * 2], dim=0),
+        lambda m, x: m.matmul(x, x.T if m is torch else x.T),
+        lambda m, x: F.relu(x),
+        lambda m, x: F.leaky_relu(x, 0.2),
+        lambda m, x: F.softmax(x, dim=1),
+        lambda m, x: F.log_softmax(x, dim=0),
+        lambda m, x: F.linear(x, torch.ones(4, 3, dtype=F64)),
+        lambda m, x: torch.ones(2, 3, dtype=F64) - x,  # a torch tensor on the left
+        lambda m, x: torch.full((3,), 2.0, dtype=F64) * x,
+    ],
+)
 def test_torch_functions_record_tapegrad_ops(call):
     a, t = pair()
     ya, yt = call(torch, a), call(torch, t)

@@ -1,5 +1,6 @@
 """nn tests run torch single-threaded: the networks are tiny, and on a busy machine torch's
 thread pool turns each small matmul into milliseconds of waiting. Restored after each test."""
+
 import pytest
 import torch
 

@@ -5,6 +5,7 @@ written once for tapegrad and torch, in the form of tests/autodiff/ad_op_table.p
 ``args`` draws ``(inputs, kw)``: small float64 inputs (all differentiated) and constants.
 Shapes stay tiny: gradgradcheck differentiates a whole backward pass per input element.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,10 @@ def _conv(draw: Any, padding_kind: str = "int", bias: bool = True) -> tuple:
     h = max(1, dil[0] * (kh - 1) + 1 - 2 * pad[0]) + draw(_ints(0, 2))
     w = max(1, dil[1] * (kw - 1) + 1 - 2 * pad[1]) + draw(_ints(0, 1))
     n = draw(_ints(1, 2))
-    xs = [values((n, c_in, h, w), "real", gen),
-          values((c_out, c_in // groups, kh, kw), "real", gen)]
+    xs = [
+        values((n, c_in, h, w), "real", gen),
+        values((c_out, c_in // groups, kh, kw), "real", gen),
+    ]
     if bias:
         xs.append(values((c_out,), "real", gen))
     return xs, {"stride": stride, "padding": padding, "dilation": dil, "groups": groups}
@@ -78,8 +81,12 @@ def _pool(draw: Any, kind: str) -> tuple:
     k = (draw(_ints(1, 3)), draw(_ints(1, 2)))
     stride = draw(st.one_of(st.none(), st.tuples(_ints(1, 3), _ints(1, 3))))
     padding = (draw(_ints(0, k[0] // 2)), draw(_ints(0, k[1] // 2)))
-    kw: dict = {"kernel_size": k, "stride": stride, "padding": padding,
-                "ceil_mode": draw(st.booleans())}
+    kw: dict = {
+        "kernel_size": k,
+        "stride": stride,
+        "padding": padding,
+        "ceil_mode": draw(st.booleans()),
+    }
     dil = (1, 1)
     if kind == "max":
         dil = (draw(_ints(1, 2)), draw(_ints(1, 2)))
@@ -113,8 +120,15 @@ def _batch_norm(draw: Any, training: bool, affine: bool) -> tuple:
     return xs, kw
 
 
-def _batch_norm_fn(ns: Any, x: Any, w: Any = None, b: Any = None, running_mean: Any = None,
-                   running_var: Any = None, **kw: Any) -> Any:
+def _batch_norm_fn(
+    ns: Any,
+    x: Any,
+    w: Any = None,
+    b: Any = None,
+    running_mean: Any = None,
+    running_var: Any = None,
+    **kw: Any,
+) -> Any:
     return ns.batch_norm(x, running_mean, running_var, w, b, **kw)
 
 
@@ -123,7 +137,7 @@ def _layer_norm(draw: Any, affine: bool) -> tuple:
     gen = draw(generators())
     shape = tuple(draw(st.lists(_ints(1, 3), min_size=1, max_size=3)))
     k = draw(_ints(1, len(shape)))
-    ns = shape[len(shape) - k:]
+    ns = shape[len(shape) - k :]
     assume(math.prod(ns) > 1)  # one element normalises to 0 whatever it is
     xs = [values(shape, "real", gen)]
     if affine:
@@ -152,8 +166,11 @@ def _attention(draw: Any, mask: str) -> tuple:
     gen = draw(generators())
     batch = tuple(draw(st.lists(_ints(1, 2), min_size=0, max_size=2)))
     n_q, n_k, e, ev = draw(_ints(1, 3)), draw(_ints(1, 3)), draw(_ints(1, 3)), draw(_ints(1, 2))
-    xs = [values(batch + (n_q, e), "real", gen), values(batch + (n_k, e), "real", gen),
-          values(batch + (n_k, ev), "real", gen)]
+    xs = [
+        values(batch + (n_q, e), "real", gen),
+        values(batch + (n_k, e), "real", gen),
+        values(batch + (n_k, ev), "real", gen),
+    ]
     kw: dict = {}
     if mask == "causal":
         kw["is_causal"] = True
@@ -168,15 +185,23 @@ def _attention(draw: Any, mask: str) -> tuple:
 
 def _covered(h: int, w: int, kw: dict, dil: tuple) -> bool:
     from nn.pool import pooled_size
+
     k, p = kw["kernel_size"], kw["padding"]
     s = kw["stride"] or k
-    return all(any(0 <= o * s[i] - p[i] + j * dil[i] < size for j in range(k[i]))
-               for i, size in enumerate((h, w))
-               for o in range(pooled_size(size, k[i], s[i], p[i], dil[i], kw["ceil_mode"])))
+    return all(
+        any(0 <= o * s[i] - p[i] + j * dil[i] < size for j in range(k[i]))
+        for i, size in enumerate((h, w))
+        for o in range(pooled_size(size, k[i], s[i], p[i], dil[i], kw["ceil_mode"]))
+    )
 
 
-_same2 = args("real", "real", shape_st=st.tuples(
-    st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)).map(lambda s: (s[0], s[0])))
+_same2 = args(
+    "real",
+    "real",
+    shape_st=st.tuples(st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)).map(
+        lambda s: (s[0], s[0])
+    ),
+)
 
 
 def _classes() -> st.SearchStrategy:
@@ -203,35 +228,78 @@ OPS: list[Op] = [
     Op("batch_norm_train", _batch_norm_fn, _batch_norm(training=True, affine=True)),
     Op("batch_norm_train_no_affine", _batch_norm_fn, _batch_norm(training=True, affine=False)),
     Op("batch_norm_eval", _batch_norm_fn, _batch_norm(training=False, affine=True)),
-    Op("layer_norm", lambda ns, x, w, b, **kw: ns.layer_norm(x, weight=w, bias=b, **kw),
-       _layer_norm(affine=True)),
+    Op(
+        "layer_norm",
+        lambda ns, x, w, b, **kw: ns.layer_norm(x, weight=w, bias=b, **kw),
+        _layer_norm(affine=True),
+    ),
     Op("layer_norm_no_affine", lambda ns, x, **kw: ns.layer_norm(x, **kw), _layer_norm(False)),
     Op("embedding", lambda ns, w, input: ns.embedding(input, w), _embedding(padding=False)),
-    Op("embedding_padding_idx", lambda ns, w, input, padding_idx:
-       ns.embedding(input, w, padding_idx), _embedding(padding=True), numeric=False),
-    Op("gelu", lambda ns, x, approximate: ns.gelu(x, approximate=approximate),
-       args("real", params=_gelu_args)),
-    Op("sdpa", lambda ns, q, k, v, **kw: ns.scaled_dot_product_attention(q, k, v, **kw),
-       _attention("none")),
-    Op("sdpa_causal", lambda ns, q, k, v, **kw: ns.scaled_dot_product_attention(q, k, v, **kw),
-       _attention("causal")),
-    Op("sdpa_bool_mask", lambda ns, q, k, v, **kw: ns.scaled_dot_product_attention(q, k, v, **kw),
-       _attention("bool")),
-    Op("sdpa_float_mask", lambda ns, q, k, v, **kw:
-       ns.scaled_dot_product_attention(q, k, v, **kw), _attention("float")),
+    Op(
+        "embedding_padding_idx",
+        lambda ns, w, input, padding_idx: ns.embedding(input, w, padding_idx),
+        _embedding(padding=True),
+        numeric=False,
+    ),
+    Op(
+        "gelu",
+        lambda ns, x, approximate: ns.gelu(x, approximate=approximate),
+        args("real", params=_gelu_args),
+    ),
+    Op(
+        "sdpa",
+        lambda ns, q, k, v, **kw: ns.scaled_dot_product_attention(q, k, v, **kw),
+        _attention("none"),
+    ),
+    Op(
+        "sdpa_causal",
+        lambda ns, q, k, v, **kw: ns.scaled_dot_product_attention(q, k, v, **kw),
+        _attention("causal"),
+    ),
+    Op(
+        "sdpa_bool_mask",
+        lambda ns, q, k, v, **kw: ns.scaled_dot_product_attention(q, k, v, **kw),
+        _attention("bool"),
+    ),
+    Op(
+        "sdpa_float_mask",
+        lambda ns, q, k, v, **kw: ns.scaled_dot_product_attention(q, k, v, **kw),
+        _attention("float"),
+    ),
     # nn's fused losses and activations (nn/nodes.py)
     Op("silu", lambda ns, x: ns.silu(x), args("real")),
     Op("softplus", lambda ns, x: ns.softplus(x), args("real")),
-    *(Op(f"mse_loss_{r}", lambda ns, x, t, r=r: ns.mse_loss(x, t, reduction=r), _same2)
-      for r in ("mean", "sum", "none")),
-    *(Op(f"bce_{r}", lambda ns, x, t, r=r: ns.binary_cross_entropy(x.sigmoid(), t.sigmoid(),
-                                                                   reduction=r), _same2)
-      for r in ("mean", "none")),
-    *(Op(f"bce_with_logits_{r}", lambda ns, x, t, r=r:
-         ns.binary_cross_entropy_with_logits(x, t.sigmoid(), reduction=r), _same2)
-      for r in ("mean", "sum")),
-    *(Op(f"cross_entropy_{r}", lambda ns, x, target, r=r: ns.cross_entropy(x, target, reduction=r),
-         args("real", shape_st=_classes(), params=_labels)) for r in ("mean", "none")),
-    Op("cross_entropy_soft", lambda ns, x, t: ns.cross_entropy(x, t.softmax(1)),
-       args("real", "real", shape_st=_classes().map(lambda s: (s[0], s[0])))),
+    *(
+        Op(f"mse_loss_{r}", lambda ns, x, t, r=r: ns.mse_loss(x, t, reduction=r), _same2)
+        for r in ("mean", "sum", "none")
+    ),
+    *(
+        Op(
+            f"bce_{r}",
+            lambda ns, x, t, r=r: ns.binary_cross_entropy(x.sigmoid(), t.sigmoid(), reduction=r),
+            _same2,
+        )
+        for r in ("mean", "none")
+    ),
+    *(
+        Op(
+            f"bce_with_logits_{r}",
+            lambda ns, x, t, r=r: ns.binary_cross_entropy_with_logits(x, t.sigmoid(), reduction=r),
+            _same2,
+        )
+        for r in ("mean", "sum")
+    ),
+    *(
+        Op(
+            f"cross_entropy_{r}",
+            lambda ns, x, target, r=r: ns.cross_entropy(x, target, reduction=r),
+            args("real", shape_st=_classes(), params=_labels),
+        )
+        for r in ("mean", "none")
+    ),
+    Op(
+        "cross_entropy_soft",
+        lambda ns, x, t: ns.cross_entropy(x, t.softmax(1)),
+        args("real", "real", shape_st=_classes().map(lambda s: (s[0], s[0]))),
+    ),
 ]

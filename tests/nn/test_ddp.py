@@ -3,6 +3,7 @@
 Two gloo processes on 127.0.0.1 run every scenario in one spawn (starting processes costs
 seconds); the single-process references are computed here, in the test process.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,20 +29,30 @@ CAP = 40  # float64 numbers per bucket in the first scenario
 
 def _model(seed: int, device: str = "cpu") -> nn.Module:
     g = torch.Generator().manual_seed(seed)
-    return nn.Sequential(nn.Linear(2, 8, generator=g, dtype=F64), nn.Tanh(),
-                         nn.Linear(8, 8, generator=g, dtype=F64), nn.Tanh(),
-                         nn.Linear(8, 1, generator=g, dtype=F64)).to(device)
+    return nn.Sequential(
+        nn.Linear(2, 8, generator=g, dtype=F64),
+        nn.Tanh(),
+        nn.Linear(8, 8, generator=g, dtype=F64),
+        nn.Tanh(),
+        nn.Linear(8, 1, generator=g, dtype=F64),
+    ).to(device)
 
 
 def _data(micro: int) -> list:
     """STEPS steps of ``micro`` micro-batches of BATCH points (seeded, the same everywhere)."""
     g = torch.Generator().manual_seed(7)
     x = torch.rand(STEPS, micro, BATCH, 2, generator=g, dtype=F64)
-    return [(xs, (xs ** 2).sum(-1, keepdim=True)) for xs in x]
+    return [(xs, (xs**2).sum(-1, keepdim=True)) for xs in x]
 
 
-def _train(model: nn.Module, params: list, micro: int, part: slice, ddp: DDP | None = None,
-           device: str = "cpu") -> list:
+def _train(
+    model: nn.Module,
+    params: list,
+    micro: int,
+    part: slice,
+    ddp: DDP | None = None,
+    device: str = "cpu",
+) -> list:
     """SGD with momentum; each step accumulates ``micro`` micro-batches (all but the last inside
     ``no_sync()`` when wrapped), each restricted to rows ``part`` (a rank's half)."""
     opt = nn.optim.SGD(params, lr=0.1, momentum=0.9)
@@ -118,7 +129,7 @@ def _scenarios(folder: str, device: str = "cpu") -> dict:
     out: dict = {}
     # A different initialisation per rank: the construction broadcast must replace it by rank 0's.
     model = _model(seed=100 + rank, device=device)
-    ddp = DDP(model, bucket_cap_mb=CAP * 8 / 2 ** 20)
+    ddp = DDP(model, bucket_cap_mb=CAP * 8 / 2**20)
     out["buckets"] = [b.names for b in ddp.buckets]
     out["synced"] = _train(ddp, list(ddp.parameters()), 1, part, ddp, device)
     out["launch_order"] = ddp.launch_order
@@ -137,14 +148,24 @@ def _scenarios(folder: str, device: str = "cpu") -> dict:
     xs, ys = _data(1)[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit(ddp, nn.MSELoss(), nn.optim.SGD(ddp.parameters(), lr=0.1), (xs[0], ys[0]), epochs=2,
-            batch_size=4, sampler=DistributedSampler(xs[0]), progress=False, replay=True)
+        fit(
+            ddp,
+            nn.MSELoss(),
+            nn.optim.SGD(ddp.parameters(), lr=0.1),
+            (xs[0], ys[0]),
+            epochs=2,
+            batch_size=4,
+            sampler=DistributedSampler(xs[0]),
+            progress=False,
+            replay=True,
+        )
     out["replay"] = [p.data.clone() for p in model.parameters()]
     out["replay_warnings"] = [str(w.message) for w in caught]
 
     # tapegrad train as torchrun starts it (the group's environment is set): each rank its own
     # --out, to see that rank 1 writes nothing at all.
     from tapegrad import cli
+
     out["cli"] = cli.main(["train", "--out", f"{folder}/cli{rank}", "--quiet", *SMALL])
 
     # find_unused_parameters: rank 1 skips b; c is unused everywhere.
@@ -152,8 +173,9 @@ def _scenarios(folder: str, device: str = "cpu") -> dict:
     two.use_b = rank == 0
     ddp = DDP(two, find_unused_parameters=True, bucket_cap_mb=1e-5)
     ddp(_branch_input(rank)).sum().backward()
-    out["unused_grads"] = {n: None if p.grad is None else p.grad.data.clone()
-                           for n, p in two.named_parameters()}
+    out["unused_grads"] = {
+        n: None if p.grad is None else p.grad.data.clone() for n, p in two.named_parameters()
+    }
     # The same without find_unused_parameters: refused at forward, on every rank (no hang).
     ddp = DDP(_TwoBranch())
     try:
@@ -298,8 +320,10 @@ def test_ddp_needs_an_initialised_process_group():
         DDP(_model(0))
 
 
-@pytest.mark.parametrize("n, world, drop_last", [(10, 3, False), (10, 3, True), (2, 3, False),
-                                                 (9, 3, False), (1, 1, True)])
+@pytest.mark.parametrize(
+    "n, world, drop_last",
+    [(10, 3, False), (10, 3, True), (2, 3, False), (9, 3, False), (1, 1, True)],
+)
 def test_sampler_shards_cover_the_epoch_once(n, world, drop_last):
     shards = [DistributedSampler(n, world, r, seed=4, drop_last=drop_last) for r in range(world)]
     for s in shards:
@@ -310,7 +334,7 @@ def test_sampler_shards_cover_the_epoch_once(n, world, drop_last):
     order = torch.randperm(n, generator=torch.Generator().manual_seed(4 + 2))
     if drop_last:
         assert len(everything) == n - n % world
-        assert sorted(everything.tolist()) == sorted(order[:n - n % world].tolist())
+        assert sorted(everything.tolist()) == sorted(order[: n - n % world].tolist())
     else:
         assert len(everything) == -(-n // world) * world
         assert set(everything.tolist()) == set(range(n))  # every sample at least once
@@ -341,10 +365,16 @@ def test_batch_loader_follows_the_sampler():
     assert torch.equal(ys, xs * 2)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"num_replicas": 0, "rank": 0}, "num_replicas"), ({"num_replicas": 2, "rank": 2}, "rank"),
-    ({"num_replicas": 2, "rank": -1}, "rank"), ({}, "process group"),
-    ({"num_replicas": 5, "rank": 0, "drop_last": True}, "empty")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_replicas": 0, "rank": 0}, "num_replicas"),
+        ({"num_replicas": 2, "rank": 2}, "rank"),
+        ({"num_replicas": 2, "rank": -1}, "rank"),
+        ({}, "process group"),
+        ({"num_replicas": 5, "rank": 0, "drop_last": True}, "empty"),
+    ],
+)
 def test_sampler_refuses_bad_arguments(kwargs, match):
     with pytest.raises((ValueError, RuntimeError), match=match):
         DistributedSampler(3, **kwargs)
@@ -379,6 +409,7 @@ RUNS = ["curves.png", "decision_map.png", "history.json", "model.pt"]
 
 def test_cli_under_a_launcher_rank_0_alone_writes(ran):
     from tapegrad.presets import build_model, preset
+
     folder, (r0, r1) = ran
     assert r0["cli"] == 0 and r1["cli"] == 0
     assert sorted(p.name for p in (folder / "cli0").iterdir()) == RUNS
@@ -392,6 +423,7 @@ def test_cli_nproc_trains_and_rank_0_alone_writes(tmp_path, capfd, request):
         pytest.skip("slow (starts 2 processes): run with -m slow or TAPEGRAD_SLOW=1")
     from tapegrad import cli
     from tapegrad.presets import build_model, preset
+
     out = tmp_path / "run"
     assert cli.main(["train", "--nproc", "2", "--out", str(out), *SMALL]) == 0
     text = capfd.readouterr().out  # the workers print through the same file descriptor
@@ -402,12 +434,18 @@ def test_cli_nproc_trains_and_rank_0_alone_writes(tmp_path, capfd, request):
     assert not dist.is_initialized()
 
 
-@pytest.mark.parametrize("extra, option", [
-    (["--nproc", "0"], "--nproc"), (["--nproc", "2", "--batch-size", "15"], "--batch-size"),
-    (["--nproc", "2", "--replay"], "--replay"),
-    (["--nproc", "3", "--batch-size", "3", "--n-train", "2"], "--n-train")])
+@pytest.mark.parametrize(
+    "extra, option",
+    [
+        (["--nproc", "0"], "--nproc"),
+        (["--nproc", "2", "--batch-size", "15"], "--batch-size"),
+        (["--nproc", "2", "--replay"], "--replay"),
+        (["--nproc", "3", "--batch-size", "3", "--n-train", "2"], "--n-train"),
+    ],
+)
 def test_cli_nproc_bad_combinations_are_one_line_errors(tmp_path, capsys, extra, option):
     from tapegrad import cli
+
     out = tmp_path / "run"
     assert cli.main(["train", "--out", str(out), *SMALL, *extra]) == 2
     err = capsys.readouterr().err

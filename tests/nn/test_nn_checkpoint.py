@@ -1,4 +1,5 @@
 """Checkpoints: one-call save/load of model + optimizer, atomic writes, all-or-nothing loads."""
+
 import os
 
 import pytest
@@ -22,9 +23,13 @@ def _trained(seed=0, steps=3):
 
 
 def _snapshot(model, opt):
-    return ({k: v.clone() for k, v in model.state_dict().items()},
-            {k: {n: (t.clone() if torch.is_tensor(t) else t) for n, t in s.items()}
-             for k, s in opt.state_dict()["state"].items()})
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        {
+            k: {n: (t.clone() if torch.is_tensor(t) else t) for n, t in s.items()}
+            for k, s in opt.state_dict()["state"].items()
+        },
+    )
 
 
 def test_roundtrip_restores_model_optimizer_and_extra(tmp_path):
@@ -96,6 +101,7 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
 
     def boom(*a, **k):
         raise OSError("disk full")
+
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, model, opt)
@@ -106,8 +112,10 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
 def _exact_state(model, opt, sched):
     """Everything a load could change, as bytes-exact copies."""
     params = {k: v.clone() for k, v in model.state_dict().items()}
-    state = {id(p): {k: (v.clone() if torch.is_tensor(v) else v) for k, v in s.items()}
-             for p, s in opt.state.items()}
+    state = {
+        id(p): {k: (v.clone() if torch.is_tensor(v) else v) for k, v in s.items()}
+        for p, s in opt.state.items()
+    }
     groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
     return params, state, groups, dict(sched.state_dict())
 
@@ -164,19 +172,24 @@ def _adamw_state(p):
     p["optimizer"]["param_groups"][0]["decoupled_weight_decay"] = True
 
 
-@pytest.mark.parametrize("damage, message", [
-    (_break_opt_entry, "optimizer.*state of parameter 0 is a float, not a dict"),
-    (_break_step, "optimizer.*'step' of parameter 1 must be a count"),
-    (_break_moment_shape,
-     r"optimizer.*'exp_avg' of parameter 2 has shape \(7,\), the parameter has \(1, 4\)"),
-    (_drop_model, "holds no model weights"),
-    (_future_version, "format version 99; this tapegrad reads versions 1 to 1"),
-    (_garbage_scheduler, "does not fit the scheduler StepLR: its state has keys"),
-    (_wrong_scheduler_values, "does not fit the scheduler StepLR: 'base_lrs'"),
-    (_maximize, "maximize=True"),
-    (_wrong_model_shape, r"(?s)does not fit the model.*size mismatch"),
-    (_adamw_state, "AdamW"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_break_opt_entry, "optimizer.*state of parameter 0 is a float, not a dict"),
+        (_break_step, "optimizer.*'step' of parameter 1 must be a count"),
+        (
+            _break_moment_shape,
+            r"optimizer.*'exp_avg' of parameter 2 has shape \(7,\), the parameter has \(1, 4\)",
+        ),
+        (_drop_model, "holds no model weights"),
+        (_future_version, "format version 99; this tapegrad reads versions 1 to 1"),
+        (_garbage_scheduler, "does not fit the scheduler StepLR: its state has keys"),
+        (_wrong_scheduler_values, "does not fit the scheduler StepLR: 'base_lrs'"),
+        (_maximize, "maximize=True"),
+        (_wrong_model_shape, r"(?s)does not fit the model.*size mismatch"),
+        (_adamw_state, "AdamW"),
+    ],
+)
 def test_a_failed_load_changes_nothing(tmp_path, damage, message):
     model, opt, _ = _trained()
     sched = nn.optim.StepLR(opt, 2)
@@ -210,12 +223,15 @@ def test_checkpoint_follows_the_umask(tmp_path):
 
 
 # ---- torch.optim's own state_dict ----------------------------------------------------------------
-@pytest.mark.parametrize("ours, theirs, kwargs", [
-    (nn.optim.Adam, torch.optim.Adam, dict(lr=0.05, weight_decay=0.01)),
-    (nn.optim.AdamW, torch.optim.AdamW, dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
-    (nn.optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True)),
-    (nn.optim.SGD, torch.optim.SGD, dict(lr=0.05)),
-])
+@pytest.mark.parametrize(
+    "ours, theirs, kwargs",
+    [
+        (nn.optim.Adam, torch.optim.Adam, dict(lr=0.05, weight_decay=0.01)),
+        (nn.optim.AdamW, torch.optim.AdamW, dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+        (nn.optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True)),
+        (nn.optim.SGD, torch.optim.SGD, dict(lr=0.05)),
+    ],
+)
 def test_torch_optimizer_state_continues_as_in_torch(ours, theirs, kwargs):
     """Train 3 steps in torch, load its state into ours, then both take 3 more steps: same path."""
     g = torch.Generator().manual_seed(0)
@@ -228,6 +244,7 @@ def test_torch_optimizer_state_continues_as_in_torch(ours, theirs, kwargs):
         topt.zero_grad()
         ((x @ tw.T - y) ** 2).mean().backward()  # torch's autograd: the oracle side only
         topt.step()
+
     for _ in range(3):
         torch_step()
     w = nn.Parameter(tw.detach().clone())

@@ -1,4 +1,5 @@
 """nn.ModuleList, nn.ModuleDict and nn.utils.clip_grad_* against torch's."""
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """nn's convolution, pooling, normalisation, embedding, GELU and attention: the op table (gradcheck,
 torch's values and gradients to 1e-10, second order) and the corners and layers around it."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -84,8 +85,9 @@ def test_second_order(op, data):
     assert idx, "no first-order gradient was recorded"
     us = [torch.randn(x.shape, generator=gen, dtype=F64) for x in xs]
     a_gg = ad.grad([a_g[i] for i in idx], [*a_in, a_v], [us[i] for i in idx], allow_unused=True)
-    t_gg = torch.autograd.grad([t_g[i] for i in idx], [*t_in, t_v], [us[i] for i in idx],
-                               allow_unused=True)
+    t_gg = torch.autograd.grad(
+        [t_g[i] for i in idx], [*t_in, t_v], [us[i] for i in idx], allow_unused=True
+    )
     for i, (a, t) in enumerate(zip(a_gg, t_gg)):
         want = t if t is not None else torch.zeros_like([*t_in, t_v][i])
         got = a if a is not None else torch.zeros_like(want)
@@ -110,8 +112,11 @@ def test_max_pool_ties_pick_torch_index():
     # every window is all ties (and overlapping windows share them): the index and so the
     # element receiving the gradient must be torch's
     x = torch.tensor([[[[1.0, 1, 2, 2], [1, 1, 2, 2], [3, 3, 3, 3], [0, 3, 3, 0]]]], dtype=F64)
-    for kw in ({"kernel_size": 2}, {"kernel_size": 3, "stride": 1, "padding": 1},
-               {"kernel_size": 2, "stride": 1, "dilation": 2}):
+    for kw in (
+        {"kernel_size": 2},
+        {"kernel_size": 3, "stride": 1, "padding": 1},
+        {"kernel_size": 2, "stride": 1, "dilation": 2},
+    ):
         y, i = F.max_pool2d(ad.Tensor(x), return_indices=True, **kw)
         assert torch.equal(i.data, TF.max_pool2d(x, return_indices=True, **kw)[1])
         _both(lambda t, kw=kw: F.max_pool2d(t, **kw), lambda t, kw=kw: TF.max_pool2d(t, **kw), x)
@@ -137,21 +142,38 @@ def test_conv_corners_equal_torch():
     x = torch.randn(2, 4, 5, 1, generator=gen, dtype=F64)  # a size-1 spatial dim
     depthwise = torch.randn(4, 1, 3, 1, generator=gen, dtype=F64)  # groups = channels
     b = torch.randn(4, generator=gen, dtype=F64)
-    for kw in ({"stride": (4, 1), "groups": 4},  # stride > kernel
-               {"padding": (2, 0), "dilation": (2, 1), "groups": 4},  # padding with dilation
-               {"padding": "same", "dilation": (2, 3), "groups": 4}):
-        _both(lambda *t, kw=kw: F.conv2d(*t, **kw), lambda *t, kw=kw: TF.conv2d(*t, **kw),
-              x, depthwise, b)
+    for kw in (
+        {"stride": (4, 1), "groups": 4},  # stride > kernel
+        {"padding": (2, 0), "dilation": (2, 1), "groups": 4},  # padding with dilation
+        {"padding": "same", "dilation": (2, 3), "groups": 4},
+    ):
+        _both(
+            lambda *t, kw=kw: F.conv2d(*t, **kw),
+            lambda *t, kw=kw: TF.conv2d(*t, **kw),
+            x,
+            depthwise,
+            b,
+        )
     x3 = torch.randn(4, 5, 5, generator=gen, dtype=F64)  # unbatched (C, H, W)
-    _both(lambda *t: F.conv2d(*t, padding=1), lambda *t: TF.conv2d(*t, padding=1),
-          x3, torch.randn(2, 4, 2, 2, generator=gen, dtype=F64))
+    _both(
+        lambda *t: F.conv2d(*t, padding=1),
+        lambda *t: TF.conv2d(*t, padding=1),
+        x3,
+        torch.randn(2, 4, 2, 2, generator=gen, dtype=F64),
+    )
     # "same" with an even kernel pads one more at the bottom/right (torch's rule), in a node
     # of its own; second order through it too
     w_even = torch.randn(2, 4, 2, 2, generator=gen, dtype=F64)
-    _both(lambda *t: F.conv2d(*t, padding="same"), lambda *t: TF.conv2d(*t, padding="same"),
-          x3, w_even)
-    assert ad.gradgradcheck(lambda *t: F.conv2d(*t, padding="same"),
-                            ad_leaves([x3[:2, :3, :3].contiguous(), w_even[:1, :2]]))
+    _both(
+        lambda *t: F.conv2d(*t, padding="same"),
+        lambda *t: TF.conv2d(*t, padding="same"),
+        x3,
+        w_even,
+    )
+    assert ad.gradgradcheck(
+        lambda *t: F.conv2d(*t, padding="same"),
+        ad_leaves([x3[:2, :3, :3].contiguous(), w_even[:1, :2]]),
+    )
 
 
 def test_conv_errors_name_the_op_and_shapes():
@@ -177,8 +199,9 @@ def test_conv_module_initialises_and_copies_like_torch():
     for k, v in t.state_dict().items():
         assert torch.equal(m.state_dict()[k], v)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert torch.equal(nn.Conv2d(2, 2, 3, generator=g1).weight.data,
-                       nn.Conv2d(2, 2, 3, generator=g2).weight.data)
+    assert torch.equal(
+        nn.Conv2d(2, 2, 3, generator=g1).weight.data, nn.Conv2d(2, 2, 3, generator=g2).weight.data
+    )
     t2 = torch.nn.Conv2d(4, 4, 3, groups=2, padding="same", bias=False).double()
     m2 = nn.Conv2d(4, 4, 3, groups=2, padding="same", bias=False, dtype=F64)
     m2.load_state_dict(t2.state_dict())
@@ -188,11 +211,22 @@ def test_conv_module_initialises_and_copies_like_torch():
 
 def test_cnn_block_equals_torch_twin():
     torch.manual_seed(1)
-    tm = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU(),
-                             torch.nn.MaxPool2d(2), torch.nn.AvgPool2d(2, stride=1, padding=1),
-                             torch.nn.Flatten(), torch.nn.Linear(27, 2)).double()
-    m = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                      nn.AvgPool2d(2, stride=1, padding=1), nn.Flatten(), nn.Linear(27, 2)).double()
+    tm = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.AvgPool2d(2, stride=1, padding=1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(27, 2),
+    ).double()
+    m = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.AvgPool2d(2, stride=1, padding=1),
+        nn.Flatten(),
+        nn.Linear(27, 2),
+    ).double()
     m.load_state_dict(tm.state_dict())
     x = torch.randn(2, 1, 4, 4, dtype=F64)
     y, ty = m(ad.Tensor(x)), tm(x)
@@ -243,8 +277,15 @@ def test_batch_norm1d_without_running_stats_and_errors():
 
 def test_buffers_follow_to_and_copy_into_the_same_tensors():
     m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
-    keys = ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
-            "1.num_batches_tracked"]
+    keys = [
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+    ]
     assert sorted(m.state_dict()) == sorted(keys)
     rm = m[1].running_mean
     sd = {k: v.clone() + (1 if v.is_floating_point() else 5) for k, v in m.state_dict().items()}
@@ -308,19 +349,23 @@ def test_attention_dropout_draws_its_mask_from_the_generator():
     q, k, v = (torch.randn(2, 3, 4, generator=gen, dtype=F64) for _ in range(3))
 
     def ours(q, k, v):
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=0.4, is_causal=True,
-                                              generator=torch.Generator().manual_seed(7))
+        return F.scaled_dot_product_attention(
+            q, k, v, dropout_p=0.4, is_causal=True, generator=torch.Generator().manual_seed(7)
+        )
 
     def reference(q, k, v):
         keep = torch.rand((2, 3, 3), generator=torch.Generator().manual_seed(7), dtype=F64) >= 0.4
-        scores = (q @ k.mT / 2).masked_fill(~torch.ones(3, 3, dtype=torch.bool).tril(),
-                                            float("-inf"))
+        scores = (q @ k.mT / 2).masked_fill(
+            ~torch.ones(3, 3, dtype=torch.bool).tril(), float("-inf")
+        )
         return (scores.softmax(-1) * keep / 0.6) @ v
 
     _both(ours, reference, q, k, v)
     y = ours(*(ad.Tensor(t) for t in (q, k, v)))
-    assert not torch.equal(y.data, F.scaled_dot_product_attention(
-        *(ad.Tensor(t) for t in (q, k, v)), is_causal=True).data)  # something was dropped
+    assert not torch.equal(
+        y.data,
+        F.scaled_dot_product_attention(*(ad.Tensor(t) for t in (q, k, v)), is_causal=True).data,
+    )  # something was dropped
 
 
 def test_attention_fully_masked_row_is_zero_with_finite_gradients():
@@ -359,9 +404,15 @@ def test_multihead_attention_equals_torch(batch_first):
     pad = torch.tensor([[False, False, True, False], [False, False, False, False]])
     per_head = torch.rand(n * 2, n_q, n_k, generator=gen) > 0.7
     per_head[..., 0] = False  # every query keeps one key (torch's weights would be NaN)
-    for kw in ({}, {"key_padding_mask": pad}, {"attn_mask": per_head, "need_weights": False},
-               {"attn_mask": torch.randn(n_q, n_k, generator=gen, dtype=F64),
-                "average_attn_weights": False}):
+    for kw in (
+        {},
+        {"key_padding_mask": pad},
+        {"attn_mask": per_head, "need_weights": False},
+        {
+            "attn_mask": torch.randn(n_q, n_k, generator=gen, dtype=F64),
+            "average_attn_weights": False,
+        },
+    ):
         a_in = ad_leaves([q, kv])
         t_in = torch_leaves([q, kv])
         (y, w), (ty, tw) = m(a_in[0], a_in[1], a_in[1], **kw), t(t_in[0], t_in[1], t_in[1], **kw)
@@ -402,23 +453,37 @@ def test_multihead_attention_dropout_only_in_training():
     assert_close(m(x, x, x)[0], t(x.data, x.data, x.data)[0], "eval output", **TIGHT)
 
 
-@pytest.mark.parametrize("wanted", [(True, False, False), (False, True, False),
-                                    (False, False, True), (False, True, True)])
+@pytest.mark.parametrize(
+    "wanted",
+    [(True, False, False), (False, True, False), (False, False, True), (False, True, True)],
+)
 def test_only_the_wanted_gradients_first_and_second_order(wanted):
     """Frozen inputs: the saved tensors and kernels cover each subset of gradients."""
     gen = torch.Generator().manual_seed(6)
     x = torch.randn(2, 2, 4, 3, generator=gen, dtype=F64)
     cases = [
-        (lambda ns, x, w, b: ns.conv2d(x, w, b, stride=2, padding=1),
-         torch.randn(3, 2, 2, 2, generator=gen, dtype=F64), torch.randn(3, generator=gen,
-                                                                        dtype=F64)),
-        (lambda ns, x, w, b: ns.batch_norm(x, torch.zeros(2, dtype=F64),
-                                           torch.ones(2, dtype=F64), w, b, training=False),
-         torch.randn(2, generator=gen, dtype=F64), torch.randn(2, generator=gen, dtype=F64)),
-        (lambda ns, x, w, b: ns.batch_norm(x, None, None, w, b, training=True),
-         torch.randn(2, generator=gen, dtype=F64), torch.randn(2, generator=gen, dtype=F64)),
-        (lambda ns, x, w, b: ns.layer_norm(x, (3,), w, b),
-         torch.randn(3, generator=gen, dtype=F64), torch.randn(3, generator=gen, dtype=F64)),
+        (
+            lambda ns, x, w, b: ns.conv2d(x, w, b, stride=2, padding=1),
+            torch.randn(3, 2, 2, 2, generator=gen, dtype=F64),
+            torch.randn(3, generator=gen, dtype=F64),
+        ),
+        (
+            lambda ns, x, w, b: ns.batch_norm(
+                x, torch.zeros(2, dtype=F64), torch.ones(2, dtype=F64), w, b, training=False
+            ),
+            torch.randn(2, generator=gen, dtype=F64),
+            torch.randn(2, generator=gen, dtype=F64),
+        ),
+        (
+            lambda ns, x, w, b: ns.batch_norm(x, None, None, w, b, training=True),
+            torch.randn(2, generator=gen, dtype=F64),
+            torch.randn(2, generator=gen, dtype=F64),
+        ),
+        (
+            lambda ns, x, w, b: ns.layer_norm(x, (3,), w, b),
+            torch.randn(3, generator=gen, dtype=F64),
+            torch.randn(3, generator=gen, dtype=F64),
+        ),
     ]
     for fn, w, b in cases:
         xs = [x, w, b]
@@ -439,36 +504,48 @@ def test_only_the_wanted_gradients_first_and_second_order(wanted):
             us = [torch.randn(a_g[i].shape, generator=gen, dtype=F64) for i in live]
             targets = [a_in[i] for i in picked]
             a_gg = ad.grad([a_g[i] for i in live], targets, us, allow_unused=True)
-            t_gg = torch.autograd.grad([t_g[i] for i in live], [t_in[i] for i in picked], us,
-                                       allow_unused=True)
+            t_gg = torch.autograd.grad(
+                [t_g[i] for i in live], [t_in[i] for i in picked], us, allow_unused=True
+            )
             for a, t in zip(a_gg, t_gg):
                 if t is None:
                     assert a is None or not a.data.any()
                 else:
-                    assert_close(a if a is not None else torch.zeros_like(t), t, "second order",
-                                 **TIGHT)
+                    assert_close(
+                        a if a is not None else torch.zeros_like(t), t, "second order", **TIGHT
+                    )
 
 
 def test_layer_reprs_match_torch():
     for ours, theirs in (
-            (nn.Conv2d(1, 4, 3, padding=1, groups=1), torch.nn.Conv2d(1, 4, 3, padding=1)),
-            (nn.Conv2d(4, 4, 2, stride=2, dilation=2, groups=2, bias=False),
-             torch.nn.Conv2d(4, 4, 2, stride=2, dilation=2, groups=2, bias=False)),
-            (nn.MaxPool2d(2), torch.nn.MaxPool2d(2)),
-            (nn.AvgPool2d(3, 1), torch.nn.AvgPool2d(3, 1)),
-            (nn.Flatten(), torch.nn.Flatten()), (nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)),
-            (nn.LayerNorm((2, 3)), torch.nn.LayerNorm((2, 3))), (nn.GELU(), torch.nn.GELU()),
-            (nn.Embedding(5, 2, padding_idx=0), torch.nn.Embedding(5, 2, padding_idx=0))):
+        (nn.Conv2d(1, 4, 3, padding=1, groups=1), torch.nn.Conv2d(1, 4, 3, padding=1)),
+        (
+            nn.Conv2d(4, 4, 2, stride=2, dilation=2, groups=2, bias=False),
+            torch.nn.Conv2d(4, 4, 2, stride=2, dilation=2, groups=2, bias=False),
+        ),
+        (nn.MaxPool2d(2), torch.nn.MaxPool2d(2)),
+        (nn.AvgPool2d(3, 1), torch.nn.AvgPool2d(3, 1)),
+        (nn.Flatten(), torch.nn.Flatten()),
+        (nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)),
+        (nn.LayerNorm((2, 3)), torch.nn.LayerNorm((2, 3))),
+        (nn.GELU(), torch.nn.GELU()),
+        (nn.Embedding(5, 2, padding_idx=0), torch.nn.Embedding(5, 2, padding_idx=0)),
+    ):
         assert repr(ours) == repr(theirs)
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_replayed_training_updates_batch_norm_statistics_like_torch(momentum):
     torch.manual_seed(8)
-    t = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2, momentum=momentum),
-                            torch.nn.Flatten(), torch.nn.Linear(8, 1)).double()
-    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, momentum=momentum), nn.Flatten(),
-                      nn.Linear(8, 1)).double()
+    t = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3),
+        torch.nn.BatchNorm2d(2, momentum=momentum),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 1),
+    ).double()
+    m = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, momentum=momentum), nn.Flatten(), nn.Linear(8, 1)
+    ).double()
     m.load_state_dict(t.state_dict())
     step = ad.replay(lambda x: m(x).sum())
     for _ in range(3):  # recorded once, replayed twice

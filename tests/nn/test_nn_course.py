@@ -1,4 +1,5 @@
 """The course interface: forward(*input), backward(*gradwrtoutput), param()."""
+
 import pytest
 import torch
 
@@ -9,13 +10,23 @@ from autodiff.errors import GraphError
 
 def _net(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return nn.Sequential(nn.Linear(2, 25, generator=g), nn.ReLU(), nn.Linear(25, 25, generator=g),
-                         nn.Tanh(), nn.Linear(25, 1, generator=g))
+    return nn.Sequential(
+        nn.Linear(2, 25, generator=g),
+        nn.ReLU(),
+        nn.Linear(25, 25, generator=g),
+        nn.Tanh(),
+        nn.Linear(25, 1, generator=g),
+    )
 
 
 def _torch_twin(model):
-    tm = torch.nn.Sequential(torch.nn.Linear(2, 25), torch.nn.ReLU(), torch.nn.Linear(25, 25),
-                             torch.nn.Tanh(), torch.nn.Linear(25, 1))
+    tm = torch.nn.Sequential(
+        torch.nn.Linear(2, 25),
+        torch.nn.ReLU(),
+        torch.nn.Linear(25, 25),
+        torch.nn.Tanh(),
+        torch.nn.Linear(25, 1),
+    )
     tm.load_state_dict(model.state_dict())
     return tm
 
@@ -29,7 +40,7 @@ def test_course_backward_matches_torch_gradients():
     torch.nn.functional.mse_loss(tm(xt), y).backward()
 
     crit = nn.MSELoss()
-    pred = model.forward(x)               # plain torch tensors are accepted, as in the course
+    pred = model.forward(x)  # plain torch tensors are accepted, as in the course
     loss = crit.forward(pred, y)
     dpred = crit.backward()
     assert dpred.shape == (8, 1)
@@ -63,7 +74,9 @@ def test_param_lists_pairs_and_empty_for_parameterless():
     lin = nn.Linear(2, 3)
     pairs = lin.param()
     assert [p for p, _ in pairs] == [lin.weight, lin.bias]
-    assert all(torch.equal(g.data, torch.zeros_like(p.data)) for p, g in pairs)  # no grad yet: zeros
+    assert all(
+        torch.equal(g.data, torch.zeros_like(p.data)) for p, g in pairs
+    )  # no grad yet: zeros
 
 
 def test_backward_accumulates_and_graph_is_freed():
@@ -148,7 +161,7 @@ def test_course_loop_equals_pytorch_loop():
     crit = nn.MSELoss()
     opt = nn.optim.SGD(b.parameters(), lr=0.1)
     for i in range(0, 64, 8):
-        xb, yb = x[i:i + 8], y[i:i + 8]
+        xb, yb = x[i : i + 8], y[i : i + 8]
         # course style: forward, backward, param() and a hand-written SGD step
         for _, g in a.param():
             g.zero_()

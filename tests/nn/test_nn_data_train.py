@@ -1,4 +1,5 @@
 """The disc data set, the batch loader, fit() and agreement with a torch.nn run."""
+
 import math
 
 import pytest
@@ -24,7 +25,11 @@ def test_disc_dataset_labels_and_determinism():
     _, s = disc_dataset(2000, seed=1, labels="sign")
     assert torch.equal(s.data, y.data * 2 - 1)
     _, o = disc_dataset(2000, seed=1, labels="onehot")
-    assert o.shape == (2000, 2) and torch.equal(o.data[:, 1], y.data[:, 0]) and torch.equal(o.data.sum(1), torch.ones(2000))
+    assert (
+        o.shape == (2000, 2)
+        and torch.equal(o.data[:, 1], y.data[:, 0])
+        and torch.equal(o.data.sum(1), torch.ones(2000))
+    )
     with pytest.raises(ValueError, match="labels"):
         disc_dataset(10, labels="bits")
     (xa, _), (xb, _) = disc_split(100, 50, seed=3)
@@ -53,21 +58,42 @@ def test_batch_loader_shuffles_per_epoch_reproducibly():
 
 
 def test_error_rate_conventions():
-    assert error_rate(torch.tensor([[2.0], [-1.0]]), torch.tensor([[1.0], [1.0]]), threshold=0.0) == 50.0
+    assert (
+        error_rate(torch.tensor([[2.0], [-1.0]]), torch.tensor([[1.0], [1.0]]), threshold=0.0)
+        == 50.0
+    )
     assert error_rate(torch.tensor([[0.6], [0.4]]), torch.tensor([[1.0], [0.0]])) == 0.0
-    assert error_rate(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([[0.0, 1.0], [0.0, 1.0]])) == 50.0
+    assert (
+        error_rate(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+        == 50.0
+    )
     assert error_rate(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 0])) == 0.0
 
 
 def test_fit_records_history_and_learns():
     (x, y), (xt, yt) = disc_split(200, 200, seed=0)
     g = torch.Generator().manual_seed(0)
-    model = nn.Sequential(nn.Linear(2, 16, generator=g), nn.Tanh(), nn.Linear(16, 16, generator=g),
-                          nn.Tanh(), nn.Linear(16, 1, generator=g))
+    model = nn.Sequential(
+        nn.Linear(2, 16, generator=g),
+        nn.Tanh(),
+        nn.Linear(16, 16, generator=g),
+        nn.Tanh(),
+        nn.Linear(16, 1, generator=g),
+    )
     opt = nn.optim.Adam(model.parameters(), lr=0.05)
     seen = []
-    h = fit(model, nn.BCEWithLogitsLoss(), opt, (x, y), (xt, yt), epochs=30, batch_size=20,
-            scheduler=nn.optim.StepLR(opt, 20), progress=False, on_epoch=seen.append)
+    h = fit(
+        model,
+        nn.BCEWithLogitsLoss(),
+        opt,
+        (x, y),
+        (xt, yt),
+        epochs=30,
+        batch_size=20,
+        scheduler=nn.optim.StepLR(opt, 20),
+        progress=False,
+        on_epoch=seen.append,
+    )
     assert isinstance(h, History) and len(h) == 30 and seen == h.records
     assert h["epoch"] == list(range(1, 31))
     assert len(h.step_losses) == 30 * 10
@@ -82,11 +108,23 @@ def test_fit_records_history_and_learns():
 def test_engine_and_torch_losses_agree_at_every_step():
     """Shortened default run: same initial weights, same batches, losses within 1e-5 relative."""
     from tapegrad.torch_twin import torch_fit
+
     cfg = preset("default").replace(epochs=3, n_train=400, n_test=100)
     train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    ours = fit(model, loss, opt, train, test, cfg.epochs, cfg.batch_size, scheduler=sched,
-               seed=batch_seed, progress=False, threshold=0.0)
+    ours = fit(
+        model,
+        loss,
+        opt,
+        train,
+        test,
+        cfg.epochs,
+        cfg.batch_size,
+        scheduler=sched,
+        seed=batch_seed,
+        progress=False,
+        threshold=0.0,
+    )
     ref_model, ref = torch_fit(cfg, init, train, test, batch_seed, 0.0)
     assert len(ours.step_losses) == len(ref.step_losses) == 3 * 25
     for a, b in zip(ours.step_losses, ref.step_losses):
@@ -111,6 +149,7 @@ def test_fit_with_replay_gives_the_same_history_as_without():
 
     from tapegrad.presets import preset
     from tapegrad.presets import run as run_config
+
     cfg = preset("default").replace(epochs=3, n_train=100, n_test=50, batch_size=16)
     plain = run_config(cfg, progress=False)
     with _w.catch_warnings():
@@ -127,10 +166,19 @@ def test_fit_with_replay_falls_back_when_the_step_cannot_be_replayed():
     import nn
     from nn.data import disc_dataset
     from nn.train import fit
+
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 1))
     opt = nn.optim.SGD(model.parameters(), lr=0.1)
     with _pytest.warns(UserWarning, match="without replay.*NoGrad"):
-        h = fit(model, nn.BCEWithLogitsLoss(), opt, disc_dataset(64, seed=0), epochs=2,
-                batch_size=16, progress=False, replay=True)
+        h = fit(
+            model,
+            nn.BCEWithLogitsLoss(),
+            opt,
+            disc_dataset(64, seed=0),
+            epochs=2,
+            batch_size=16,
+            progress=False,
+            replay=True,
+        )
     assert len(h) == 2

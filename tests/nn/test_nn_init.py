@@ -1,4 +1,5 @@
 """nn.init against torch.nn.init: same generator state, same numbers."""
+
 import math
 
 import pytest
@@ -12,15 +13,18 @@ def _pair(shape=(30, 40)):
     return nn.Parameter(torch.empty(*shape)), torch.empty(*shape)
 
 
-@pytest.mark.parametrize("name,kwargs", [
-    ("uniform_", {"a": -0.3, "b": 0.7}),
-    ("normal_", {"mean": 1.0, "std": 0.5}),
-    ("xavier_uniform_", {"gain": 2.0}),
-    ("xavier_normal_", {}),
-    ("kaiming_uniform_", {"a": math.sqrt(5)}),
-    ("kaiming_uniform_", {"mode": "fan_out", "nonlinearity": "relu"}),
-    ("kaiming_normal_", {"nonlinearity": "relu"}),
-])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("uniform_", {"a": -0.3, "b": 0.7}),
+        ("normal_", {"mean": 1.0, "std": 0.5}),
+        ("xavier_uniform_", {"gain": 2.0}),
+        ("xavier_normal_", {}),
+        ("kaiming_uniform_", {"a": math.sqrt(5)}),
+        ("kaiming_uniform_", {"mode": "fan_out", "nonlinearity": "relu"}),
+        ("kaiming_normal_", {"nonlinearity": "relu"}),
+    ],
+)
 def test_same_values_as_torch_init_with_a_generator(name, kwargs):
     ours, theirs = _pair()
     out = getattr(init, name)(ours, **kwargs, generator=torch.Generator().manual_seed(5))

@@ -1,4 +1,5 @@
 """Layers and containers against torch.nn: initialisation, values and gradients."""
+
 import pytest
 import torch
 
@@ -21,7 +22,7 @@ def test_linear_init_matches_torch_global_rng_and_generator():
     b = nn.Linear(7, 5, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a.weight.data, b.weight.data) and torch.equal(a.bias.data, b.bias.data)
     assert a.weight.shape == (5, 7)
-    assert float(a.weight.data.abs().max()) <= 7 ** -0.5
+    assert float(a.weight.data.abs().max()) <= 7**-0.5
     assert nn.Linear(3, 2, bias=False).bias is None
 
 

@@ -1,4 +1,5 @@
 """Losses (modules and nn.functional) against torch.nn.functional: values and gradients."""
+
 import pytest
 import torch
 import torch.nn.functional as TF
@@ -109,8 +110,11 @@ def test_shape_mismatch_is_refused_not_broadcast():
 def test_loss_modules_are_single_nodes_and_match_functional():
     x = ad.randn(6, 1, requires_grad=True)
     y = ad.rand(6, 1)
-    for mod, fn in [(nn.MSELoss(), F.mse_loss), (nn.BCEWithLogitsLoss(), F.binary_cross_entropy_with_logits),
-                    (nn.BCELoss(reduction="sum"), lambda a, b: F.binary_cross_entropy(a, b, "sum"))]:
+    for mod, fn in [
+        (nn.MSELoss(), F.mse_loss),
+        (nn.BCEWithLogitsLoss(), F.binary_cross_entropy_with_logits),
+        (nn.BCELoss(reduction="sum"), lambda a, b: F.binary_cross_entropy(a, b, "sum")),
+    ]:
         inp = x.sigmoid() if isinstance(mod, nn.BCELoss) else x
         out = mod(inp, y)
         assert out.grad_fn.name == type(mod).__name__
@@ -126,9 +130,15 @@ def test_integer_labels_accepted_as_float_targets():
     assert torch.equal(a.data, b.data)
 
 
-@pytest.mark.parametrize("fn", [F.mse_loss, F.binary_cross_entropy_with_logits,
-                                lambda x, t: F.binary_cross_entropy(x.sigmoid(), t),
-                                lambda x, t: F.cross_entropy(x, t.softmax(1))])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        F.mse_loss,
+        F.binary_cross_entropy_with_logits,
+        lambda x, t: F.binary_cross_entropy(x.sigmoid(), t),
+        lambda x, t: F.cross_entropy(x, t.softmax(1)),
+    ],
+)
 def test_losses_second_order(fn):
     x = ad.Tensor(torch.randn(3, 2, dtype=torch.float64), requires_grad=True)
     t = ad.Tensor(torch.rand(3, 2, dtype=torch.float64), requires_grad=True)

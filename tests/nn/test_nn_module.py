@@ -1,4 +1,5 @@
 """nn.Module: registration, traversal, modes, state_dict, to(), repr, scopes for viz."""
+
 import pytest
 import torch
 
@@ -20,11 +21,19 @@ class Block(nn.Module):
 def test_registration_and_dotted_names():
     m = Block()
     names = [n for n, _ in m.named_parameters()]
-    assert names == ["scale", "layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"]
+    assert names == [
+        "scale",
+        "layers.0.weight",
+        "layers.0.bias",
+        "layers.2.weight",
+        "layers.2.bias",
+    ]
     assert [n for n, _ in m.named_modules()] == ["", "layers", "layers.0", "layers.1", "layers.2"]
     assert list(m.children()) == [m.layers]
     assert len(list(m.modules())) == 5
-    assert all(isinstance(p, nn.Parameter) and p.requires_grad and p.is_leaf for p in m.parameters())
+    assert all(
+        isinstance(p, nn.Parameter) and p.requires_grad and p.is_leaf for p in m.parameters()
+    )
     assert [n for n, _ in m.named_parameters(recurse=False)] == ["scale"]
 
 
@@ -50,6 +59,7 @@ def test_assignment_rules():
     class Forgot(nn.Module):
         def __init__(self):
             self.w = nn.Parameter(torch.ones(1))
+
     with pytest.raises(AttributeError, match="super\\(\\).__init__"):
         Forgot()
 
@@ -57,6 +67,7 @@ def test_assignment_rules():
 def test_missing_forward():
     class NoForward(nn.Module):
         pass
+
     with pytest.raises(NotImplementedError, match="NoForward"):
         NoForward()(ad.ones(1))
 
@@ -99,7 +110,9 @@ def test_load_state_dict_errors_leave_model_unchanged():
         m.load_state_dict(bad)
     missing = {k: torch.zeros_like(v) for k, v in before.items() if k != "0.bias"}
     missing["extra"] = torch.zeros(1)
-    with pytest.raises(RuntimeError, match=r"missing keys: \['0.bias'\][\s\S]*unexpected keys: \['extra'\]"):
+    with pytest.raises(
+        RuntimeError, match=r"missing keys: \['0.bias'\][\s\S]*unexpected keys: \['extra'\]"
+    ):
         m.load_state_dict(missing)
     for k, v in m.state_dict().items():
         assert torch.equal(v, before[k])
@@ -121,12 +134,20 @@ def test_to_dtype_keeps_parameter_identity():
 
 
 def test_repr_matches_torch():
-    ours = nn.Sequential(nn.Linear(2, 25), nn.ReLU(), nn.LeakyReLU(0.2), nn.Linear(25, 1, bias=False))
-    theirs = torch.nn.Sequential(torch.nn.Linear(2, 25), torch.nn.ReLU(), torch.nn.LeakyReLU(0.2),
-                                 torch.nn.Linear(25, 1, bias=False))
+    ours = nn.Sequential(
+        nn.Linear(2, 25), nn.ReLU(), nn.LeakyReLU(0.2), nn.Linear(25, 1, bias=False)
+    )
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(2, 25),
+        torch.nn.ReLU(),
+        torch.nn.LeakyReLU(0.2),
+        torch.nn.Linear(25, 1, bias=False),
+    )
     assert repr(ours) == repr(theirs)
     assert repr(nn.Dropout(0.1)) == "Dropout(p=0.1)"
-    assert repr(nn.Parameter(torch.ones(1))).startswith("Parameter containing:\ntensor([1.], requires_grad=True)")
+    assert repr(nn.Parameter(torch.ones(1))).startswith(
+        "Parameter containing:\ntensor([1.], requires_grad=True)"
+    )
 
 
 def test_call_sets_module_scope_on_nodes_and_restores_it():
@@ -139,11 +160,13 @@ def test_call_sets_module_scope_on_nodes_and_restores_it():
     assert linear_node.scope[0] is m.layers[2] and linear_node.scope[1][0] is m.layers
     assert linear_node.scope[1][1][0] is m
     from autodiff.grad_mode import state
+
     assert state.scope is None
 
     class Boom(nn.Module):
         def forward(self, x):
             raise RuntimeError("boom")
+
     with pytest.raises(RuntimeError):
         Boom()(ad.ones(1))
     assert state.scope is None

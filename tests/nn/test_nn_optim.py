@@ -1,4 +1,5 @@
 """Optimizers and schedulers against torch.optim: same gradients in, same parameters out."""
+
 import math
 
 import pytest
@@ -85,17 +86,20 @@ def test_param_groups_and_zero_grad():
         opt.add_param_group({"params": [a]})
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda p: optim.SGD(p, lr=-0.1), "learning rate"),
-    (lambda p: optim.SGD(p, lr=float("nan")), "learning rate"),
-    (lambda p: optim.SGD(p, lr=0.1, momentum=-1), "momentum"),
-    (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov"),
-    (lambda p: optim.Adam(p, betas=(1.0, 0.999)), "beta parameter at index 0"),
-    (lambda p: optim.Adam(p, betas=(0.9, -0.1)), "beta parameter at index 1"),
-    (lambda p: optim.Adam(p, eps=-1e-8), "epsilon"),
-    (lambda p: optim.AdamW(p, weight_decay=float("nan")), "weight_decay"),
-    (lambda p: optim.Adam([]), "empty parameter list"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda p: optim.SGD(p, lr=-0.1), "learning rate"),
+        (lambda p: optim.SGD(p, lr=float("nan")), "learning rate"),
+        (lambda p: optim.SGD(p, lr=0.1, momentum=-1), "momentum"),
+        (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov"),
+        (lambda p: optim.Adam(p, betas=(1.0, 0.999)), "beta parameter at index 0"),
+        (lambda p: optim.Adam(p, betas=(0.9, -0.1)), "beta parameter at index 1"),
+        (lambda p: optim.Adam(p, eps=-1e-8), "epsilon"),
+        (lambda p: optim.AdamW(p, weight_decay=float("nan")), "weight_decay"),
+        (lambda p: optim.Adam([]), "empty parameter list"),
+    ],
+)
 def test_invalid_hyperparameters_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match):
         make([nn.Parameter(torch.ones(1))])
@@ -109,7 +113,9 @@ def test_refuses_non_leaves_and_single_tensors():
         optim.SGD(p, lr=0.1)
 
 
-@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.05, momentum=0.9)), ("Adam", dict(lr=1e-2, amsgrad=True))])
+@pytest.mark.parametrize(
+    "name,kw", [("SGD", dict(lr=0.05, momentum=0.9)), ("Adam", dict(lr=1e-2, amsgrad=True))]
+)
 def test_state_dict_roundtrip_resumes_exactly(name, kw):
     full, _, _ = _run_both(name, kw, steps=20)
     init = _params()
@@ -144,7 +150,9 @@ def test_load_state_dict_checks_before_changing():
         other.load_state_dict(sd)
     assert other.state == {} and other.param_groups[0]["lr"] == 0.5
     with pytest.raises(ValueError, match="groups"):
-        optim.Adam([{"params": [nn.Parameter(torch.ones(3))]}, {"params": [nn.Parameter(torch.ones(3))]}]).load_state_dict(sd)
+        optim.Adam(
+            [{"params": [nn.Parameter(torch.ones(3))]}, {"params": [nn.Parameter(torch.ones(3))]}]
+        ).load_state_dict(sd)
 
 
 def _lrs(sched_factory, opt, steps):
@@ -157,16 +165,31 @@ def _lrs(sched_factory, opt, steps):
     return out, s
 
 
-@pytest.mark.parametrize("ours,theirs", [
-    (lambda o: optim.StepLR(o, step_size=3, gamma=0.5),
-     lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)),
-    (lambda o: optim.CosineAnnealingLR(o, T_max=10, eta_min=0.01),
-     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10, eta_min=0.01)),
-    (lambda o: optim.CosineAnnealingLR(o, T_max=12, warmup=4, warmup_start_factor=0.1),
-     lambda o: torch.optim.lr_scheduler.SequentialLR(o, [
-         torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=4),
-         torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=8)], milestones=[4])),
-], ids=["step", "cosine", "cosine-warmup"])
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [
+        (
+            lambda o: optim.StepLR(o, step_size=3, gamma=0.5),
+            lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+        ),
+        (
+            lambda o: optim.CosineAnnealingLR(o, T_max=10, eta_min=0.01),
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10, eta_min=0.01),
+        ),
+        (
+            lambda o: optim.CosineAnnealingLR(o, T_max=12, warmup=4, warmup_start_factor=0.1),
+            lambda o: torch.optim.lr_scheduler.SequentialLR(
+                o,
+                [
+                    torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=4),
+                    torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=8),
+                ],
+                milestones=[4],
+            ),
+        ),
+    ],
+    ids=["step", "cosine", "cosine-warmup"],
+)
 def test_schedulers_match_torch(ours, theirs):
     p = nn.Parameter(torch.ones(1))
     q = torch.ones(1, requires_grad=True)

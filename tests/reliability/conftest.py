@@ -1,5 +1,6 @@
 """Slow reliability tests (the 20,000-step leak run, the long fuzz run) run only on demand:
 ``-m slow`` or ``TAPEGRAD_SLOW=1``."""
+
 import os
 from pathlib import Path
 

@@ -4,6 +4,7 @@ Two builds of the same thing: ``"nn"`` uses nn.Sequential / nn.MSELoss / nn.opti
 uses autodiff ops directly with a hand-written momentum update made of in-place ops under
 no_grad (which exercises autodiff's in-place methods as an optimizer would).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -40,38 +41,45 @@ def make_step(kind: str, seed: int) -> tuple[Callable[[int], float], Callable[[]
     g = torch.Generator().manual_seed(seed + 1)
     if kind == "nn":
         import nn
-        model = nn.Sequential(nn.Linear(2, 25, generator=g), nn.ReLU(),
-                              nn.Linear(25, 25, generator=g), nn.ReLU(),
-                              nn.Linear(25, 25, generator=g), nn.ReLU(),
-                              nn.Linear(25, 1, generator=g))
+
+        model = nn.Sequential(
+            nn.Linear(2, 25, generator=g),
+            nn.ReLU(),
+            nn.Linear(25, 25, generator=g),
+            nn.ReLU(),
+            nn.Linear(25, 25, generator=g),
+            nn.ReLU(),
+            nn.Linear(25, 1, generator=g),
+        )
         loss_fn = nn.MSELoss()
         opt = nn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
         def step(i: int) -> ad.Tensor:
             lo = (i * BATCH) % n
             opt.zero_grad()
-            loss = loss_fn(model(x[lo:lo + BATCH]), y[lo:lo + BATCH])
+            loss = loss_fn(model(x[lo : lo + BATCH]), y[lo : lo + BATCH])
             loss.backward()
             opt.step()
             return loss
+
         return step, lambda: [p.data.clone() for p in model.parameters()]
 
     sizes = [2, 25, 25, 25, 1]
     params = []
     for fan_in, fan_out in zip(sizes, sizes[1:]):
-        bound = fan_in ** -0.5
+        bound = fan_in**-0.5
         params.append(ad.Tensor((torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound, True))
         params.append(ad.Tensor((torch.rand(fan_out, generator=g) * 2 - 1) * bound, True))
     bufs = [ad.zeros_like(p) for p in params]
 
     def step(i: int) -> ad.Tensor:
         lo = (i * BATCH) % n
-        h = x[lo:lo + BATCH]
+        h = x[lo : lo + BATCH]
         for k in range(0, len(params), 2):
             h = ad.linear(h, params[k], params[k + 1])
             if k < len(params) - 2:
                 h = h.relu()
-        loss = ((h - y[lo:lo + BATCH]) ** 2).mean()
+        loss = ((h - y[lo : lo + BATCH]) ** 2).mean()
         for p in params:
             p.grad = None
         loss.backward()
@@ -80,4 +88,5 @@ def make_step(kind: str, seed: int) -> tuple[Callable[[int], float], Callable[[]
                 b.mul_(MOMENTUM).add_(p.grad)
                 p.sub_(b, alpha=LR)
         return loss
+
     return step, lambda: [p.data.clone() for p in params]

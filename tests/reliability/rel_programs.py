@@ -16,6 +16,7 @@ inputs and in the upstream gradients, size-0 dims and ``dim=()``. Nothing is ski
 non-smooth there: both libraries must give the same numbers (NaN where torch has NaN) or both
 raise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -60,10 +61,13 @@ class Program:
                 lines.append(f"  v{i} = leaf{tuple(c.data.shape)}")
             else:
                 ps = ", ".join(f"{k}={_short(v)}" for k, v in c.params.items())
-                lines.append(f"  v{i} = {c.op}({', '.join(f'v{a}' for a in c.args)}"
-                             f"{', ' if ps else ''}{ps})")
-        return ("Program(\n" + "\n".join(lines) + f"\n  outputs={list(self.outputs)}, "
-                f"use_backward={self.use_backward})")
+                lines.append(
+                    f"  v{i} = {c.op}({', '.join(f'v{a}' for a in c.args)}{', ' if ps else ''}{ps})"
+                )
+        return (
+            "Program(\n" + "\n".join(lines) + f"\n  outputs={list(self.outputs)}, "
+            f"use_backward={self.use_backward})"
+        )
 
 
 def _short(v: Any) -> str:
@@ -74,15 +78,33 @@ def _short(v: Any) -> str:
 
 # ---- the two libraries behind one set of names ---------------------------------------------------
 TORCH_NS = SimpleNamespace(
-    linear=F.linear, leaky_relu=F.leaky_relu, where=torch.where, maximum=torch.maximum,
-    minimum=torch.minimum, cat=torch.cat, stack=torch.stack, logsumexp=torch.logsumexp,
-    softmax=torch.softmax, log_softmax=torch.log_softmax, clamp=torch.clamp,
-    broadcast_to=torch.broadcast_to)
+    linear=F.linear,
+    leaky_relu=F.leaky_relu,
+    where=torch.where,
+    maximum=torch.maximum,
+    minimum=torch.minimum,
+    cat=torch.cat,
+    stack=torch.stack,
+    logsumexp=torch.logsumexp,
+    softmax=torch.softmax,
+    log_softmax=torch.log_softmax,
+    clamp=torch.clamp,
+    broadcast_to=torch.broadcast_to,
+)
 AD_NS = SimpleNamespace(
-    linear=ad.linear, leaky_relu=ad.leaky_relu, where=ad.where, maximum=ad.maximum,
-    minimum=ad.minimum, cat=ad.cat, stack=ad.stack, logsumexp=ad.logsumexp,
-    softmax=ad.softmax, log_softmax=ad.log_softmax, clamp=ad.clamp,
-    broadcast_to=ad.broadcast_to)
+    linear=ad.linear,
+    leaky_relu=ad.leaky_relu,
+    where=ad.where,
+    maximum=ad.maximum,
+    minimum=ad.minimum,
+    cat=ad.cat,
+    stack=ad.stack,
+    logsumexp=ad.logsumexp,
+    softmax=ad.softmax,
+    log_softmax=ad.log_softmax,
+    clamp=ad.clamp,
+    broadcast_to=ad.broadcast_to,
+)
 
 
 def _inplace(method: str) -> Callable:
@@ -90,6 +112,7 @@ def _inplace(method: str) -> Callable:
         t = a.clone()  # a fresh recorded tensor: the in-place op is rebased onto it
         getattr(t, method)(*rest, **kw)
         return t
+
     return fn
 
 
@@ -110,56 +133,88 @@ def _oracle_dim(m: Any, a: Any, dim: Any) -> Any:
 # name -> fn(m, *tensors, **params); m is TORCH_NS or AD_NS
 APPLY: dict[str, Callable] = {
     # elementwise, unary
-    "neg": lambda m, a: -a, "exp": lambda m, a: a.exp(), "log": lambda m, a: a.log(),
-    "log1p": lambda m, a: a.log1p(), "sqrt": lambda m, a: a.sqrt(), "abs": lambda m, a: abs(a),
-    "sin": lambda m, a: a.sin(), "cos": lambda m, a: a.cos(), "tanh": lambda m, a: a.tanh(),
-    "sigmoid": lambda m, a: a.sigmoid(), "relu": lambda m, a: a.relu(),
+    "neg": lambda m, a: -a,
+    "exp": lambda m, a: a.exp(),
+    "log": lambda m, a: a.log(),
+    "log1p": lambda m, a: a.log1p(),
+    "sqrt": lambda m, a: a.sqrt(),
+    "abs": lambda m, a: abs(a),
+    "sin": lambda m, a: a.sin(),
+    "cos": lambda m, a: a.cos(),
+    "tanh": lambda m, a: a.tanh(),
+    "sigmoid": lambda m, a: a.sigmoid(),
+    "relu": lambda m, a: a.relu(),
     "leaky_relu": lambda m, a, slope: m.leaky_relu(a, slope),
-    "clamp": lambda m, a, lo, hi: a.clamp(lo, hi), "sign": lambda m, a: a.sign() * a,
-    "pow_scalar": lambda m, a, p: a ** p, "rpow_scalar": lambda m, a, c: c ** a,
-    "add_scalar": lambda m, a, c: a + c, "rsub_scalar": lambda m, a, c: c - a,
-    "mul_scalar": lambda m, a, c: a * c, "rdiv_scalar": lambda m, a, c: c / a,
-    "add_const": lambda m, a, c: a + c, "mul_const": lambda m, a, c: c * a,
+    "clamp": lambda m, a, lo, hi: a.clamp(lo, hi),
+    "sign": lambda m, a: a.sign() * a,
+    "pow_scalar": lambda m, a, p: a**p,
+    "rpow_scalar": lambda m, a, c: c**a,
+    "add_scalar": lambda m, a, c: a + c,
+    "rsub_scalar": lambda m, a, c: c - a,
+    "mul_scalar": lambda m, a, c: a * c,
+    "rdiv_scalar": lambda m, a, c: c / a,
+    "add_const": lambda m, a, c: a + c,
+    "mul_const": lambda m, a, c: c * a,
     # elementwise, binary (broadcasting)
-    "add": lambda m, a, b: a + b, "sub": lambda m, a, b: a - b, "mul": lambda m, a, b: a * b,
-    "div": lambda m, a, b: a / b, "pow": lambda m, a, b: a ** b,
-    "maximum": lambda m, a, b: m.maximum(a, b), "minimum": lambda m, a, b: m.minimum(a, b),
+    "add": lambda m, a, b: a + b,
+    "sub": lambda m, a, b: a - b,
+    "mul": lambda m, a, b: a * b,
+    "div": lambda m, a, b: a / b,
+    "pow": lambda m, a, b: a**b,
+    "maximum": lambda m, a, b: m.maximum(a, b),
+    "minimum": lambda m, a, b: m.minimum(a, b),
     "where": lambda m, a, b, cond: m.where(cond, a, b),
     "clamp_tensor": lambda m, a, lo, hi: m.clamp(a, lo, hi),
     # reductions
     "sum": lambda m, a, dim, keepdim: a.sum(dim, keepdim=keepdim),
-    "sum_all": lambda m, a: a.sum(), "mean_all": lambda m, a: a.mean(),
+    "sum_all": lambda m, a: a.sum(),
+    "mean_all": lambda m, a: a.mean(),
     "mean": lambda m, a, dim, keepdim: a.mean(dim, keepdim=keepdim),
     "amax": lambda m, a, dim, keepdim: a.amax(dim, keepdim=keepdim),
     "amin": lambda m, a, dim, keepdim: a.amin(dim, keepdim=keepdim),
     "max_dim": lambda m, a, dim, keepdim: a.max(dim, keepdim=keepdim)[0],
     "min_dim": lambda m, a, dim, keepdim: a.min(dim, keepdim=keepdim)[0],
     "max_all": lambda m, a: a.max(),
-    "var": lambda m, a, dim, keepdim, correction: a.var(_oracle_dim(m, a, dim), keepdim=keepdim,
-                                                          correction=correction),
-    "std": lambda m, a, dim, keepdim, correction: a.std(_oracle_dim(m, a, dim), keepdim=keepdim,
-                                                          correction=correction),
+    "var": lambda m, a, dim, keepdim, correction: a.var(
+        _oracle_dim(m, a, dim), keepdim=keepdim, correction=correction
+    ),
+    "std": lambda m, a, dim, keepdim, correction: a.std(
+        _oracle_dim(m, a, dim), keepdim=keepdim, correction=correction
+    ),
     "logsumexp": lambda m, a, dim, keepdim: m.logsumexp(a, dim, keepdim=keepdim),
-    "softmax": lambda m, a, dim: m.softmax(a, dim), "log_softmax": lambda m, a, dim: m.log_softmax(a, dim),
+    "softmax": lambda m, a, dim: m.softmax(a, dim),
+    "log_softmax": lambda m, a, dim: m.log_softmax(a, dim),
     # shapes
-    "reshape": lambda m, a, shape: a.reshape(shape), "view": lambda m, a, shape: a.view(shape),
+    "reshape": lambda m, a, shape: a.reshape(shape),
+    "view": lambda m, a, shape: a.view(shape),
     "flatten": lambda m, a, start, end: a.flatten(start, end),
-    "squeeze": lambda m, a, dim: a.squeeze(dim), "unsqueeze": lambda m, a, dim: a.unsqueeze(dim),
-    "transpose": lambda m, a, d0, d1: a.transpose(d0, d1), "permute": lambda m, a, dims: a.permute(dims),
-    "T": lambda m, a: a.T, "mT": lambda m, a: a.mT,
+    "squeeze": lambda m, a, dim: a.squeeze(dim),
+    "unsqueeze": lambda m, a, dim: a.unsqueeze(dim),
+    "transpose": lambda m, a, d0, d1: a.transpose(d0, d1),
+    "permute": lambda m, a, dims: a.permute(dims),
+    "T": lambda m, a: a.T,
+    "mT": lambda m, a: a.mT,
     "expand": lambda m, a, shape: a.expand(shape),
     "broadcast_to": lambda m, a, shape: m.broadcast_to(a, shape),
     "expand_as": lambda m, a, b: a.expand_as(b),
     "sum_to_size": lambda m, a, shape: a.sum_to_size(shape),
-    "cat": lambda m, *xs, dim: m.cat(list(xs), dim), "stack": lambda m, *xs, dim: m.stack(list(xs), dim),
-    "clone": lambda m, a: a.clone(), "contiguous": lambda m, a: a.mT.contiguous(),
+    "cat": lambda m, *xs, dim: m.cat(list(xs), dim),
+    "stack": lambda m, *xs, dim: m.stack(list(xs), dim),
+    "clone": lambda m, a: a.clone(),
+    "contiguous": lambda m, a: a.mT.contiguous(),
     "getitem": lambda m, a, idx: a[idx],
     # linear algebra
-    "matmul": lambda m, a, b: a @ b, "linear": lambda m, x, w, b: m.linear(x, w, b),
+    "matmul": lambda m, a, b: a @ b,
+    "linear": lambda m, x, w, b: m.linear(x, w, b),
     # in-place (rebased onto a fresh recorded tensor)
-    "add_": _inplace("add_"), "sub_": _inplace("sub_"), "mul_": _inplace("mul_"),
-    "div_": _inplace("div_"), "clamp_": _inplace("clamp_"), "fill_": _inplace("fill_"),
-    "copy_": _inplace("copy_"), "setitem": _setitem,
+    "add_": _inplace("add_"),
+    "sub_": _inplace("sub_"),
+    "mul_": _inplace("mul_"),
+    "div_": _inplace("div_"),
+    "clamp_": _inplace("clamp_"),
+    "fill_": _inplace("fill_"),
+    "copy_": _inplace("copy_"),
+    "setitem": _setitem,
 }
 CATALOGUE = sorted(APPLY)
 
@@ -228,8 +283,11 @@ class _Planner:
     def partner(self, a: int, pred: Callable[[torch.Tensor], bool] = lambda t: True) -> int:
         """A pool value broadcastable with v[a] (satisfying ``pred``), else a new leaf."""
         sa = self.vals[a].shape
-        ok = [i for i, v in enumerate(self.vals)
-              if _broadcastable(sa, v.shape) and len(v.shape) <= 4 and pred(v)]
+        ok = [
+            i
+            for i, v in enumerate(self.vals)
+            if _broadcastable(sa, v.shape) and len(v.shape) <= 4 and pred(v)
+        ]
         if ok and self.draw(st.booleans()):
             return self.draw(st.sampled_from(ok))
         for _ in range(3):
@@ -245,8 +303,9 @@ class _Planner:
                 return i
         return i
 
-    def dim(self, a: torch.Tensor, allow_none: bool = False, allow_tuple: bool = False,
-            op: str = "") -> Any:
+    def dim(
+        self, a: torch.Tensor, allow_none: bool = False, allow_tuple: bool = False, op: str = ""
+    ) -> Any:
         nd = a.dim()
         if self.corners and allow_tuple and self.draw(st.integers(0, 3)) == 0:
             return self.draw(st.sampled_from([(), []]))  # torch: reduce over every dim
@@ -256,21 +315,71 @@ class _Planner:
         if allow_none:
             choices.append(st.none())
         if allow_tuple and nd >= 2:
-            choices.append(st.lists(st.integers(0, nd - 1), min_size=1, max_size=nd,
-                                    unique=True).map(tuple))
+            choices.append(
+                st.lists(st.integers(0, nd - 1), min_size=1, max_size=nd, unique=True).map(tuple)
+            )
         return self.draw(st.one_of(*choices))
 
     def candidates(self, a: int) -> list[str]:
         v = self.vals[a]
         nd = v.dim()
-        out = ["neg", "sin", "cos", "tanh", "sigmoid", "leaky_relu", "add_scalar", "rsub_scalar",
-               "mul_scalar", "add_const", "mul_const", "add", "sub", "mul", "where", "sum",
-               "sum_all", "mean", "mean_all", "var", "std", "logsumexp", "softmax",
-               "log_softmax", "reshape", "view", "flatten", "squeeze", "unsqueeze", "permute",
-               "expand", "broadcast_to", "expand_as", "sum_to_size", "cat", "stack", "clone",
-               "matmul", "linear", "add_", "sub_", "mul_", "clamp_", "fill_", "copy_", "setitem",
-               "clamp", "clamp_tensor", "maximum", "minimum", "pow_scalar", "rpow_scalar",
-               "div", "div_", "sign"]
+        out = [
+            "neg",
+            "sin",
+            "cos",
+            "tanh",
+            "sigmoid",
+            "leaky_relu",
+            "add_scalar",
+            "rsub_scalar",
+            "mul_scalar",
+            "add_const",
+            "mul_const",
+            "add",
+            "sub",
+            "mul",
+            "where",
+            "sum",
+            "sum_all",
+            "mean",
+            "mean_all",
+            "var",
+            "std",
+            "logsumexp",
+            "softmax",
+            "log_softmax",
+            "reshape",
+            "view",
+            "flatten",
+            "squeeze",
+            "unsqueeze",
+            "permute",
+            "expand",
+            "broadcast_to",
+            "expand_as",
+            "sum_to_size",
+            "cat",
+            "stack",
+            "clone",
+            "matmul",
+            "linear",
+            "add_",
+            "sub_",
+            "mul_",
+            "clamp_",
+            "fill_",
+            "copy_",
+            "setitem",
+            "clamp",
+            "clamp_tensor",
+            "maximum",
+            "minimum",
+            "pow_scalar",
+            "rpow_scalar",
+            "div",
+            "div_",
+            "sign",
+        ]
         if self.corners:
             out += ["exp", "log", "sqrt", "pow", "log1p", "abs", "relu", "rdiv_scalar"]
             if v.numel():
@@ -299,7 +408,11 @@ class _Planner:
         if op == "leaky_relu":
             return (a,), {"slope": d(st.sampled_from([0.01, 0.2, -0.5]))}
         if op == "clamp" or op == "clamp_":
-            q = torch.quantile(v.flatten(), torch.tensor([0.25, 0.75], dtype=DT)) if v.numel() else None
+            q = (
+                torch.quantile(v.flatten(), torch.tensor([0.25, 0.75], dtype=DT))
+                if v.numel()
+                else None
+            )
             lo, hi = (None, None) if q is None else (float(q[0]) - 1e-2, float(q[1]) + 1e-2)
             if self.corners and v.numel():  # bounds equal to elements (and lo == hi at times)
                 flat = v.flatten()
@@ -351,17 +464,20 @@ class _Planner:
             return (a, b), {"cond": cond}
         if op == "clamp_tensor":
             # bounds broadcast into a's shape (torch's own clamp backward fails otherwise)
-            into = (lambda t: torch.broadcast_shapes(t.shape, v.shape) == v.shape)
+            into = lambda t: torch.broadcast_shapes(t.shape, v.shape) == v.shape
             lo = self.partner(a, into)
             hi = self.partner(a, into)
             x, lo_v, hi_v = torch.broadcast_tensors(v, self.vals[lo], self.vals[hi])
-            if not self.corners and not (_away(x - lo_v, 0.0) and _away(x - hi_v, 0.0)
-                                         and bool((hi_v - lo_v > 1e-3).all())):
+            if not self.corners and not (
+                _away(x - lo_v, 0.0) and _away(x - hi_v, 0.0) and bool((hi_v - lo_v > 1e-3).all())
+            ):
                 raise _Skip  # lo > hi: see test_fuzz's known-gap test
             return (a, lo, hi), {}
         if op in ("sum", "mean"):
-            return (a,), {"dim": self.dim(v, allow_none=op == "sum", allow_tuple=True, op=op),
-                          "keepdim": d(st.booleans())}
+            return (a,), {
+                "dim": self.dim(v, allow_none=op == "sum", allow_tuple=True, op=op),
+                "keepdim": d(st.booleans()),
+            }
         if op in ("amax", "amin"):
             if nd == 0:
                 raise _Skip
@@ -376,8 +492,10 @@ class _Planner:
                 n *= shape[k] if nd else 1
             corr = d(st.integers(0, 1))
             if not self.corners and (
-                    n - corr < 1 or (op == "std" and not _finite(v.std(dim, correction=corr)))
-                    or (op == "std" and bool((v.std(dim, correction=corr) < 1e-3).any()))):
+                n - corr < 1
+                or (op == "std" and not _finite(v.std(dim, correction=corr)))
+                or (op == "std" and bool((v.std(dim, correction=corr) < 1e-3).any()))
+            ):
                 raise _Skip
             return (a,), {"dim": dim, "keepdim": d(st.booleans()), "correction": corr}
         if op == "logsumexp":
@@ -410,12 +528,15 @@ class _Planner:
             lead = d(st.lists(st.integers(1, 3), max_size=1 if nd >= 3 else 2))
             return (a,), {"shape": tuple(lead + target)}
         if op == "expand_as":
-            ok = [i for i, t in enumerate(self.vals)
-                  if len(t.shape) >= nd and _expands(shape, tuple(t.shape))]
+            ok = [
+                i
+                for i, t in enumerate(self.vals)
+                if len(t.shape) >= nd and _expands(shape, tuple(t.shape))
+            ]
             return (a, d(st.sampled_from(ok))), {}
         if op == "sum_to_size":
             target = [1 if d(st.booleans()) else s for s in shape]
-            return (a,), {"shape": tuple(target[d(st.integers(0, nd)):])}
+            return (a,), {"shape": tuple(target[d(st.integers(0, nd)) :])}
         if op in ("cat", "stack"):
             k = d(st.integers(1, 3))
             dim = self.dim(v) if op == "cat" else d(st.integers(-nd - 1, nd))
@@ -427,8 +548,9 @@ class _Planner:
                 if op == "cat":
                     s[dim] = d(st.integers(0, 3))
                 same = [i for i, t in enumerate(self.vals) if tuple(t.shape) == tuple(s)]
-                others.append(d(st.sampled_from(same)) if same and d(st.booleans())
-                              else self.leaf(tuple(s)))
+                others.append(
+                    d(st.sampled_from(same)) if same and d(st.booleans()) else self.leaf(tuple(s))
+                )
             return (a, *others), {"dim": dim}
         if op == "getitem":
             return (a,), {"idx": self._index(v)}
@@ -457,8 +579,9 @@ class _Planner:
             b = self.partner(a, lambda t: torch.broadcast_shapes(t.shape, v.shape) == v.shape)
             if torch.broadcast_shapes(self.vals[b].shape, v.shape) != v.shape:
                 raise _Skip
-            return (a, b), ({"alpha": d(st.sampled_from([1, -0.5, 2.0]))}
-                            if op in ("add_", "sub_") else {})
+            return (a, b), (
+                {"alpha": d(st.sampled_from([1, -0.5, 2.0]))} if op in ("add_", "sub_") else {}
+            )
         if op == "fill_":
             b = self.partner(a)
             src = self.vals[b]
@@ -471,22 +594,31 @@ class _Planner:
         """A random shape that broadcasts to ``shape``."""
         keep = self.draw(st.lists(st.booleans(), min_size=len(shape), max_size=len(shape)))
         s = tuple(x if k else 1 for x, k in zip(shape, keep))
-        return s[self.draw(st.integers(0, len(s))):]
+        return s[self.draw(st.integers(0, len(s))) :]
 
     def _index(self, v: torch.Tensor) -> Any:
         d, shape = self.draw, tuple(v.shape)
         n0 = shape[0]
         kind = d(st.sampled_from(["int", "slices", "none_ellipsis", "int_tensor", "mask"]))
         if n0 == 0 or kind == "slices":
+
             def sl(n: int) -> slice:
                 lo = d(st.one_of(st.none(), st.integers(-n, max(n - 1, 0))))
-                return slice(lo, d(st.one_of(st.none(), st.integers(-n, n))),
-                             d(st.one_of(st.none(), st.integers(1, 2))))
-            return tuple(sl(n) for n in shape[:d(st.integers(1, len(shape)))])
+                return slice(
+                    lo,
+                    d(st.one_of(st.none(), st.integers(-n, n))),
+                    d(st.one_of(st.none(), st.integers(1, 2))),
+                )
+
+            return tuple(sl(n) for n in shape[: d(st.integers(1, len(shape)))])
         if kind == "int":
             return d(st.integers(-n0, n0 - 1))
         if kind == "none_ellipsis":
-            return (None, Ellipsis, d(st.integers(-shape[-1], shape[-1] - 1))) if shape[-1] else (None,)
+            return (
+                (None, Ellipsis, d(st.integers(-shape[-1], shape[-1] - 1)))
+                if shape[-1]
+                else (None,)
+            )
         if kind == "int_tensor":
             return torch.tensor(d(st.lists(st.integers(-n0, n0 - 1), min_size=1, max_size=4)))
         k = d(st.integers(1, len(shape)))
@@ -543,7 +675,7 @@ def _inputs(draw: Any, p: _Planner, max_inputs: int) -> None:
     for _ in range(draw(st.integers(1, max_inputs))):
         keep = draw(st.lists(st.booleans(), min_size=len(base), max_size=len(base)))
         shape = tuple(s if k else 1 for s, k in zip(base, keep))
-        p.leaf(shape[draw(st.integers(0, len(shape))):])
+        p.leaf(shape[draw(st.integers(0, len(shape))) :])
 
 
 def _finish(draw: Any, p: _Planner, gen: torch.Generator) -> Program:
@@ -559,7 +691,7 @@ def _finish(draw: Any, p: _Planner, gen: torch.Generator) -> Program:
 @st.composite
 def programs(draw: Any, max_steps: int = 8, max_inputs: int = 3, corners: bool = False) -> Program:
     """Random programs: random ops over random broadcastable shapes, reusing intermediates."""
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2 ** 31 - 1)))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     p = _Planner(draw, gen, corners)
     _inputs(draw, p, max_inputs)
     steps = draw(st.integers(1, max_steps))
@@ -574,7 +706,7 @@ def programs(draw: Any, max_steps: int = 8, max_inputs: int = 3, corners: bool =
 @st.composite
 def single_op_programs(draw: Any, op: str) -> Program:
     """A program that applies ``op`` (to a random input, or to an intermediate made for it)."""
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2 ** 31 - 1)))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     p = _Planner(draw, gen)
     _inputs(draw, p, 2)
     for _ in range(30):
@@ -592,14 +724,20 @@ def single_op_programs(draw: Any, op: str) -> Program:
             else:
                 _try_step(p, "stack", a)
     from hypothesis import reject
+
     reject()
 
 
 # ---- the interpreter -----------------------------------------------------------------------------
 def constants(prog: Program) -> list:
     """The torch tensors a program passes as constants: indices, masks, conditions, operands."""
-    return [v for c in prog.code if isinstance(c, Step) for v in c.params.values()
-            if isinstance(v, torch.Tensor)]
+    return [
+        v
+        for c in prog.code
+        if isinstance(c, Step)
+        for v in c.params.values()
+        if isinstance(v, torch.Tensor)
+    ]
 
 
 def _execute(prog: Program, lib: str) -> tuple[list, list]:
@@ -609,8 +747,11 @@ def _execute(prog: Program, lib: str) -> tuple[list, list]:
     leaves: list = []
     for c in prog.code:
         if isinstance(c, Leaf):
-            t = (ad.tensor(c.data, requires_grad=True) if lib == "ad"
-                 else c.data.clone().requires_grad_(True))
+            t = (
+                ad.tensor(c.data, requires_grad=True)
+                if lib == "ad"
+                else c.data.clone().requires_grad_(True)
+            )
             leaves.append(t)
             pool.append(t)
         else:
@@ -618,8 +759,9 @@ def _execute(prog: Program, lib: str) -> tuple[list, list]:
     return pool, leaves
 
 
-def run(prog: Program, lib: str, mutate_constants: bool = False,
-        root_hook: Callable | None = None) -> tuple[list, list]:
+def run(
+    prog: Program, lib: str, mutate_constants: bool = False, root_hook: Callable | None = None
+) -> tuple[list, list]:
     """Execute ``prog`` with ``lib`` ("ad" or "torch"): (output values, input gradients) as plain
     detached torch tensors (None for an input the outputs do not depend on).
 
@@ -646,8 +788,9 @@ def run(prog: Program, lib: str, mutate_constants: bool = False,
             grads = [None] * len(leaves)
         else:
             grad = ad.grad if lib == "ad" else torch.autograd.grad
-            grads = list(grad([o for o, _ in live], leaves, [g for _, g in live],
-                              allow_unused=True))
+            grads = list(
+                grad([o for o, _ in live], leaves, [g for _, g in live], allow_unused=True)
+            )
     return [_plain(o) for o in outs], [None if g is None else _plain(g) for g in grads]
 
 
@@ -663,8 +806,11 @@ def run_second_order(prog: Program, lib: str) -> list:
     outs = [pool[i] for i in prog.outputs if pool[i].requires_grad]
     if not outs:
         return [None] * len(leaves)
-    gouts = [g if lib == "torch" else ad.tensor(g) for g, i in zip(prog.grad_outputs, prog.outputs)
-             if pool[i].requires_grad]
+    gouts = [
+        g if lib == "torch" else ad.tensor(g)
+        for g, i in zip(prog.grad_outputs, prog.outputs)
+        if pool[i].requires_grad
+    ]
     firsts = grad(outs, leaves, gouts, create_graph=True, allow_unused=True)
     gen = torch.Generator().manual_seed(len(prog.code))
     total = None

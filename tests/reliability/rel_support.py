@@ -1,4 +1,5 @@
 """Helpers shared by the reliability tests: run one snippet with autodiff and with torch."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -9,12 +10,20 @@ import torch
 import autodiff as ad
 
 # Two namespaces with the few names the snippets need, so one snippet runs on both libraries.
-AD = SimpleNamespace(name="ad", tensor=lambda v, rg=False: ad.tensor(v, dtype=torch.float64,
-                                                                     requires_grad=rg),
-                     no_grad=ad.no_grad, grad=ad.grad, Error=ad.GraphError)
-TORCH = SimpleNamespace(name="torch", tensor=lambda v, rg=False: torch.tensor(
-    v, dtype=torch.float64, requires_grad=rg), no_grad=torch.no_grad, grad=torch.autograd.grad,
-    Error=RuntimeError)
+AD = SimpleNamespace(
+    name="ad",
+    tensor=lambda v, rg=False: ad.tensor(v, dtype=torch.float64, requires_grad=rg),
+    no_grad=ad.no_grad,
+    grad=ad.grad,
+    Error=ad.GraphError,
+)
+TORCH = SimpleNamespace(
+    name="torch",
+    tensor=lambda v, rg=False: torch.tensor(v, dtype=torch.float64, requires_grad=rg),
+    no_grad=torch.no_grad,
+    grad=torch.autograd.grad,
+    Error=RuntimeError,
+)
 
 
 def raw(x: Any) -> Any:

@@ -1,5 +1,6 @@
 """detect_anomaly(): the first NaN/Inf in a forward output or a backward gradient raises, naming
 the op and the user line that created it; off by default, per thread, and leak-free."""
+
 from __future__ import annotations
 
 import gc
@@ -43,8 +44,11 @@ def test_backward_inf_names_op_input_and_creation_line():
     with ad.detect_anomaly():
         line = _line() + 1
         y = (x.sqrt() * w).sum()  # forward is finite; d sqrt/dx at 0 is Inf
-        with pytest.raises(AnomalyError, match=r"backward of Sqrt returned Inf in the gradient "
-                                               r"for its input 0 \(of 1; shape \(2,\), 1 of 2") as e:
+        with pytest.raises(
+            AnomalyError,
+            match=r"backward of Sqrt returned Inf in the gradient "
+            r"for its input 0 \(of 1; shape \(2,\), 1 of 2",
+        ) as e:
             y.backward()
     msg = str(e.value)
     assert f'{HERE}", line {line}' in msg and "y = (x.sqrt() * w).sum()" in msg
@@ -54,16 +58,21 @@ def test_backward_names_which_input_of_a_binary_op():
     a = ad.tensor([1.0, -1.0], requires_grad=True)
     b = ad.tensor([2.0, 2.0], requires_grad=True)
     with ad.detect_anomaly():
-        y = (a ** b).sum()  # forward finite; d/db = a**b * log(a) is NaN at a = -1
-        with pytest.raises(AnomalyError, match=r"backward of Pow returned NaN in the gradient for "
-                                               r"its input 1 \(of 2"):
+        y = (a**b).sum()  # forward finite; d/db = a**b * log(a) is NaN at a = -1
+        with pytest.raises(
+            AnomalyError,
+            match=r"backward of Pow returned NaN in the gradient for "
+            r"its input 1 \(of 2",
+        ):
             y.backward()
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_torch_flags_the_same_op_and_output():
     a = torch.tensor([1.0, -1.0], requires_grad=True)
     b = torch.tensor([2.0, 2.0], requires_grad=True)
     with torch.autograd.detect_anomaly(), pytest.raises(RuntimeError, match=r"Pow.*1th output"):
-        (a ** b).sum().backward()
+        (a**b).sum().backward()
 
 
 def test_nested_module_style_call_reports_chain_of_frames():

@@ -5,6 +5,7 @@ user holds becomes a ``.grad`` without a copy; leaf accumulation is thread-safe.
 Each test is one of the silent wrong answers an outside fuzzer found (issue 9), with torch's
 answer (or torch's error) as the expected behaviour.
 """
+
 from __future__ import annotations
 
 import threading
@@ -57,15 +58,19 @@ def _fn_returning(make):
         @staticmethod
         def backward(ctx, g):
             return make(g)
+
     return Bad
 
 
-@pytest.mark.parametrize("make, err, words", [
-    (lambda g: torch.ones(5, dtype=g.dtype), ShapeError, ["Bad.backward", "(5,)", "(3,)"]),
-    (lambda g: g.float(), DTypeError, ["Bad.backward", "torch.float32", "torch.float64"]),
-    (lambda g: 1.5, TypeError, ["Bad.backward", "float"]),
-    (lambda g: (g, g), TypeError, ["Bad.backward", "2 gradients"]),
-])
+@pytest.mark.parametrize(
+    "make, err, words",
+    [
+        (lambda g: torch.ones(5, dtype=g.dtype), ShapeError, ["Bad.backward", "(5,)", "(3,)"]),
+        (lambda g: g.float(), DTypeError, ["Bad.backward", "torch.float32", "torch.float64"]),
+        (lambda g: 1.5, TypeError, ["Bad.backward", "float"]),
+        (lambda g: (g, g), TypeError, ["Bad.backward", "2 gradients"]),
+    ],
+)
 def test_function_results_are_checked(make, err, words):
     x = leaf(1.0, 2.0, 3.0)
     with pytest.raises(err) as e:
@@ -141,10 +146,13 @@ def test_hook_returning_a_plain_torch_tensor_under_create_graph():
     assert gx.tolist() == tgx.tolist()
 
 
-@pytest.mark.parametrize("ret, words", [
-    (lambda g: torch.ones(3, dtype=torch.float64), ["(3,)", "(2,)"]),
-    (lambda g: torch.ones(2, dtype=torch.float32), ["float32"]),
-])
+@pytest.mark.parametrize(
+    "ret, words",
+    [
+        (lambda g: torch.ones(3, dtype=torch.float64), ["(3,)", "(2,)"]),
+        (lambda g: torch.ones(2, dtype=torch.float32), ["float32"]),
+    ],
+)
 def test_hook_returning_a_wrong_tensor_names_the_hook(ret, words):
     x = leaf(1.0, 2.0)
     y = x * 2
@@ -240,6 +248,7 @@ def test_node_public_api():
 def test_vjp_arity_is_checked():
     class TwoForOne(ad.Op):
         """y = x;  a VJP that returns too many gradients"""
+
         forward = staticmethod(torch.clone)
 
         def vjp(self, g):
@@ -252,6 +261,7 @@ def test_vjp_arity_is_checked():
 
 def test_op_saves_must_name_inputs_or_out():
     with pytest.raises(TypeError, match="saves names 'y'"):
+
         class Broken(ad.Op):  # noqa: F841
             saves = ("y",)
 
@@ -260,6 +270,7 @@ def test_every_deliberate_difference_is_in_the_readme():
     from pathlib import Path
 
     from differences import DIFFERENCES
+
     readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
     missing = [k for k, text in DIFFERENCES.items() if " ".join(text.split()) not in readme]
     assert not missing, f"README's list of differences from PyTorch lacks: {missing}"

@@ -4,6 +4,7 @@ Default: a modest number of examples. Long run on demand:
 ``TAPEGRAD_FUZZ_EXAMPLES=5000 python -m pytest tests/reliability/test_fuzz.py`` or ``-m slow``.
 ``TAPEGRAD_FUZZ_STATS=path`` appends the ops of every program run to ``path`` (one per line).
 """
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,9 @@ def check(prog: Program) -> None:
         torch.testing.assert_close(o, r, rtol=1e-10, atol=1e-12)
     for i, (g, r) in enumerate(zip(ours_g, ref_g)):
         if g is None or r is None:  # unused input: None on one side, zeros at most on the other
-            assert (g if g is not None else r if r is not None else torch.zeros(())).abs().max() == 0, i
+            assert (
+                g if g is not None else r if r is not None else torch.zeros(())
+            ).abs().max() == 0, i
             continue
         torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9, msg=lambda m, i=i: f"input {i}: {m}")
 
@@ -70,7 +73,8 @@ def check_corners(prog: Program) -> None:
     if ref_err is not None or our_err is not None:
         assert ref_err is not None and our_err is not None, (
             f"tapegrad {'raised ' + repr(our_err) if our_err else 'did not raise'}, "
-            f"torch {'raised ' + repr(ref_err) if ref_err else 'did not raise'}")
+            f"torch {'raised ' + repr(ref_err) if ref_err else 'did not raise'}"
+        )
         return
     for o, r in zip(ours[0], ref[0]):
         assert o.shape == r.shape
@@ -80,8 +84,9 @@ def check_corners(prog: Program) -> None:
             other = g if g is not None else r
             assert other is None or bool((other == 0).all()), i
             continue
-        torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9, equal_nan=True,
-                                   msg=lambda m, i=i: f"input {i}: {m}")
+        torch.testing.assert_close(
+            g, r, rtol=1e-7, atol=1e-9, equal_nan=True, msg=lambda m, i=i: f"input {i}: {m}"
+        )
 
 
 @settings(max_examples=CORNER_EXAMPLES, suppress_health_check=QUIET)
@@ -141,6 +146,7 @@ def _outcome_with(prog: Program, lib: str, **kw) -> tuple:
 def test_hooks_mutating_their_gradient_match_torch_and_leak_nothing(prog):
     """A hook on every output doubles its gradient in place; the next, hook-free run of the
     same program must be unaffected (a shared root seed would carry the doubling over)."""
+
     def double(g):
         g.mul_(2)
 
@@ -189,6 +195,7 @@ def test_every_catalogue_op_alone_matches_torch(op):
     def inner(prog):
         assert op in prog.ops()
         check(prog)
+
     inner()
 
 
@@ -202,15 +209,27 @@ def test_random_programs_match_torch_long(prog):
 @pytest.mark.parametrize("op", ["amax", "max_dim"])
 def test_reducing_an_empty_tensor_along_a_non_empty_dim(op):  # found by the long fuzz run
     from rel_programs import Leaf, Step
-    prog = Program([Leaf(torch.zeros(0, 3, dtype=torch.float64)),
-                    Step(op, (0,), {"dim": 1, "keepdim": False})], (1,),
-                   (torch.zeros(0, dtype=torch.float64),), False)
+
+    prog = Program(
+        [
+            Leaf(torch.zeros(0, 3, dtype=torch.float64)),
+            Step(op, (0,), {"dim": 1, "keepdim": False}),
+        ],
+        (1,),
+        (torch.zeros(0, dtype=torch.float64),),
+        False,
+    )
     check(prog)
 
 
 def test_clamp_with_crossed_tensor_bounds():  # found by the fuzzer: hi wins, as in torch
     from rel_programs import Leaf, Step
+
     t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-    prog = Program([Leaf(t(0.5734)), Leaf(t(1.3148)), Leaf(t(1.2903)),
-                    Step("clamp_tensor", (0, 1, 2), {})], (3,), (t(0.3586),), False)
+    prog = Program(
+        [Leaf(t(0.5734)), Leaf(t(1.3148)), Leaf(t(1.2903)), Step("clamp_tensor", (0, 1, 2), {})],
+        (3,),
+        (t(0.3586),),
+        False,
+    )
     check(prog)

@@ -1,4 +1,5 @@
 """Gradient hooks and retain_grad, each program run with autodiff and with torch."""
+
 from __future__ import annotations
 
 import re
@@ -141,7 +142,7 @@ def p_hook_runs_on_each_backward(L):
 
 def p_create_graph_hook(L):
     x = L.tensor([1.0, 2.0], True)
-    y = x ** 2
+    y = x**2
     y.register_hook(lambda g: g * x)  # the hook's own ops are recorded under create_graph
     (gx,) = L.grad(y.sum(), x, create_graph=True)
     gx.sum().backward()
@@ -150,7 +151,7 @@ def p_create_graph_hook(L):
 
 def p_create_graph_retain(L):
     x = L.tensor([1.0, 2.0], True)
-    y = x ** 2
+    y = x**2
     y.retain_grad()
     (y * y).sum().backward(create_graph=True)
     assert y.grad.requires_grad
@@ -163,7 +164,7 @@ def p_create_graph_retain(L):
 def p_leaf_hook_create_graph(L):
     x = L.tensor([1.0, 2.0], True)
     x.register_hook(lambda g: g * g)
-    (gx,) = L.grad((x ** 3).sum(), x, create_graph=True)
+    (gx,) = L.grad((x**3).sum(), x, create_graph=True)
     (ggx,) = L.grad(gx.sum(), x)
     return gx, ggx
 
@@ -177,12 +178,29 @@ def p_hook_on_intermediate_used_by_two(L):
     return seen, x.grad
 
 
-PROGRAMS = {f.__name__[2:]: f for f in [
-    p_replace_nonleaf, p_replace_leaf, p_remove, p_chain, p_observe, p_retain_accumulates,
-    p_retain_then_hook, p_hook_then_retain, p_retain_on_leaf, p_root_hook, p_leaf_used_twice,
-    p_leaf_hook_sees_new_grad_only, p_hooks_in_grad, p_hook_runs_on_each_backward,
-    p_create_graph_hook, p_create_graph_retain, p_leaf_hook_create_graph,
-    p_hook_on_intermediate_used_by_two]}
+PROGRAMS = {
+    f.__name__[2:]: f
+    for f in [
+        p_replace_nonleaf,
+        p_replace_leaf,
+        p_remove,
+        p_chain,
+        p_observe,
+        p_retain_accumulates,
+        p_retain_then_hook,
+        p_hook_then_retain,
+        p_retain_on_leaf,
+        p_root_hook,
+        p_leaf_used_twice,
+        p_leaf_hook_sees_new_grad_only,
+        p_hooks_in_grad,
+        p_hook_runs_on_each_backward,
+        p_create_graph_hook,
+        p_create_graph_retain,
+        p_leaf_hook_create_graph,
+        p_hook_on_intermediate_used_by_two,
+    ]
+}
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # torch warns about create_graph cycles
@@ -200,14 +218,18 @@ def _bad_hook_program(ret):
         y = x * 2.0
         y.register_hook(ret)
         (y * y).sum().backward()
+
     return program
 
 
-@pytest.mark.parametrize("ret, ours_type, pattern", [
-    (lambda g: g.sum(), ad.GraphError, r"hook.*shape \(\).*gradient of shape \(2,\)"),
-    (lambda g: g.to(torch.float32), ad.GraphError, r"hook.*torch.float32.*torch.float64"),
-    (lambda g: 3, TypeError, r"hook.*returned a int.*Tensor or None"),
-])
+@pytest.mark.parametrize(
+    "ret, ours_type, pattern",
+    [
+        (lambda g: g.sum(), ad.GraphError, r"hook.*shape \(\).*gradient of shape \(2,\)"),
+        (lambda g: g.to(torch.float32), ad.GraphError, r"hook.*torch.float32.*torch.float64"),
+        (lambda g: 3, TypeError, r"hook.*returned a int.*Tensor or None"),
+    ],
+)
 def test_bad_hook_results_are_refused_like_torch(ret, ours_type, pattern):
     ours, ref = run_both(_bad_hook_program(ret))
     assert isinstance(ref, (RuntimeError, TypeError)), "torch refuses this hook result too"
@@ -242,6 +264,7 @@ def test_retained_grad_is_not_an_alias_of_the_leaf_grad():
 
 def test_retain_grad_does_not_keep_the_tensor_alive():
     import weakref
+
     x = ad.tensor([1.0, 2.0], requires_grad=True)
     y = x * 2.0
     y.retain_grad()

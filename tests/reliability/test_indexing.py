@@ -1,6 +1,7 @@
 """Indexing and joining against torch: index tensors and masks are inputs of the node (saved and
 version-checked), repeated indices add up, legacy empty tensors in cat, and ``.grad`` assignment
 checked like torch's."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,6 +38,7 @@ def test_changing_an_index_after_use_makes_backward_raise_as_in_torch(case):
         change(idx[0] if isinstance(idx, tuple) else idx)
         y.sum().backward()
         return x.grad
+
     ours, ref = run_both(program)
     assert isinstance(ref, RuntimeError) and "modified by an inplace operation" in str(ref), ref
     assert isinstance(ours, GraphError), ours
@@ -69,9 +71,10 @@ def test_advanced_index_gradients_and_second_order_match_torch(case):
     def program(L):
         x = L.tensor(M, True)
         y = x[INDEXES[case](L)]
-        (g,) = L.grad((y ** 3).sum(), x, create_graph=True)
+        (g,) = L.grad((y**3).sum(), x, create_graph=True)
         (gg,) = L.grad((g * g).sum(), x)
         return y, g, gg
+
     ours, ref = run_both(program)
     assert not isinstance(ref, Exception), ref
     assert_close_tree(ours, ref)
@@ -86,6 +89,7 @@ def test_cat_skips_a_legacy_empty_tensor_as_torch_does(dim):
         y = ad.cat([e, a, e], dim) if L.name == "ad" else torch.cat([e, a, e], dim)
         (y * L.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])).sum().backward()
         return y, a.grad, e.grad
+
     ours, ref = run_both(program)
     assert not isinstance(ref, Exception), ref
     assert ours[2].shape == (0,)

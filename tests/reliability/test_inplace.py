@@ -1,5 +1,6 @@
 """In-place ops: leaf refusal, plain mutation, recorded rebasing (checked against torch), version
 counters that turn a stale saved tensor into a clear error, and refusal where we cannot be right."""
+
 from __future__ import annotations
 
 import pytest
@@ -48,9 +49,18 @@ def test_leaf_update_under_no_grad_matches_torch(op):
         elif op == "setitem":
             t[0] = 5.0
         else:
-            getattr(t, op)(*{"add_": (1.0,), "sub_": (1.0,), "mul_": (2.0,), "div_": (2.0,),
-                             "clamp_": (0.0,), "zero_": (), "fill_": (7.0,)}[op],
-                           **({"alpha": 2} if op == "sub_" else {}))
+            getattr(t, op)(
+                *{
+                    "add_": (1.0,),
+                    "sub_": (1.0,),
+                    "mul_": (2.0,),
+                    "div_": (2.0,),
+                    "clamp_": (0.0,),
+                    "zero_": (),
+                    "fill_": (7.0,),
+                }[op],
+                **({"alpha": 2} if op == "sub_" else {}),
+            )
     torch.testing.assert_close(x.data, t.detach())
     assert x.is_leaf and x.requires_grad and x.grad_fn is None
     assert x.data._version == 1
@@ -91,6 +101,7 @@ def _prog(op_call):
         y = (h * h * L.tensor([1.0, 2.0, 3.0])).sum()
         y.backward()
         return h, x.grad, w.grad
+
     return program
 
 
@@ -138,6 +149,7 @@ def test_zero_on_recorded_tensor_gives_zero_gradient():
         h.zero_()
         (h + x).sum().backward()
         return x.grad, h
+
     assert_close_tree(*run_both(program))
 
 
@@ -150,6 +162,7 @@ def test_buffer_filled_from_values_that_require_grad():
         assert buf.requires_grad and not buf.is_leaf
         (buf * buf).sum().backward()
         return buf, w.grad
+
     assert_close_tree(*run_both(program))
 
 
@@ -157,12 +170,13 @@ def test_rebased_setitem_supports_second_order():
     def program(L):
         w = L.tensor(W, True)
         buf = L.tensor([0.0, 1.0, 0.0])
-        buf[0] = (w ** 3).sum()
+        buf[0] = (w**3).sum()
         buf[2] = w[0] * w[1]
         y = (buf * buf).sum()
         (g,) = L.grad(y, w, create_graph=True)
         (gg,) = L.grad((g * g).sum(), w)
         return g, gg
+
     assert_close_tree(*run_both(program))
 
 
@@ -210,8 +224,11 @@ def test_changed_saved_tensor_makes_backward_raise(case, mode):
     else:
         with ad.no_grad():
             changed.mul_(2.0)
-    with pytest.raises(GraphError, match=rf"{saver}'s backward.*modified by an in-place.*"
-                                         r"shape \(.*\).*torch.float64.*version 1.*version 0"):
+    with pytest.raises(
+        GraphError,
+        match=rf"{saver}'s backward.*modified by an in-place.*"
+        r"shape \(.*\).*torch.float64.*version 1.*version 0",
+    ):
         y.sum().backward()
 
 
@@ -336,6 +353,7 @@ def test_other_aliases_of_the_rebased_memory_make_backward_raise_as_in_torch(cas
         h = x * 2.0
         ALIAS[case](h)
         return L.grad(h.sum(), x, create_graph=create_graph)
+
     ours, ref = run_both(program)
     assert isinstance(ref, RuntimeError) and "modified by an inplace operation" in str(ref), ref
     assert isinstance(ours, GraphError), ours
@@ -346,13 +364,14 @@ def test_other_aliases_of_the_rebased_memory_make_backward_raise_as_in_torch(cas
 def test_rebased_product_with_a_detached_copy_has_torchs_second_derivative(create_graph):
     def program(L):
         x = L.tensor(X, True)
-        h = x ** 3
+        h = x**3
         h.mul_(h.detach().clone())  # a copy: nothing to refuse; d/dx treats it as a constant
         (g,) = L.grad(h.sum(), x, create_graph=create_graph)
         if not create_graph:
             return g
         (gg,) = L.grad((g * g).sum(), x)
         return g, gg
+
     assert_close_tree(*run_both(program))
 
 
@@ -376,6 +395,7 @@ def test_changing_an_operand_whose_value_no_gradient_needs_is_allowed(case):
         h.mul_(c)  # rebased again: Mul(old, c) saves c only, no snapshot of h is taken
         (y.sum() + h.sum()).backward()
         return x.grad, h
+
     ours, ref = run_both(program)
     assert not isinstance(ref, Exception), ref
     assert_close_tree(ours, ref)
@@ -402,6 +422,7 @@ def test_setitem_gives_the_overwritten_part_exactly_zero_even_for_infinite_gradi
         inf = float("inf")
         h.backward(L.tensor([inf, -inf, inf]))
         return x.grad
+
     ours, ref = run_both(program)
     assert not torch.isnan(ours).any()
     assert_close_tree(ours, ref)
@@ -414,12 +435,14 @@ VALUE_SHAPES = [(1, 3), (1, 1, 3), (3,), (1,), ()]
 def test_setitem_accepts_the_value_shapes_torch_accepts(vshape):
     def program(L):
         x = L.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], True)
-        v = L.tensor(torch.arange(1.0, 1.0 + torch.Size(vshape).numel()).reshape(vshape).tolist(),
-                     True)
+        v = L.tensor(
+            torch.arange(1.0, 1.0 + torch.Size(vshape).numel()).reshape(vshape).tolist(), True
+        )
         h = x * 1.0
         h[0] = v * 2.0
         (h * L.tensor([[1.0, -2.0, 3.0], [4.0, 5.0, 6.0]])).sum().backward()
         return h, x.grad, v.grad
+
     ours, ref = run_both(program)
     assert not isinstance(ref, Exception), ref
     assert_close_tree(ours, ref)
@@ -444,6 +467,7 @@ def test_a_mask_changed_after_setitem_makes_backward_raise():
         m[1] = True
         h.sum().backward()
         return x.grad
+
     ours, ref = run_both(program)
     assert isinstance(ref, RuntimeError) and "modified by an inplace operation" in str(ref)
     assert isinstance(ours, GraphError) and "SetItem's backward" in str(ours), ours
@@ -456,7 +480,8 @@ def test_setitem_with_index_tensors_supports_second_order():
         buf = L.tensor([[0.0, 1.0, 0.0], [2.0, 0.0, 0.0]])
         buf[torch.tensor([1, 0]), torch.tensor([2, 0])] = w[:2] ** 2
         buf[torch.tensor([[False, True, False], [True, False, False]])] = w[2] * w[0]
-        (g,) = L.grad((buf ** 3).sum(), w, create_graph=True)
+        (g,) = L.grad((buf**3).sum(), w, create_graph=True)
         (gg,) = L.grad((g * g).sum(), w)
         return g, gg
+
     assert_close_tree(*run_both(program))

@@ -3,6 +3,7 @@ and every graph is freed by reference counting alone (no cycles for the cycle co
 
 The 20,000-step run is ``slow`` (``-m slow``); it prints its counts (run with ``-s`` to see them).
 """
+
 from __future__ import annotations
 
 import gc
@@ -32,7 +33,7 @@ def _live() -> dict:
 
 def _rss_mb() -> float:
     with open(f"/proc/{os.getpid()}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def train_without_gc(kind: str, steps: int, checkpoints: int = 4) -> dict:
@@ -51,14 +52,20 @@ def train_without_gc(kind: str, steps: int, checkpoints: int = 4) -> dict:
                 rss.append(_rss_mb())
         gc.set_debug(gc.DEBUG_SAVEALL)
         found = gc.collect()
-        cyclic = [type(o).__name__ for o in gc.garbage
-                  if isinstance(o, (Node, ad.Tensor, torch.Tensor))]
+        cyclic = [
+            type(o).__name__ for o in gc.garbage if isinstance(o, (Node, ad.Tensor, torch.Tensor))
+        ]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
         gc.enable()
-    return {"counts": counts, "rss_mb": rss, "cyclic": cyclic, "collected": found,
-            "loss": loss.item()}
+    return {
+        "counts": counts,
+        "rss_mb": rss,
+        "cyclic": cyclic,
+        "collected": found,
+        "loss": loss.item(),
+    }
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -77,9 +84,11 @@ def test_training_keeps_live_objects_flat_without_the_cycle_collector(kind):
 def test_twenty_thousand_steps_stay_flat():
     r = train_without_gc("nn", steps=20000, checkpoints=10)
     _report(r)
-    print(f"\nleak run: 20000 steps; live objects at start {r['counts'][0]}, at end "
-          f"{r['counts'][-1]}; RSS {r['rss_mb'][0]:.1f} -> {r['rss_mb'][-1]:.1f} MB; cyclic "
-          f"garbage {len(r['cyclic'])}; final loss {r['loss']:.4f}")
+    print(
+        f"\nleak run: 20000 steps; live objects at start {r['counts'][0]}, at end "
+        f"{r['counts'][-1]}; RSS {r['rss_mb'][0]:.1f} -> {r['rss_mb'][-1]:.1f} MB; cyclic "
+        f"garbage {len(r['cyclic'])}; final loss {r['loss']:.4f}"
+    )
     assert all(c == r["counts"][0] for c in r["counts"]), r["counts"]
     assert r["cyclic"] == []
     # A leak of even one activation (100 x 25 floats) per step would add ~200 MB here.
@@ -90,12 +99,25 @@ def _report(r: dict) -> None:
     path = os.environ.get("TAPEGRAD_LEAK_REPORT")
     if path:
         import json
+
         with open(path, "w") as f:
             json.dump(r, f, indent=1)
 
 
-@pytest.mark.parametrize("case", ["backward", "retain_graph", "create_graph", "grad",
-                                  "hooks", "retain_grad", "anomaly", "inplace", "no_backward"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "backward",
+        "retain_graph",
+        "create_graph",
+        "grad",
+        "hooks",
+        "retain_grad",
+        "anomaly",
+        "inplace",
+        "no_backward",
+    ],
+)
 def test_each_engine_feature_frees_its_graph_by_refcount(case):
     """Drop every reference to a graph: its nodes must die at once, with gc disabled."""
     gc.collect()
@@ -172,6 +194,7 @@ def test_the_detector_sees_a_cycle_when_there_is_one(monkeypatch):
             loss = step(i)
             loss.register_hook(lambda g, keep=loss: g)  # loss -> node -> hook -> loss
             return loss
+
         return wrapped, params
 
     monkeypatch.setattr(rel_course, "make_step", leaky)

@@ -1,5 +1,6 @@
 """Thread safety: grad mode, scopes and anomaly mode are per thread; two threads training two
 models at once get exactly what the same trainings get one after the other."""
+
 from __future__ import annotations
 
 import threading
@@ -57,6 +58,7 @@ def _in_other_thread(fn):
             out["value"] = fn()
         except BaseException as e:  # noqa: BLE001
             out["error"] = e
+
     t = threading.Thread(target=run)
     t.start()
     t.join()
@@ -94,8 +96,9 @@ def test_no_grad_in_one_thread_does_not_reach_another():
 
 def test_thread_state_starts_fresh_in_a_new_thread():
     with ad.no_grad(), ad.scope("outer"), ad.detect_anomaly():
-        state = _in_other_thread(lambda: (ad.is_grad_enabled(), ad.grad_mode.state.scope,
-                                          ad.is_anomaly_enabled()))
+        state = _in_other_thread(
+            lambda: (ad.is_grad_enabled(), ad.grad_mode.state.scope, ad.is_anomaly_enabled())
+        )
         assert not ad.is_grad_enabled()
     assert state == (True, None, False)
 
@@ -122,8 +125,9 @@ def test_scopes_recorded_in_parallel_stay_with_their_thread():
         return {n.scope for n in nodes}
 
     results: dict = {}
-    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, record(t)))
-               for t in ("a", "b")]
+    threads = [
+        threading.Thread(target=lambda t=t: results.__setitem__(t, record(t))) for t in ("a", "b")
+    ]
     for t in threads:
         t.start()
     for t in threads:

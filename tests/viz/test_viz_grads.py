@@ -1,4 +1,5 @@
 """The gradient view: norms against torch.autograd, all-zero (dead) layers, the legend."""
+
 from __future__ import annotations
 
 import colorsys
@@ -116,8 +117,9 @@ def test_colours_follow_a_log_scale():
 
 def test_no_gradient_colour_looks_like_the_grey_of_no_gradient():
     """Mid-range norms used to come out grey/beige, like the legend's "grey: no gradient"."""
+
     def hsv(h):
-        return colorsys.rgb_to_hsv(*(int(h[i:i + 2], 16) / 255 for i in (1, 3, 5)))
+        return colorsys.rgb_to_hsv(*(int(h[i : i + 2], 16) / 255 for i in (1, 3, 5)))
 
     assert hsv(viz.graph_style.NOGRAD[0])[1] < 0.05  # the no-gradient fill is grey
     sats = [hsv(viz.graph_style.palette(k / 400))[1] for k in range(401)]
@@ -173,7 +175,7 @@ def test_watch_sees_create_graph_backward_and_is_idempotent():
     w1 = viz.watch_grads(y)
     w2 = viz.watch_grads(y)
     assert len(w1) == 3 and len(w2) == 0
-    g, = ad.grad(y, x, create_graph=True)
+    (g,) = ad.grad(y, x, create_graph=True)
     s = op_stat(h.grad_fn)
     assert s.norm == pytest.approx(float((2 * h.data).norm()), rel=1e-5)
     step = record_of(h.grad_fn).step

@@ -1,4 +1,5 @@
 """draw_graph: DOT structure against the recorded graph, clusters, labels, escaping, depth."""
+
 from __future__ import annotations
 
 import re
@@ -82,7 +83,7 @@ def test_backward_graph_of_create_graph_is_drawable():
     x = ad.tensor([[1.0, 2.0]], requires_grad=True)
     w = ad.randn(2, 3, requires_grad=True)
     y = (x @ w).tanh().sum()
-    g, = ad.grad(y, x, create_graph=True)
+    (g,) = ad.grad(y, x, create_graph=True)
     ops, leaves, none_inputs, edges = recorded_counts([g])
     dot = parse(_source(g, names={"x": x, "W": w}))
     assert len(dot.nodes) == ops + leaves + none_inputs
@@ -129,12 +130,17 @@ def test_clusters_nest_like_the_module_calls():
     assert fc0.parent.parent.parent.parent is None
     # parameters sit in their module's cluster, with their dotted names
     assert sorted(text_of(dot.nodes[n]).split(" |")[0] for n in fc0.nodes) == [
-        "Linear", "blocks.0.fc.bias", "blocks.0.fc.weight"]
+        "Linear",
+        "blocks.0.fc.bias",
+        "blocks.0.fc.weight",
+    ]
     # a module call holding a single op is not boxed: the op names it instead
     tanh = [k for k, v in labels(dot).items() if v.startswith("Tanh")]
     assert len(tanh) == 2
-    assert {labels(dot)[k].split(" | ")[1] for k in tanh} == {"blocks.0.act: Tanh",
-                                                               "blocks.1.act: Tanh"}
+    assert {labels(dot)[k].split(" | ")[1] for k in tanh} == {
+        "blocks.0.act: Tanh",
+        "blocks.1.act: Tanh",
+    }
     assert {dot.home[k].label for k in tanh} == {"blocks.0: Block", "blocks.1: Block"}
     # ops outside any module (the loss) are outside every cluster
     mean = next(k for k, v in labels(dot).items() if v.startswith("Mean"))
@@ -159,8 +165,12 @@ def test_module_called_twice_unfolded_numbers_calls_in_run_order():
     start = next(k for k, v in lab.items() if v.startswith("x |"))
     path = [lab[k] for k in chain_of(dot, start)]
     assert [p.split(" | ")[:2] for p in path] == [
-        ["x", "(2, 3)"], ["Linear", "Linear(3→3) (call 1)"], ["Tanh", "(2, 3)"],
-        ["Linear", "Linear(3→3) (call 2)"], ["Sum", "()"]]
+        ["x", "(2, 3)"],
+        ["Linear", "Linear(3→3) (call 1)"],
+        ["Tanh", "(2, 3)"],
+        ["Linear", "Linear(3→3) (call 2)"],
+        ["Sum", "()"],
+    ]
     w = [k for k, v in lab.items() if v.startswith("weight")]
     assert len(w) == 1 and dot.home[w[0]] is None
     assert sum(1 for a, b, _ in dot.edges if a == w[0]) == 2
@@ -181,8 +191,10 @@ def test_repeated_calls_fold_into_one_cluster_with_a_loop():
     assert len(loops) == 1 and "×4" in next(at for *_, at in dot.edges if "next call" in at)
     a, b = loops[0]
     assert lab[a].startswith("Tanh") and lab[b].startswith("Linear")
-    assert 'constraint="false"' in dot.edges[[e[:2] for e in dot.edges].index((a, b))][2] or \
-        "constraint=false" in dot.edges[[e[:2] for e in dot.edges].index((a, b))][2]
+    assert (
+        'constraint="false"' in dot.edges[[e[:2] for e in dot.edges].index((a, b))][2]
+        or "constraint=false" in dot.edges[[e[:2] for e in dot.edges].index((a, b))][2]
+    )
     # unfolded: every call and its number, in run order along the chain
     full = parse(_source(h.sum(), model=lin, fold=False))
     assert sum(v.startswith("Linear") for v in labels(full).values()) == 5
@@ -206,8 +218,10 @@ def test_only_calls_that_recorded_the_same_ops_fold():
     dot = parse(_source(h.sum(), model=step))
     assert [c.label for c in dot.clusters.values()] == ["Step ×3"]
     linears = sorted(v for v in labels(dot).values() if v.startswith("Linear"))
-    assert linears == ["Linear | fc: Linear(3→3) (call 1) | (2, 3)",  # its own call
-                       "Linear | fc: Linear(3→3) | (2, 3)"]          # the folded three
+    assert linears == [
+        "Linear | fc: Linear(3→3) (call 1) | (2, 3)",  # its own call
+        "Linear | fc: Linear(3→3) | (2, 3)",
+    ]  # the folded three
     assert len(parse(_source(h.sum(), model=step, fold=False)).clusters) == 3
 
 
@@ -231,8 +245,17 @@ def test_depth_1_draws_the_course_network_as_a_chain_of_boxes():
     lab = labels(dot)
     start = next(k for k, v in lab.items() if v.startswith("x |"))
     chain = [lab[k].split(" |")[0] for k in chain_of(dot, start)]
-    assert chain == ["x", "0: Linear(2→25)", "1: ReLU", "2: Linear(25→25)", "3: ReLU",
-                     "4: Linear(25→25)", "5: ReLU", "6: Linear(25→1)", "MSELoss"]
+    assert chain == [
+        "x",
+        "0: Linear(2→25)",
+        "1: ReLU",
+        "2: Linear(25→25)",
+        "3: ReLU",
+        "4: Linear(25→25)",
+        "5: ReLU",
+        "6: Linear(25→1)",
+        "MSELoss",
+    ]
     assert len(dot.nodes) == 10  # the chain, and the target feeding the loss
     assert len(dot.edges) == 9
     assert [c.label for c in dot.clusters.values()] == ["Sequential"]
@@ -244,7 +267,11 @@ def test_depth_0_and_full_detail():
     loss, _, _ = course_loss(model)
     dot0 = parse(_source(loss, model=model, depth=0))
     assert sorted(v.split(" |")[0] for v in labels(dot0).values()) == [
-        "MSELoss", "Sequential", "target", "x"]  # inputs named by the calls' arguments
+        "MSELoss",
+        "Sequential",
+        "target",
+        "x",
+    ]  # inputs named by the calls' arguments
     seq = next(v for v in labels(dot0).values() if v.startswith("Sequential"))
     assert "7 ops, 8 params" in seq
     assert _source(loss, model=model, depth=2) == _source(loss, model=model)
@@ -256,11 +283,22 @@ def test_depth_on_nested_modules():
     d1 = parse(_source(loss, model=net, depth=1))
     assert [c.label for c in d1.clusters.values()] == ["Net"]
     boxes = sorted(v.split(" |")[0] for v in labels(d1).values())
-    assert boxes == ["Mean", "PowScalar", "ReLU", "blocks: Sequential", "inp: Linear(2→8)",
-                     "out: Linear(8→1)", "x"]
+    assert boxes == [
+        "Mean",
+        "PowScalar",
+        "ReLU",
+        "blocks: Sequential",
+        "inp: Linear(2→8)",
+        "out: Linear(8→1)",
+        "x",
+    ]
     d2 = parse(_source(loss, model=net, depth=2))
     assert sorted(c.label for c in d2.clusters.values()) == [
-        "Net", "blocks: Sequential", "inp: Linear(2→8)", "out: Linear(8→1)"]
+        "Net",
+        "blocks: Sequential",
+        "inp: Linear(2→8)",
+        "out: Linear(8→1)",
+    ]
     assert sum(v.startswith("blocks.") and "Block" in v for v in labels(d2).values()) == 2
 
 
@@ -324,7 +362,9 @@ def test_constant_inputs_are_named_and_shaped_until_backward_frees_them():
     loss2.backward()
     after = labels(parse(_source(loss2, model=model2)))
     assert sorted(v for v in after.values() if v.startswith(("input", "constant"))) == [
-        "constant", "constant"]
+        "constant",
+        "constant",
+    ]
 
 
 def test_show_saved_draws_saved_tensors():
@@ -398,9 +438,14 @@ def test_drawing_does_not_change_the_graph():
         stack.extend(p for p in n.next_functions if isinstance(p, ad.Node))
 
     def state():
-        return [(n.released, n.next_functions,
-                 [None if s is None else s.data.data_ptr() for s in n.saved_tensors])
-                for n in nodes]
+        return [
+            (
+                n.released,
+                n.next_functions,
+                [None if s is None else s.data.data_ptr() for s in n.saved_tensors],
+            )
+            for n in nodes
+        ]
 
     before = state()
     for kw in ({}, {"depth": 1}, {"show_grad": True}, {"show_saved": True}):

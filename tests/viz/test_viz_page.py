@@ -1,5 +1,6 @@
 """The HTML page: self-contained, its backward steps in the engine's order, and (in Chromium)
 tooltips, depth switching and the stepper."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,14 @@ import nn
 import viz
 from viz_support import needs_dot, parse
 
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
-                             "/usr/bin/chromium") if p and os.path.exists(p)), None)
+CHROMIUM = next(
+    (
+        p
+        for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
+        if p and os.path.exists(p)
+    ),
+    None,
+)
 
 
 def _two_paths():
@@ -57,10 +64,13 @@ def test_page_is_self_contained_and_steps_follow_the_engine(tmp_path):
     assert summed["Tanh"] == 2 and summed["Exp"] == 1 and summed["Sum"] == 0
     # one picture per depth, the same boxes as draw_graph draws at that depth
     assert data["depths"] == ["0", "all"]
-    assert len(data["boxes"]["all"]) == len(parse(viz.draw_graph(y, model=lin,
-                                                                  show_grad=True).source).nodes) - 1
-    w = data["boxes"]["all"][next(k for k, b in data["boxes"]["all"].items()
-                                  if b["title"] == "weight")]
+    assert (
+        len(data["boxes"]["all"])
+        == len(parse(viz.draw_graph(y, model=lin, show_grad=True).source).nodes) - 1
+    )
+    w = data["boxes"]["all"][
+        next(k for k, b in data["boxes"]["all"].items() if b["title"] == "weight")
+    ]
     assert w["grad"]["norm"] == pytest.approx(float(lin.weight.grad.data.norm()), rel=1e-6)
     assert w["value"]["max"] == pytest.approx(float(lin.weight.data.max()))
     assert sum(w["value"]["hist"]) == 9 and sum(w["grad"]["hist"]) == 9
@@ -127,4 +137,3 @@ def test_page_in_chromium(tmp_path):
         browser.close()
         pw.stop()
         watch.remove()
-

@@ -1,4 +1,5 @@
 """render(): files by extension, the missing-`dot` error, big graphs, and `tapegrad graph`."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,12 @@ def test_missing_dot_explains_how_to_install_and_writes_the_source(monkeypatch, 
     with pytest.raises(viz.GraphvizNotFoundError) as e:
         viz.render(loss, target, model=model, depth=1)
     msg = str(e.value)
-    for hint in ("apt-get install graphviz", "brew install graphviz", "conda install graphviz",
-                 "graph.dot"):
+    for hint in (
+        "apt-get install graphviz",
+        "brew install graphviz",
+        "conda install graphviz",
+        "graph.dot",
+    ):
         assert hint in msg
     src = (tmp_path / "out" / "graph.dot").read_text(encoding="utf-8")
     assert src == viz.draw_graph(loss, model=model, depth=1).source

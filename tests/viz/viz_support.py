@@ -1,4 +1,5 @@
 """Helpers for the viz tests: small models, an independent graph count, and a DOT reader."""
+
 from __future__ import annotations
 
 import re
@@ -29,6 +30,7 @@ def course_net(seed: int = 0, activation=nn.ReLU, dtype=None) -> nn.Sequential:
 
 def course_loss(model, n: int = 16, seed: int = 1, dtype=torch.float32):
     from nn.data import disc_dataset
+
     x, y = disc_dataset(n, seed=seed, dtype=dtype)
     return nn.MSELoss()(model(x), y), x, y
 
@@ -89,10 +91,10 @@ class Cluster:
 
 @dataclass
 class Dot:
-    nodes: dict          # id -> attribute text
-    edges: list          # (src, dst, attribute text)
-    clusters: dict       # name -> Cluster
-    home: dict           # node id -> Cluster or None
+    nodes: dict  # id -> attribute text
+    edges: list  # (src, dst, attribute text)
+    clusters: dict  # name -> Cluster
+    home: dict  # node id -> Cluster or None
 
 
 _NODE = re.compile(r"^\s*(n\d+|more|legend|n\d+_s\d+|n\d+_u\d+) \[(.*)\]$")
