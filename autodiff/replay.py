@@ -130,8 +130,10 @@ def _acc(a: Any, b: Any) -> Any:
 
 def _signature(raw_inputs: list) -> tuple:
     return tuple(
-        (tuple(x.shape), x.dtype, x.device) if isinstance(x, torch.Tensor) else (type(x), x)
-        for x in raw_inputs
+        [
+            (x.shape, x.dtype, x.device) if isinstance(x, torch.Tensor) else (type(x), x)
+            for x in raw_inputs
+        ]
     )
 
 
