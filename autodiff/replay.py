@@ -43,7 +43,17 @@ class _Plan:
     a fixed sequence of torch calls: what is left per op is the call itself.
     """
 
-    __slots__ = ("inputs", "params", "consts", "forward", "backward", "root", "_fn", "compiled")
+    __slots__ = (
+        "inputs",
+        "params",
+        "consts",
+        "forward",
+        "backward",
+        "root",
+        "_fn",
+        "compiled",
+        "direct",
+    )
     inputs: list  # slot of each step input
     params: list  # (slot, leaf) of each leaf that requires grad
     consts: list  # (slot, raw tensor) read as constants
@@ -52,21 +62,35 @@ class _Plan:
     root: int
     _fn: Any
     compiled: Any  # None (not yet), False (plain replay), or a replay_compile.CompiledStep
+    direct: list | None  # per VJP (see ``source``); None until the first run has checked them
 
     def compile(self) -> None:
+        """Generate the step with the checking VJP calls (``_Contract``); ``run`` swaps in the
+        plain ones once the first run has shown which need no fitting."""
+        self.compiled = None  # a replay_compile.CompiledStep, made on the first compiled call
+        self._make_fn(None)
+
+    def _make_fn(self, direct: list | None) -> None:
         namespace: dict = {}
-        exec(compile(self.source(), "<autodiff.replay>", "exec"), namespace)
+        exec(compile(self.source(direct=direct), "<autodiff.replay>", "exec"), namespace)
         kernels = tuple(fn for _, fn, _ in self.forward)
-        vjps = tuple(vjp for _, vjp, _, _ in self.backward)
+        vjps = tuple(
+            n.vjp if direct is not None and direct[k] is not None else call
+            for k, (_, call, _, _) in enumerate(self.backward)
+            for n in [call.node]
+        )
         params = [p for _, p in self.params]
         consts = [c for _, c in self.consts]
         step = namespace["_step"]
         self._fn = lambda inputs: step(inputs, params, consts, kernels, vjps, torch.ones_like, _acc)
-        self.compiled = None  # a replay_compile.CompiledStep, made on the first compiled call
+        self.direct = direct
 
-    def source(self, raw_params: bool = False) -> str:
+    def source(self, raw_params: bool = False, direct: list | None = None) -> str:
         """``def _step(inputs, params, consts, K, V, _ones, _acc) -> (loss, grads)``; ``params``
-        are the leaves (Tensors), or with ``raw_params`` their raw ``.data``."""
+        are the leaves (Tensors), or with ``raw_params`` their raw ``.data``. ``V[k]`` is the
+        checking ``_Contract`` call (a tuple, fitted to the inputs' shapes), or where
+        ``direct[k]`` is not None the node's own VJP, known to return gradients of the right
+        shapes (True: a tuple; False: a single gradient)."""
         # Each block: (source lines, slots it reads). A value slot is deleted right after the
         # last block that reads it, so activations are freed as early as in the eager engine.
         blocks: list = []
@@ -86,12 +110,17 @@ class _Plan:
         if grads:
             blocks.append(([" = ".join(f"g{g}" for g in grads) + " = None"], ()))
         blocks.append(([f"g{self.root} = _ones(s{self.root})"], ()))
+        assigned: set = set()  # gradient slots written so far: the first write needs no _acc
         for k, (gslot, _, saved, parents) in enumerate(self.backward):
             call = ", ".join([f"g{gslot}"] + [f"s{a}" for a in saved])
             code = [f"if g{gslot} is not None:", f"    r = V[{k}]({call})", f"    g{gslot} = None"]
-            code += [
-                f"    g{p} = _acc(g{p}, r[{i}])" for i, p in enumerate(parents) if p is not None
-            ]
+            single = direct is not None and direct[k] is False
+            for i, p in enumerate(parents):
+                if p is None:
+                    continue
+                r = "r" if single else f"r[{i}]"
+                code.append(f"    g{p} = _acc(g{p}, {r})" if p in assigned else f"    g{p} = {r}")
+                assigned.add(p)
             blocks.append((code, saved))
         last: dict = {}
         for i, (_, reads) in enumerate(blocks):
@@ -108,6 +137,13 @@ class _Plan:
 
     def run(self, raw_inputs: list) -> torch.Tensor:
         root, grads = self._fn(raw_inputs)
+        if self.direct is None:  # the first run checked every VJP's gradients: specialize
+            self._make_fn(
+                [
+                    c.direct if c.direct is not False or len(ps) == 1 else None
+                    for _, c, _, ps in self.backward
+                ]
+            )
         foreign: set = set()  # grads handed to a leaf already: a second leaf gets a copy
         for (_, p), g in zip(self.params, grads):
             if g is not None:
@@ -316,7 +352,7 @@ def _build(log: list, loss: Tensor, raw_inputs: list) -> _Plan:
             else (slot_for(p, n.name) if p is not None else None)
             for p in n.inputs
         )
-        plan.backward.append((node_slot[n], _contract(n), tuple(saved), parents))
+        plan.backward.append((node_slot[n], _Contract(n), tuple(saved), parents))
     plan.compile()
     return plan
 
@@ -328,24 +364,32 @@ def _kernel(cls: Any, fields: Any, out: Tensor) -> Any:
     return functools.partial(cls.forward, **fields) if fields else cls.forward
 
 
-def _contract(n: engine.Node) -> Any:
+class _Contract:
     """``n``'s VJP as the plan calls it: a tuple, one gradient per input, each summed back to
-    its input's shape (what ``engine.apply`` does in the eager walk)."""
-    vjp, shapes = n.vjp, tuple(m[0] if m is not None else None for m in n.in_meta)
-    fit = engine.sum_to
+    its input's shape (what ``engine.apply`` does in the eager walk). ``direct``, after a call:
+    None when some gradient needed that fitting, else whether ``n.vjp`` returned a tuple (the
+    plan may then call ``n.vjp`` itself: shapes are fixed by the plan's input signature)."""
 
-    def call(g: Any, *saved: Any) -> tuple:
-        r = vjp(g, *saved)
-        if r.__class__ is not tuple:
+    __slots__ = ("node", "shapes", "direct")
+
+    def __init__(self, n: engine.Node) -> None:
+        self.node = n
+        self.shapes = tuple(m[0] if m is not None else None for m in n.in_meta)
+        self.direct: bool | None = None
+
+    def __call__(self, g: Any, *saved: Any) -> tuple:
+        r = self.node.vjp(g, *saved)
+        tup = r.__class__ is tuple
+        if not tup:
             r = (r,)
-        for gi, s in zip(r, shapes):
-            if gi is not None and s is not None and gi.shape != s:
-                return tuple(
-                    [
-                        gi if gi is None or s is None or gi.shape == s else fit(gi, s)
-                        for gi, s in zip(r, shapes)
-                    ]
-                )
-        return r  # every gradient already has its input's shape (the common case)
-
-    return call
+        if all(gi is None or s is None or gi.shape == s for gi, s in zip(r, self.shapes)):
+            self.direct = tup
+            return r  # every gradient already has its input's shape (the common case)
+        self.direct = None
+        fit = engine.sum_to
+        return tuple(
+            [
+                gi if gi is None or s is None or gi.shape == s else fit(gi, s)
+                for gi, s in zip(r, self.shapes)
+            ]
+        )

@@ -294,16 +294,15 @@ class SGD(Optimizer):
         if wd != 0:
             gs = torch._foreach_add(gs, ps, alpha=wd)  # a new list: p.grad stays untouched
         if mom != 0:
-            bufs, old, fresh = [], [], []
-            for p, g in zip(params, gs):
-                st = self.state.setdefault(p, {})
-                buf = st.get("momentum_buffer")
-                if buf is None:
-                    buf = st["momentum_buffer"] = g.clone()
-                    fresh.append(buf)
-                else:
-                    old.append((buf, g))
-                bufs.append(buf)
+            state = self.state
+            bufs = [st.get("momentum_buffer") if st else None for st in map(state.get, params)]
+            if any(b is None for b in bufs):  # first steps: a buffer starts as the gradient
+                old = [(b, g) for b, g in zip(bufs, gs) if b is not None]
+                for i, (p, g) in enumerate(zip(params, gs)):
+                    if bufs[i] is None:
+                        bufs[i] = state.setdefault(p, {})["momentum_buffer"] = g.clone()
+            else:
+                old = list(zip(bufs, gs))
             if old:
                 ob, og = [b for b, _ in old], [g for _, g in old]
                 torch._foreach_mul_(ob, mom)

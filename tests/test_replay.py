@@ -112,3 +112,32 @@ def test_replay_refuses_dropout_instead_of_freezing_its_mask():
     step = ad.replay(lambda x, y: nn.MSELoss()(model(x), y))
     with pytest.raises(GraphError, match="NoGrad"):
         step(torch.rand(3, 2), torch.rand(3, 1))
+
+
+def test_replay_checks_each_vjp_once_then_calls_it_directly():
+    """The first replay checks every VJP's gradients against its inputs' shapes (fitting those
+    that broadcast); later runs call the VJPs that needed nothing directly. Gradients stay
+    bit-identical to eager throughout, broadcasting and single-gradient VJPs included."""
+
+    def make():
+        g = torch.Generator().manual_seed(5)
+        w = ad.Tensor(torch.randn(3, generator=g), requires_grad=True)  # broadcast over rows
+        c = ad.Tensor(torch.randn(1, 1, generator=g), requires_grad=True)
+        return w, c
+
+    def loss(x, w, c):
+        h = (x * w + c).tanh()
+        return (h * h).sum() + w.exp().sum()
+
+    eager, replayed = make(), make()
+    step = ad.replay(lambda x: loss(x, *replayed))
+    data = torch.Generator().manual_seed(6)
+    for _ in range(4):
+        x = torch.randn(4, 3, generator=data)
+        loss(ad.Tensor(x), *eager).backward()
+        step(x)
+        for a, b in zip(eager, replayed):
+            assert torch.equal(a.grad.data, b.grad.data)
+    plan = next(iter(step._plans.values()))
+    kinds = set(plan.direct)
+    assert kinds == {None, True, False}  # fitted (Mul, Add), tuples, single gradients
