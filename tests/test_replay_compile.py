@@ -318,7 +318,7 @@ def test_compiled_step_is_seen_by_saved_tensor_checks_and_guards():
     """Called past AOTAutograd's wrapper, the compiled step still bumps the version counters of
     what it writes: a graph recorded before it, which saved a weight, refuses to backward. A
     transposed input (same shape, other strides: Inductor's own size checks are off) is caught by
-    the guard, and the step stays equal to eager."""
+    the guard; an unaligned view runs as is; the step stays equal to eager."""
     model, twin = _model(), _model()
     opt = nn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     twin_opt = nn.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
@@ -340,5 +340,9 @@ def test_compiled_step_is_seen_by_saved_tensor_checks_and_guards():
     x, y = batches[4]
     xt = x.t().contiguous().t()  # same values and shape, column-major
     lc = step(xt, y).item()
+    assert abs(lc - _eager_step(twin, twin_opt, loss_fn, x, y)) <= 1e-5 * lc
+    x, y = batches[0]
+    xo = torch.cat([torch.zeros(1, 2), x])[1:]  # a view 8 bytes into its storage (unaligned)
+    lc = step(xo, y).item()
     assert abs(lc - _eager_step(twin, twin_opt, loss_fn, x, y)) <= 1e-5 * lc
     assert _max_rel_diff(twin, model) <= 1e-5
