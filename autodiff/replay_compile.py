@@ -10,8 +10,11 @@ needs. Once per input signature (and optimizer structure) it is traced with fake
 an ATen graph (``make_fx``) and compiled by Inductor, which fuses the elementwise work (an
 activation's VJP, the momentum update into the weight gradient's ``addmm``) and writes the new
 parameters and state back in place. On the CPU the graph goes to Inductor directly with its C++
-wrapper (see ``CPU_BACKEND``; ``torch.compile`` is the fallback); on CUDA it goes through
-``torch.compile(mode="reduce-overhead")``, which captures it as a CUDA graph.
+wrapper (see ``CPU_BACKEND``; ``torch.compile`` is the fallback), and each step calls the
+compiled graph itself (``_inductor``), with our own guard and version-counter bumps in place of
+the wrappers torch puts around it; on CUDA it goes through
+``torch.compile(mode="reduce-overhead")``, which captures it as a CUDA graph. The compiler is
+given tanh in a cheaper exact-enough form (``DECOMPOSITIONS``).
 
 The optimizer side is duck-typed; autodiff knows nothing of any optimizer class. An optimizer
 that can be compiled has ``update_rule(params) -> rule`` (or None); the rule has:
@@ -32,7 +35,7 @@ backward; its own ``step()`` then runs on the accumulated gradients.
 
 Without a C++ compiler (on the CPU), or when a step does not compile, a one-line warning is
 given and the plain replay runs. Results equal the eager engine's up to floating-point
-reassociation and fusion: a few units in the last place per step.
+reassociation, fusion and that tanh: a few units in the last place per step.
 """
 
 from __future__ import annotations
