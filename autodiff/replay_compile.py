@@ -47,7 +47,6 @@ import warnings
 from typing import Any, Hashable, Protocol, Sequence
 
 import torch
-from torch.autograd.graph import increment_version
 
 from .replay import _acc
 
@@ -321,8 +320,8 @@ class CompiledStep:
             out = entry.direct(list(args))  # boxed: it empties the list it is given
             if entry.written:
                 # In-place writes the engine's saved-tensor checks must see (AOTAutograd's
-                # wrapper would bump these version counters)
-                increment_version([args[i] for i in entry.written])
+                # wrapper would bump these version counters; torch's own bump, no autograd)
+                torch._C._increment_version([args[i] for i in entry.written])
             return out
         if self.cuda:  # outputs live in the CUDA graph's memory, rewritten by the next replay
             torch.compiler.cudagraph_mark_step_begin()
