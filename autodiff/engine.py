@@ -21,7 +21,9 @@ recorded Tensors, so the backward pass is itself recorded.
 
 from __future__ import annotations
 
+import itertools
 import threading
+from operator import attrgetter
 from typing import Any, Callable, Sequence, overload
 
 import torch
@@ -38,6 +40,9 @@ _torch_grad_enabled = torch._C.is_grad_enabled  # off in torch.no_grad() and inf
 # into one leaf must not lose each other's contributions.
 _accumulate_lock = threading.Lock()
 _lock, _unlock = _accumulate_lock.acquire, _accumulate_lock.release  # cheaper than ``with``
+# Record order, shared by all threads (``next`` on an ``itertools.count`` is atomic).
+_next_seq = itertools.count().__next__
+_by_seq = attrgetter("seq")
 
 
 class Node:
@@ -60,20 +65,25 @@ class Node:
         "scope",
         "prehooks",
         "posthooks",
+        "seq",
         "__weakref__",
     )
     # the slots, declared for type checkers (set by ``record``; annotations only, no defaults)
     inputs: tuple
     saved: tuple | None
     versions: tuple
-    # ``in_meta``, stored when an input is a leaf (its shape may change later); None when every
-    # input is a node or a constant (built from the input nodes on demand)
+    # A leaf input's (shape, dtype) when recorded (a leaf's data may be replaced later), None for
+    # the other inputs (a node input's is its node's output meta); None as a whole when no input
+    # is a leaf. ``in_meta`` puts the two together.
     known_meta: tuple | None
     out_shape: torch.Size
     out_dtype: torch.dtype
     scope: Any
     prehooks: list | None
     posthooks: list | None
+    # When it was recorded (increasing): a node's inputs were all recorded before it, so walking
+    # the nodes by decreasing ``seq`` visits every node before the nodes it sends a gradient to.
+    seq: int
 
     saves: tuple = ()  # names of what the VJP reads (set per op class)
     out_index: int = -1  # position of "out" in ``saves`` (-1: the output is not saved)
@@ -113,16 +123,19 @@ class Node:
     @property
     def in_meta(self) -> tuple:
         """Each input's (shape, dtype) when recorded (None for an input without a gradient)."""
-        known = self.known_meta
-        if known is not None:
-            return known
-        return tuple([None if p is None else (p.out_shape, p.out_dtype) for p in self.inputs])
+        known = self.known_meta or (None,) * len(self.inputs)
+        return tuple(
+            [
+                None if p is None else (p.out_shape, p.out_dtype) if m is None else m
+                for p, m in zip(self.inputs, known)
+            ]
+        )
 
     def input_shape(self, i: int) -> torch.Size:
         """The shape input ``i`` had when recorded (cheaper than ``in_meta[i][0]``; the input
         must want a gradient)."""
         known = self.known_meta
-        if known is not None:
+        if known is not None and known[i] is not None:
             return known[i][0]
         return self.inputs[i].out_shape
 
@@ -196,31 +209,30 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
     if not st.grad_enabled or not _torch_grad_enabled():  # torch.no_grad() stops it too
         return t
     edges: Any = []  # a list while collected, then the node's tuple
-    meta: Any = None  # each input's (shape, dtype), collected once an input is a leaf
+    # A leaf input's (shape, dtype), None for the others; None as a whole until a leaf is seen
+    # (a node input's meta is its node's output meta, read when needed: see ``in_meta``).
+    meta: Any = None
     wanted = False
     for x in inputs:
-        if x.__class__ is not T and not isinstance(x, T):
-            edges.append(None)  # a raw constant (an index tensor, a mask)
-            if meta is not None:
-                meta.append(None)
-            continue
-        fn = x.grad_fn
-        if fn is not None:
-            edges.append(fn)
-            if meta is not None:
-                meta.append((fn.out_shape, fn.out_dtype))
-        elif x._requires_grad:
-            if meta is None:  # the first leaf: the inputs so far are nodes or constants
-                meta = [None if e is None else (e.out_shape, e.out_dtype) for e in edges]
-            d = x.data
-            meta.append((d.shape, d.dtype))
-            edges.append(x)
-        else:
-            edges.append(None)
-            if meta is not None:
-                meta.append(None)
-            continue
-        wanted = True
+        if x.__class__ is T or isinstance(x, T):  # else: a raw constant (an index, a mask)
+            fn = x.grad_fn
+            if fn is not None:
+                edges.append(fn)
+                if meta is not None:
+                    meta.append(None)
+                wanted = True
+                continue
+            if x._requires_grad:
+                if meta is None:  # the first leaf: the inputs so far are nodes or constants
+                    meta = [None] * len(edges)
+                d = x.data
+                meta.append((d.shape, d.dtype))
+                edges.append(x)
+                wanted = True
+                continue
+        edges.append(None)
+        if meta is not None:
+            meta.append(None)
     if not wanted:
         return t
     node = _new(cls)
@@ -233,8 +245,11 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
     node.out_dtype = out.dtype
     node.scope = st.scope
     node.prehooks = node.posthooks = None
+    node.seq = _next_seq()
     plan = cls.save_plan
-    if plan and cls.reads is None:  # every slot is read: no per-slot decisions
+    if not plan:
+        node.saved = node.versions = ()
+    elif cls.reads is None:  # every slot is read: no per-slot decisions
         # torch bumps a tensor's version on every in-place kernel: remembering it here lets
         # backward refuse a saved tensor that was changed in the meantime.
         if len(plan) == 1:  # one slot (the output, most often): no lists
@@ -251,26 +266,21 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
                     for s in saved_t
                 ]
             )
-    elif plan:
+    else:
         needed = cls.reads_for(edges)
         saved: list = []
         versions: list = []
-        for k, i in enumerate(plan):
-            if not needed[k]:
-                saved.append(None)
-                versions.append(-1)
-                continue
-            s = out if i < 0 else inputs[i]
+        k = 0
+        for i in plan:
+            s = None if not needed[k] else out if i < 0 else inputs[i]
+            k += 1
             saved.append(s)
-            if s is None:  # an optional input left out (a clamp bound)
-                versions.append(-1)
-                continue
-            versions.append(s._version if s.__class__ is _RAW else s.data._version)
+            # None: not read for the gradients wanted, or an optional input left out
+            versions.append(
+                -1 if s is None else s._version if s.__class__ is _RAW else s.data._version
+            )
         node.saved = tuple(saved)
         node.versions = tuple(versions)
-    else:
-        node.saved = ()
-        node.versions = ()
     t.grad_fn = node
     t._requires_grad = True
     if st.anomaly:
@@ -421,31 +431,23 @@ def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, 
     nodes with nothing needed beyond them: their gradient is captured, their VJP is not run.
     """
     T = _tensor_module.Tensor
-    post: list = []  # depth-first post-order: every node after all of its inputs
-    visited: set = set()
+    # One pass finds the nodes (and counts the leaf edges); the order is then the reverse of
+    # the record order (``seq``): a node's inputs were all recorded before it.
+    found: set = set(roots)
+    stack: list = list(found)
     pending: dict = {}
     count = targets is None  # then every leaf edge counts, here in the same pass
-    for r in roots:
-        stack: list = [r]
-        path: list = []  # the nodes being expanded; a None on the stack finishes the last one
-        while stack:
-            n = stack.pop()
-            if n is None:
-                post.append(path.pop())
+    while stack:
+        for p in stack.pop().inputs:
+            if p is None or p in found:
                 continue
-            if n in visited:
-                continue
-            visited.add(n)
-            path.append(n)
-            stack.append(None)
-            for p in n.inputs:
-                if p is None:
-                    continue
-                if isinstance(p, T):
-                    if count:
-                        pending[p] = pending.get(p, 0) + 1
-                elif p not in visited:
-                    stack.append(p)
+            if isinstance(p, T):
+                if count:
+                    pending[p] = pending.get(p, 0) + 1
+            else:
+                found.add(p)
+                stack.append(p)
+    post = sorted(found, key=_by_seq)  # every node after all of its inputs
     stop: set = set()
     if targets is not None:
         needed: dict = {}
@@ -508,9 +510,12 @@ def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
         grads = n.vjp(g, *unpack(n, create_graph))
     elif saved:  # first order: ``unpack`` inlined (it runs once per node of every backward)
         args = [s if s is None or s.__class__ is _RAW else s.data for s in saved]
-        for a, v in zip(args, n.versions):
-            if a is not None and a._version != v:
+        versions = n.versions
+        k = 0
+        for a in args:
+            if a is not None and a._version != versions[k]:
                 unpack(n, False)  # raises, naming the modified tensor
+            k += 1
         grads = n.vjp(g, *args)
     else:
         grads = n.vjp(g)
@@ -520,19 +525,19 @@ def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
     if len(grads) != len(edges):
         raise GraphError(f"{n.name}.vjp returned {len(grads)} gradients for {len(edges)} inputs")
     known = n.known_meta
-    k = -1
+    k = 0
     for gi in grads:
-        k += 1
-        if gi is None:
-            continue
-        p = edges[k]
-        if p is None or gi.__class__ is not _RAW:
-            break
-        if known is None:  # p is a node: its output's shape and dtype
-            if gi.shape != p.out_shape or gi.dtype is not p.out_dtype:
+        if gi is not None:
+            p = edges[k]
+            if p is None or gi.__class__ is not _RAW:
                 break
-        elif gi.shape != known[k][0] or gi.dtype is not known[k][1]:
-            break
+            m = None if known is None else known[k]
+            if m is None:  # p is a node: its output's shape and dtype
+                if gi.shape != p.out_shape or gi.dtype is not p.out_dtype:
+                    break
+            elif gi.shape != m[0] or gi.dtype is not m[1]:
+                break
+        k += 1
     else:  # every gradient already fits (the common case): no new tuple
         if not retain_graph and saved:
             n.release()
@@ -713,17 +718,21 @@ def _owned(g: torch.Tensor, foreign: set) -> torch.Tensor:
 
 def accumulate(leaf: Any, g: Any, create_graph: bool, foreign: set | None = None) -> None:
     """Add gradient ``g`` into ``leaf.grad`` (thread-safe; never aliasing the caller's tensor)."""
-    T = _tensor_module.Tensor
     _lock()
     try:
         # ``_grad``: the engine's own gradients need none of the ``grad`` setter's checks
         if create_graph:
             leaf._grad = g if leaf._grad is None else leaf._grad + g
-        elif leaf._grad is None:
-            leaf._grad = T._make(_owned(g, foreign if foreign is not None else set()))
         else:
-            # Out of place: a user may hold the old grad.
-            leaf._grad = T._make(leaf._grad.data + g)
+            if leaf._grad is None:
+                g = _owned(g, foreign if foreign is not None else set())
+            else:
+                g = leaf._grad.data + g  # out of place: a user may hold the old grad
+            t = _new(_tensor_module.Tensor)  # ``Tensor._make(g)``, without its call
+            t.data = g
+            t._grad = t.grad_fn = t._hooks = None
+            t._requires_grad = False
+            leaf._grad = t
     finally:
         _unlock()
 

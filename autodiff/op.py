@@ -30,6 +30,8 @@ runs on raw tensors on the first-order path and is recorded (differentiable agai
 from __future__ import annotations
 
 import re
+from itertools import repeat
+from operator import is_not
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -76,6 +78,10 @@ class _OpType(type):
         return cls
 
 
+_record = engine.record
+_NONES = repeat(None)
+
+
 class Op(engine.Node, metaclass=_OpType):
     """Base class of every differentiable operation (see the module docstring)."""
 
@@ -106,16 +112,19 @@ class Op(engine.Node, metaclass=_OpType):
                 x = inputs[0].data
                 out = cls.forward(x, **fields) if fields else cls.forward(x)
             else:
-                raws = [x.data if isinstance(x, TensorBase) else x for x in inputs]
+                # an explicit loop: a comprehension is a function call of its own (Python 3.11)
+                raws = []
+                for x in inputs:
+                    raws.append(x.data if isinstance(x, TensorBase) else x)
                 out = cls.forward(*raws, **fields) if fields else cls.forward(*raws)
         except (RuntimeError, TypeError, ValueError, IndexError) as e:
             raise explain(cls.opname, e, *inputs) from None
-        return engine.record(cls, out, inputs, fields)
+        return _record(cls, out, inputs, fields)
 
     @classmethod
     def reads_for(cls, edges: tuple) -> tuple:
         """Which saved slots the VJP will read, given which inputs want a gradient."""
-        wanted = tuple([e is not None for e in edges])
+        wanted = tuple(map(is_not, edges, _NONES))  # (e is not None for e in edges), in C
         needed = cls.reads_cache.get(wanted)
         if needed is None:  # first time for this pattern (at most 2^inputs of them)
             needed = cls.reads_cache[wanted] = tuple(

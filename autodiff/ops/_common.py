@@ -35,6 +35,12 @@ def as_tensor(x: Any) -> Tensor:
         ) from None
 
 
+def aten_kernel(overload: Any) -> Any:
+    """The callable behind ``torch.ops.aten.<op>.default``: the overload's ``__call__`` only
+    forwards to it, a Python call per use on the VJPs' first-order path."""
+    return getattr(overload, "_op", overload)
+
+
 def raw(x: Any) -> Any:
     """The torch tensor under a Tensor (masks in VJPs are computed on raw data: constants)."""
     return x.data if isinstance(x, Tensor) else x

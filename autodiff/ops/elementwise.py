@@ -15,15 +15,24 @@ import torch
 
 from ..engine import derived
 from ..op import Op
-from ._common import SCALARS, Tensor, as_tensor, check_float_pair, explain, raw, zeros_like_grad
+from ._common import (
+    SCALARS,
+    Tensor,
+    as_tensor,
+    aten_kernel,
+    check_float_pair,
+    explain,
+    raw,
+    zeros_like_grad,
+)
 
 # torch's fused backward kernels: one kernel instead of two or three on the first-order path
 # (raw torch tensors). Under create_graph the composite form is used, so it stays differentiable.
 _aten = torch.ops.aten
-_tanh_backward = _aten.tanh_backward.default
-_sigmoid_backward = _aten.sigmoid_backward.default
-_threshold_backward = _aten.threshold_backward.default
-_leaky_relu_backward = _aten.leaky_relu_backward.default
+_tanh_backward = aten_kernel(_aten.tanh_backward.default)
+_sigmoid_backward = aten_kernel(_aten.sigmoid_backward.default)
+_threshold_backward = aten_kernel(_aten.threshold_backward.default)
+_leaky_relu_backward = aten_kernel(_aten.leaky_relu_backward.default)
 _RAW = torch.Tensor
 
 

@@ -130,12 +130,21 @@ class Linear(Op):
 def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
     """Affine map ``x @ weight.T + bias`` as one node (one ``addmm`` kernel for 2-D x); a bias
     broadcasts to the output, as in torch."""
-    x, weight = as_tensor(x), as_tensor(weight)
+    # (``as_tensor`` and ``check_float_pair`` called only when there is something to do: this
+    # runs once per layer call)
+    if not isinstance(x, Tensor):
+        x = as_tensor(x)
+    if not isinstance(weight, Tensor):
+        weight = as_tensor(weight)
     rx, rw = x.data, weight.data
-    check_float_pair("linear", rx, rw)
+    dtype = rx.dtype
+    if rw.dtype is not dtype:
+        check_float_pair("linear", rx, rw)
     if bias is not None:
-        bias = as_tensor(bias)
-        check_float_pair("linear", rx, bias.data)
+        if not isinstance(bias, Tensor):
+            bias = as_tensor(bias)
+        if bias.data.dtype is not dtype:
+            check_float_pair("linear", rx, bias.data)
     try:
         return Linear.apply(x, weight, bias)
     except DeviceError:
