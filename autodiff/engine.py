@@ -89,6 +89,7 @@ class Node:
     out_index: int = -1  # position of "out" in ``saves`` (-1: the output is not saved)
     save_plan: tuple = ()  # per saved slot: the input it holds, or -1 for the output
     reads: Any = None
+    all_read = False  # with ``reads``: every slot is read when every input wants a gradient
     forward: Any = None
     # A VJP written by a user (``autodiff.Function``) may return tensors the user holds.
     returns_foreign = False
@@ -212,7 +213,7 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
     # A leaf input's (shape, dtype), None for the others; None as a whole until a leaf is seen
     # (a node input's meta is its node's output meta, read when needed: see ``in_meta``).
     meta: Any = None
-    wanted = False
+    wanted = 0  # how many inputs want a gradient
     for x in inputs:
         if x.__class__ is T or isinstance(x, T):  # else: a raw constant (an index, a mask)
             fn = x.grad_fn
@@ -220,7 +221,7 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
                 edges.append(fn)
                 if meta is not None:
                     meta.append(None)
-                wanted = True
+                wanted += 1
                 continue
             if x._requires_grad:
                 if meta is None:  # the first leaf: the inputs so far are nodes or constants
@@ -228,7 +229,7 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
                 d = x.data
                 meta.append((d.shape, d.dtype))
                 edges.append(x)
-                wanted = True
+                wanted += 1
                 continue
         edges.append(None)
         if meta is not None:
@@ -246,33 +247,31 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
     node.scope = st.scope
     node.prehooks = node.posthooks = None
     node.seq = _next_seq()
+    # torch bumps a tensor's version on every in-place kernel: remembering it here lets backward
+    # refuse a saved tensor that was changed in the meantime.
     plan = cls.save_plan
     if not plan:
         node.saved = node.versions = ()
-    elif cls.reads is None:  # every slot is read: no per-slot decisions
-        # torch bumps a tensor's version on every in-place kernel: remembering it here lets
-        # backward refuse a saved tensor that was changed in the meantime.
-        if len(plan) == 1:  # one slot (the output, most often): no lists
-            s = out if plan[0] < 0 else inputs[plan[0]]
-            node.saved = (s,)
-            node.versions = (
-                -1 if s is None else s._version if s.__class__ is _RAW else s.data._version,
-            )
-        else:
-            node.saved = saved_t = tuple([out if i < 0 else inputs[i] for i in plan])
-            node.versions = tuple(
-                [
-                    -1 if s is None else s._version if s.__class__ is _RAW else s.data._version
-                    for s in saved_t
-                ]
-            )
+    elif len(plan) == 1 and cls.reads is None:  # one slot (the output, most often): no lists
+        s = out if plan[0] < 0 else inputs[plan[0]]
+        node.saved = (s,)
+        node.versions = (
+            -1 if s is None else s._version if s.__class__ is _RAW else s.data._version,
+        )
     else:
-        needed = cls.reads_for(edges)
+        # Every slot is read unless ``reads`` says that the gradients wanted need fewer.
+        needed = (
+            None
+            if cls.reads is None or (wanted == len(edges) and cls.all_read)
+            else cls.reads_for(edges)
+        )
         saved: list = []
         versions: list = []
         k = 0
         for i in plan:
-            s = None if not needed[k] else out if i < 0 else inputs[i]
+            s = out if i < 0 else inputs[i]
+            if needed is not None and not needed[k]:
+                s = None
             k += 1
             saved.append(s)
             # None: not read for the gradients wanted, or an optional input left out
@@ -509,12 +508,16 @@ def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
     if create_graph or saved is None:
         grads = n.vjp(g, *unpack(n, create_graph))
     elif saved:  # first order: ``unpack`` inlined (it runs once per node of every backward)
-        args = [s if s is None or s.__class__ is _RAW else s.data for s in saved]
+        args = []
         versions = n.versions
         k = 0
-        for a in args:
-            if a is not None and a._version != versions[k]:
-                unpack(n, False)  # raises, naming the modified tensor
+        for s in saved:
+            if s is not None:
+                if s.__class__ is not _RAW:
+                    s = s.data
+                if s._version != versions[k]:
+                    unpack(n, False)  # raises, naming the modified tensor
+            args.append(s)
             k += 1
         grads = n.vjp(g, *args)
     else:
@@ -542,8 +545,17 @@ def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
         if not retain_graph and saved:
             n.release()
         return grads
+    grads = fit_grads(n, grads, create_graph)
+    if not retain_graph and n.saved:
+        n.release()
+    return grads
+
+
+def fit_grads(n: Node, grads: tuple, create_graph: bool) -> tuple:
+    """``grads`` (one per input) checked, broadcast ones summed back to their input's shape, and
+    None where an input wants no gradient (``fit_grad`` raises for a gradient that cannot fit)."""
     out: list = []
-    for i, (gi, p, meta) in enumerate(zip(grads, edges, n.in_meta)):
+    for i, (gi, p, meta) in enumerate(zip(grads, n.inputs, n.in_meta)):
         if p is None or gi is None:
             out.append(None)
             continue
@@ -551,8 +563,6 @@ def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
         if gi.__class__ is not _RAW or gi.shape != shape or gi.dtype is not dtype:
             gi = fit_grad(n, i, gi, shape, dtype, create_graph)
         out.append(gi)
-    if not retain_graph and n.saved:
-        n.release()
     return tuple(out)
 
 
@@ -591,7 +601,7 @@ def run_backward(
     """
     T = _tensor_module.Tensor
     grads: dict = {}  # node or leaf -> gradient flowing into it (sum of contributions so far)
-    foreign = {id(g) for g in root_grads}  # tensors the user holds: copied before becoming .grad
+    foreign = set(map(id, root_grads))  # tensors the user holds: copied before becoming .grad
     root_nodes = []
     for r, g in zip(roots, root_grads):
         key = r.grad_fn if r.grad_fn is not None else r
@@ -613,25 +623,74 @@ def run_backward(
     plain = capture is None  # complete leaf gradients go into .grad
     prev_mode = state.grad_enabled
     anomaly = state.anomaly
+    # First order, with nothing to call around a VJP (no capture, no anomaly mode, no hooks on
+    # the node): ``apply`` inlined, as this runs once per node of every backward.
+    quick = plain and not create_graph and not anomaly
     state.grad_enabled = create_graph  # the backward pass is recorded only under create_graph
     try:
         for n in order:
             g = grads.pop(n, None)
-            if g is not None and n.prehooks:
-                g = run_hooks(n.prehooks, g, create_graph, f"the output of {n.name}", foreign)
-            if capture is not None and n in capture:
-                sink.capture(n, g)
-            if g is None or (stop and n in stop):
-                in_grads = (None,) * len(n.inputs)
+            if quick and g is not None and not (n.prehooks or n.posthooks or n.returns_foreign):
+                saved = n.saved
+                if saved:  # each saved tensor version-checked (see ``unpack``)
+                    args = []
+                    versions = n.versions
+                    k = 0
+                    for s in saved:
+                        if s is not None:
+                            if s.__class__ is not _RAW:
+                                s = s.data
+                            if s._version != versions[k]:
+                                unpack(n, False)  # raises, naming the modified tensor
+                        args.append(s)
+                        k += 1
+                    in_grads = n.vjp(g, *args)
+                elif saved is None:
+                    unpack(n, False)  # raises: freed by an earlier backward
+                else:
+                    in_grads = n.vjp(g)
+                if in_grads.__class__ is not tuple:
+                    in_grads = (in_grads,)
+                edges = n.inputs
+                if len(in_grads) != len(edges):
+                    raise GraphError(
+                        f"{n.name}.vjp returned {len(in_grads)} gradients for {len(edges)} inputs"
+                    )
+                known = n.known_meta  # the contract, as in ``apply``
+                k = 0
+                for gi in in_grads:
+                    if gi is not None:
+                        p = edges[k]
+                        if p is None or gi.__class__ is not _RAW:
+                            in_grads = fit_grads(n, in_grads, False)
+                            break
+                        m = None if known is None else known[k]
+                        if m is None:
+                            if gi.shape != p.out_shape or gi.dtype is not p.out_dtype:
+                                in_grads = fit_grads(n, in_grads, False)
+                                break
+                        elif gi.shape != m[0] or gi.dtype is not m[1]:
+                            in_grads = fit_grads(n, in_grads, False)
+                            break
+                    k += 1
+                if not retain_graph and saved:
+                    n.release()
             else:
-                in_grads = apply(n, g, create_graph, retain_graph)
-                if n.returns_foreign:
-                    foreign.update(id(gi) for gi in in_grads if gi is not None)
-                if anomaly:
-                    _anomaly.on_backward(n, in_grads)
-                if n.posthooks:
-                    for hook in list(n.posthooks):
-                        hook(in_grads, g)
+                if g is not None and n.prehooks:
+                    g = run_hooks(n.prehooks, g, create_graph, f"the output of {n.name}", foreign)
+                if capture is not None and n in capture:
+                    sink.capture(n, g)
+                if g is None or (stop and n in stop):
+                    in_grads = (None,) * len(n.inputs)
+                else:
+                    in_grads = apply(n, g, create_graph, retain_graph)
+                    if n.returns_foreign:
+                        foreign.update(id(gi) for gi in in_grads if gi is not None)
+                    if anomaly:
+                        _anomaly.on_backward(n, in_grads)
+                    if n.posthooks:
+                        for hook in list(n.posthooks):
+                            hook(in_grads, g)
             for p, gi in zip(n.inputs, in_grads):
                 if p is None:
                     continue
@@ -724,8 +783,12 @@ def accumulate(leaf: Any, g: Any, create_graph: bool, foreign: set | None = None
         if create_graph:
             leaf._grad = g if leaf._grad is None else leaf._grad + g
         else:
-            if leaf._grad is None:
-                g = _owned(g, foreign if foreign is not None else set())
+            if leaf._grad is None:  # ``_owned``, inlined
+                if foreign is None:
+                    foreign = set()
+                if g._base is not None or id(g) in foreign or not g.is_contiguous():
+                    g = g.clone(memory_format=torch.contiguous_format)
+                foreign.add(id(g))  # handed out once: a second leaf gets a copy
             else:
                 g = leaf._grad.data + g  # out of place: a user may hold the old grad
             t = _new(_tensor_module.Tensor)  # ``Tensor._make(g)``, without its call

@@ -53,6 +53,7 @@ class _OpType(type):
         out_index: int
         save_users: tuple
         reads_cache: dict
+        all_read: bool
 
     def __new__(mcs, name: str, bases: tuple, ns: dict) -> Any:
         ns.setdefault("__slots__", tuple(ns.get("fields", ())))
@@ -75,6 +76,8 @@ class _OpType(type):
                     users[s].append(args.index(arg))
             cls.save_users = tuple(tuple(users[s]) for s in saves)
             cls.reads_cache = {}  # which inputs want a gradient -> which saved slots are read
+            # when every input wants a gradient, is every slot read? (then nothing to decide)
+            cls.all_read = all(cls.save_users)
         return cls
 
 

@@ -56,16 +56,22 @@ def dropout(
 def _pair(op: str, input: Any, target: Any, reduction: str) -> tuple[Tensor, Tensor]:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    x, t = as_tensor(input), as_tensor(target)
-    if x.data.shape != t.data.shape:
+    # (``as_tensor`` and the dtype check called only when there is something to do: this runs
+    # once per loss call)
+    x = input if isinstance(input, Tensor) else as_tensor(input)
+    t = target if isinstance(target, Tensor) else as_tensor(target)
+    rx, rt = x.data, t.data
+    if rx.shape != rt.shape:
         raise ShapeError(
             f"{op}: input has shape {tuple(x.shape)} but target has shape {tuple(t.shape)}; they "
             "must be equal (reshape one, e.g. target.reshape(input.shape), rather than rely on "
             "broadcasting)"
         )
-    if not t.data.is_floating_point():
-        t = t.to(x.data.dtype)  # integer labels as float targets
-    _check_float_pair(op, x.data, t.data)
+    if not rt.is_floating_point():
+        t = t.to(rx.dtype)  # integer labels as float targets
+        rt = t.data
+    if rt.dtype is not rx.dtype:
+        _check_float_pair(op, rx, rt)
     return x, t
 
 

@@ -283,9 +283,11 @@ def pow(a: Any, b: Any) -> Tensor:
     return Pow.apply(a, b)
 
 
+# The functions below test ``isinstance`` before calling ``as_tensor``: a Python call saved on
+# every op, most of whose operands are Tensors already.
 def neg(a: Any) -> Tensor:
     """-a."""
-    return Neg.apply(as_tensor(a))
+    return Neg.apply(a if isinstance(a, Tensor) else as_tensor(a))
 
 
 # ---- unary math and activations -----------------------------------------------------------------
@@ -422,62 +424,64 @@ class Square(Op):
 
 def square(x: Any) -> Tensor:
     """x * x, elementwise."""
-    return Square.apply(as_tensor(x))
+    return Square.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def exp(x: Any) -> Tensor:
     """e ** x."""
-    return Exp.apply(as_tensor(x))
+    return Exp.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def log(x: Any) -> Tensor:
     """Natural logarithm."""
-    return Log.apply(as_tensor(x))
+    return Log.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def log1p(x: Any) -> Tensor:
     """log(1 + x), accurate for small x."""
-    return Log1p.apply(as_tensor(x))
+    return Log1p.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def sqrt(x: Any) -> Tensor:
     """Square root."""
-    return Sqrt.apply(as_tensor(x))
+    return Sqrt.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def abs(x: Any) -> Tensor:
     """|x| (the gradient at 0 is 0, as torch's)."""
-    return Abs.apply(as_tensor(x))
+    return Abs.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def sin(x: Any) -> Tensor:
     """Sine."""
-    return Sin.apply(as_tensor(x))
+    return Sin.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def cos(x: Any) -> Tensor:
     """Cosine."""
-    return Cos.apply(as_tensor(x))
+    return Cos.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def tanh(x: Any) -> Tensor:
     """Hyperbolic tangent."""
-    return Tanh.apply(as_tensor(x))
+    return Tanh.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def sigmoid(x: Any) -> Tensor:
     """The logistic function 1 / (1 + e^-x)."""
-    return Sigmoid.apply(as_tensor(x))
+    return Sigmoid.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def relu(x: Any) -> Tensor:
     """max(x, 0) (the gradient at 0 is 0, as torch's)."""
-    return ReLU.apply(as_tensor(x))
+    return ReLU.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
     """x if x > 0 else negative_slope * x."""
-    return LeakyReLU.apply(as_tensor(x), negative_slope=negative_slope)
+    return LeakyReLU.apply(
+        x if isinstance(x, Tensor) else as_tensor(x), negative_slope=negative_slope
+    )
 
 
 # ---- clamping and selection ----------------------------------------------------------------------

@@ -353,7 +353,7 @@ class Contiguous(Clone):
 
 
 def clone(x: Any) -> Tensor:
-    return Clone.apply(as_tensor(x))
+    return Clone.apply(x if isinstance(x, Tensor) else as_tensor(x))
 
 
 def contiguous(x: Tensor) -> Tensor:
