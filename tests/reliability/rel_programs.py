@@ -14,11 +14,17 @@ libraries' gradients are well defined and comparable. ``run(program, lib)`` then
 clamp bounds equal to elements), ties (repeated values; ``maximum(a, a)``), ±inf and NaN in the
 inputs and in the upstream gradients, size-0 dims and ``dim=()``. Nothing is skipped for being
 non-smooth there: both libraries must give the same numbers (NaN where torch has NaN) or both
-raise.
+raise. The ops added to tapegrad later (``APPLY_LATER``: prod, norm, cumsum, gather/scatter_add,
+masked_fill, flip/repeat/split, mm/dot, and nn's conv2d, pooling, batch/layer norm, embedding,
+attention, activations and fused losses) also get corner operands of their own
+(``CORNER_POINTS``: exact zeros for prod, ties for max pooling, constant slices for the norms,
+saturating values for the activations, inputs of exactly 0 and 1 for binary cross-entropy); ops of
+a fixed rank reshape their operand to it first (``RANKS``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -28,6 +34,9 @@ import torch.nn.functional as F
 from hypothesis import strategies as st
 
 import autodiff as ad
+import nn.functional as nnF
+from nn.gelu import erf as nn_erf
+from nn.pool import pooled_size
 
 DT = torch.float64
 
@@ -90,6 +99,12 @@ TORCH_NS = SimpleNamespace(
     log_softmax=torch.log_softmax,
     clamp=torch.clamp,
     broadcast_to=torch.broadcast_to,
+    min=torch.min,
+    erf=torch.erf,
+    masked_fill=torch.masked_fill,
+    scatter_add=torch.scatter_add,
+    dot=torch.dot,
+    F=F,
 )
 AD_NS = SimpleNamespace(
     linear=ad.linear,
@@ -104,6 +119,12 @@ AD_NS = SimpleNamespace(
     log_softmax=ad.log_softmax,
     clamp=ad.clamp,
     broadcast_to=ad.broadcast_to,
+    min=ad.min,
+    erf=nn_erf,
+    masked_fill=ad.masked_fill,
+    scatter_add=ad.scatter_add,
+    dot=ad.dot,
+    F=nnF,
 )
 
 
@@ -216,6 +237,106 @@ APPLY: dict[str, Callable] = {
     "copy_": _inplace("copy_"),
     "setitem": _setitem,
 }
+
+
+def _norm(m: Any, a: Any, p: Any, dim: Any, keepdim: bool) -> Any:
+    """``a.norm(p, dim, keepdim)``. For p = ±inf the oracle lets torch's own norm see only the
+    extreme elements (and NaNs), the others replaced by a constant that cannot win: the same
+    values and, for finite upstream gradients, torch's gradients (g * 0 = 0 for the others); an
+    infinite upstream gradient then gives those others 0 rather than NaN, as tapegrad does
+    (differences.py: "norm_p0_inf")."""
+    if m is TORCH_NS and isinstance(p, float) and math.isinf(p) and a.numel():
+        with torch.no_grad():
+            ax = a.abs()
+            top = torch.linalg.vector_norm(a, p, dim=dim, keepdim=True)
+            hit = (ax == top) | ax.isnan()
+        a = torch.where(hit, a, 0.0 if p > 0 else float("inf"))
+    return a.norm(p, dim, keepdim)
+
+
+def _joined(m: Any, pieces: Any, dim: int) -> Any:
+    """The pieces of a split/chunk in one output, each scaled differently (each one checked)."""
+    return m.cat([q * (i + 1) for i, q in enumerate(pieces)], dim)
+
+
+def _affine(wb: tuple, affine: str) -> tuple:
+    """(weight, bias) from the tensors passed: ``affine`` names which of the two are there."""
+    it = iter(wb)
+    return (next(it) if "w" in affine else None, next(it) if "b" in affine else None)
+
+
+def _batch_norm(m: Any, x: Any, *wb: Any, affine: str, **kw: Any) -> Any:
+    w, b = _affine(wb, affine)
+    if m is TORCH_NS and w is None and b is not None:
+        # torch's own double backward fails with a bias and no weight ("Expected a proper Tensor
+        # but got None"): the oracle passes the weight 1 (a constant), the same function
+        w = torch.ones(x.shape[1], dtype=x.dtype)
+    return m.F.batch_norm(x, kw.pop("running_mean"), kw.pop("running_var"), w, b, **kw)
+
+
+def _layer_norm(m: Any, x: Any, *wb: Any, affine: str, **kw: Any) -> Any:
+    w, b = _affine(wb, affine)
+    if m is TORCH_NS and w is None and b is not None:  # as for batch_norm
+        w = torch.ones(kw["normalized_shape"], dtype=x.dtype)
+    return m.F.layer_norm(x, weight=w, bias=b, **kw)
+
+
+_FIRST = frozenset(APPLY)
+
+# Ops added to tapegrad after the fuzzer's first catalogue: everyday tensor calls, nn's functional
+# ops (convolution, pooling, normalisation, embedding, attention, activations, fused losses).
+APPLY.update(
+    {
+        "square": lambda m, a: a.square(),
+        "erf": lambda m, a: m.erf(a),
+        "gelu": lambda m, a, approximate: m.F.gelu(a, approximate=approximate),
+        "silu": lambda m, a: m.F.silu(a),
+        "softplus": lambda m, a: m.F.softplus(a),
+        "float_double": lambda m, a: a.float().double(),
+        "clamp_tensor_one": lambda m, a, b, which: (
+            m.clamp(a, b, None) if which == "min" else m.clamp(a, None, b)
+        ),
+        "where_scalar": lambda m, a, cond, other: m.where(cond, a, other),
+        "masked_fill": lambda m, a, mask, value: a.masked_fill(mask, value),
+        "masked_fill_tensor": lambda m, a, v, mask: m.masked_fill(a, mask, v),
+        "cumsum": lambda m, a, dim: a.cumsum(dim),
+        "prod": lambda m, a, dim, keepdim: (
+            a.prod() if dim is None else a.prod(dim, keepdim=keepdim)
+        ),
+        "norm": _norm,
+        "min_all": lambda m, a: m.min(a),
+        "flip": lambda m, a, dims: a.flip(dims),
+        "repeat": lambda m, a, reps: a.repeat(*reps) if reps else a.repeat(reps),
+        "t": lambda m, a: a.t(),
+        "split": lambda m, a, size, dim: _joined(m, a.split(size, dim), dim),
+        "chunk": lambda m, a, chunks, dim: _joined(m, a.chunk(chunks, dim), dim),
+        "gather": lambda m, a, dim, index: a.gather(dim, index),
+        "scatter_add": lambda m, a, src, dim, index: m.scatter_add(a, dim, index, src),
+        "mm": lambda m, a, b: a.mm(b),
+        "dot": lambda m, a, b: m.dot(a, b),
+        "conv2d": lambda m, x, w, *b, **kw: m.F.conv2d(x, w, b[0] if b else None, **kw),
+        "max_pool2d": lambda m, x, **kw: m.F.max_pool2d(x, **kw),
+        "avg_pool2d": lambda m, x, **kw: m.F.avg_pool2d(x, **kw),
+        "batch_norm": _batch_norm,
+        "layer_norm": _layer_norm,
+        "embedding": lambda m, w, input, padding_idx: m.F.embedding(input, w, padding_idx),
+        "sdpa": lambda m, q, k, v, **kw: m.F.scaled_dot_product_attention(q, k, v, **kw),
+        "mse_loss": lambda m, x, t, reduction: m.F.mse_loss(x, t, reduction=reduction),
+        "bce": lambda m, x, *t, reduction, squash, target=None: m.F.binary_cross_entropy(
+            x.sigmoid() if squash else x, t[0] if t else target, reduction=reduction
+        ),
+        "bce_with_logits": lambda m, x, t, reduction: m.F.binary_cross_entropy_with_logits(
+            x, t, reduction=reduction
+        ),
+        "cross_entropy": lambda m, x, target, reduction: m.F.cross_entropy(
+            x, target, reduction=reduction
+        ),
+        "cross_entropy_soft": lambda m, x, t, reduction: m.F.cross_entropy(
+            x, t, reduction=reduction
+        ),
+    }
+)
+APPLY_LATER = frozenset(APPLY) - _FIRST
 CATALOGUE = sorted(APPLY)
 
 
@@ -399,7 +520,53 @@ class _Planner:
             out.append("T")
         if nd >= 2:
             out += ["mT", "contiguous"]
+        return out + self._later_candidates(v)
+
+    def _later_candidates(self, v: torch.Tensor) -> list[str]:
+        nd, n = v.dim(), v.numel()
+        out = [
+            "square",
+            "erf",
+            "gelu",
+            "silu",
+            "softplus",
+            "float_double",
+            "clamp_tensor_one",
+            "where_scalar",
+            "masked_fill",
+            "masked_fill_tensor",
+            "cumsum",
+            "prod",
+            "norm",
+            "repeat",
+            "mse_loss",
+            "bce",
+            "bce_with_logits",
+        ]
+        if n and (self.corners or _distinct(v)):
+            out.append("min_all")
+        if nd >= 1:
+            out += ["flip", "split", "chunk", "gather", "scatter_add", "layer_norm"]
+            out += ["cross_entropy", "cross_entropy_soft"]
+        # ops of a fixed rank: the operand is reshaped to it first where it has another
+        out += ["t", "dot", "mm", "embedding", "batch_norm", "sdpa"]
+        out += ["conv2d", "max_pool2d", "avg_pool2d"]
         return out
+
+    def _as_dims(self, a: int, lo: int, hi: int) -> int:
+        """v[a] with ``lo`` to ``hi`` dims: itself, or reshaped (leading 1s added, or leading
+        dims merged) by a step of its own."""
+        v = self.vals[a]
+        nd, shape = v.dim(), tuple(v.shape)
+        if lo <= nd <= hi:
+            return a
+        if nd < lo:
+            shape = (1,) * (lo - nd) + shape
+        else:
+            shape = (math.prod(shape[: nd - hi + 1]),) + shape[nd - hi + 1 :]
+        self.code.append(Step("reshape", (a,), {"shape": shape}))
+        self.vals.append(v.reshape(shape))
+        return len(self.vals) - 1
 
     # one op: arguments and parameters
     def plan(self, op: str, a: int) -> tuple[tuple, dict]:
@@ -588,6 +755,246 @@ class _Planner:
             if src.dim() == 0:
                 return (a, b), {}
             return (a,), {"value": 1.25}
+        if op in APPLY_LATER:
+            return self._plan_later(op, a)
+        return (a,), {}
+
+    # ---- the ops added later -----------------------------------------------------------------
+    def _corner_leaf(self, shape: tuple, points: tuple, base: str = "randn") -> int | None:
+        """Corners, half the time: a fresh leaf of ``shape`` holding the op's own special points
+        (at random elements, or at every one): exact zeros for prod and norm, ties under max
+        pooling, constant slices for the norms, saturating values for the activations."""
+        if not self.corners or not self.draw(st.booleans()):
+            return None
+        rand = torch.rand if base == "rand" else torch.randn
+        data = rand(shape, generator=self.gen, dtype=DT)
+        if data.numel():
+            pts = torch.tensor(points, dtype=DT)
+            pick = pts[torch.randint(0, len(points), shape, generator=self.gen)]
+            frac = self.draw(st.sampled_from([0.3, 1.0]))
+            data = torch.where(torch.rand(shape, generator=self.gen) < frac, pick, data)
+        self.code.append(Leaf(data))
+        self.vals.append(data)
+        return len(self.vals) - 1
+
+    def same(self, a: int) -> int:
+        """A pool value of exactly v[a]'s shape (v[a] itself included), else a new leaf."""
+        shape = self.vals[a].shape
+        ok = [i for i, t in enumerate(self.vals) if t.shape == shape]
+        if self.draw(st.booleans()):
+            return self.draw(st.sampled_from(ok))
+        return self.leaf(tuple(shape))
+
+    def _size(self, hi: int = 3) -> int:
+        """A size from 1 (0 in corners) to ``hi``."""
+        return self.draw(st.integers(0 if self.corners else 1, hi))
+
+    def _plan_later(self, op: str, a: int) -> tuple[tuple, dict]:
+        d = self.draw
+        corner = CORNER_POINTS.get(op)
+        if corner is not None:
+            c = self._corner_leaf(tuple(self.vals[a].shape), corner)
+            a = a if c is None else c
+        if op in RANKS:
+            a = self._as_dims(a, *RANKS[op])
+        v = self.vals[a]
+        nd, shape = v.dim(), tuple(v.shape)
+        reduction = st.sampled_from(["mean", "sum", "none"])
+        if op == "gelu":
+            return (a,), {"approximate": d(st.sampled_from(["none", "tanh"]))}
+        if op == "clamp_tensor_one":
+            into = lambda t: torch.broadcast_shapes(t.shape, v.shape) == v.shape  # noqa: E731
+            b = a if self.corners and d(st.booleans()) else self.partner(a, into)
+            x, bv = torch.broadcast_tensors(v, self.vals[b])
+            if x.shape != v.shape or not self.away(x - bv, 0.0):
+                raise _Skip
+            return (a, b), {"which": d(st.sampled_from(["min", "max"]))}
+        if op in ("where_scalar", "masked_fill", "masked_fill_tensor"):
+            values = [0.5, -2.0] + ([float("nan"), float("inf")] if self.corners else [])
+            flags = torch.rand(self._bshape(shape), generator=self.gen) > 0.5
+            if op == "where_scalar":
+                return (a,), {"cond": flags, "other": d(st.sampled_from(values))}
+            if op == "masked_fill":
+                return (a,), {"mask": flags, "value": d(st.sampled_from(values))}
+            scalars = [i for i, t in enumerate(self.vals) if t.dim() == 0]
+            b = d(st.sampled_from(scalars)) if scalars and d(st.booleans()) else self.leaf(())
+            return (a, b), {"mask": flags}
+        if op == "cumsum":
+            return (a,), {"dim": self.dim(v)}
+        if op == "prod":
+            dim = None if d(st.booleans()) else self.dim(v)
+            return (a,), {"dim": dim, "keepdim": d(st.booleans())}
+        if op == "norm":
+            p = d(st.sampled_from([2, "fro", 1, 3, 1.5, 0.5, 0, float("inf"), float("-inf")]))
+            dim = self.dim(v, allow_none=True, allow_tuple=True)
+            if not self.corners:
+                kink = p in (1, 0.5) or (isinstance(p, float) and p < 0)
+                if (kink and not _away(v, 0.0)) or (
+                    p in (math.inf, -math.inf) and not _distinct(v.abs())
+                ):
+                    raise _Skip
+                y = v.norm(p, dim)
+                if p != 0 and y.numel() and float(y.min()) < 1e-2:
+                    raise _Skip  # the norm's own kink at 0
+            return (a,), {"p": p, "dim": dim, "keepdim": d(st.booleans())}
+        if op == "flip":
+            dims = d(
+                st.lists(
+                    st.integers(-nd, nd - 1), min_size=1, max_size=nd, unique_by=lambda k: k % nd
+                )
+            )
+            return (a,), {"dims": tuple(dims)}
+        if op == "repeat":
+            extra = d(st.integers(0, 1))
+            return (a,), {"reps": tuple(self._size(2) for _ in range(nd + extra))}
+        if op in ("split", "chunk"):
+            dim = self.dim(v)
+            n = shape[dim]
+            if op == "chunk":
+                return (a,), {"chunks": d(st.integers(1, 4)), "dim": dim}
+            if d(st.booleans()):  # sections: uneven sizes, zeros included
+                cuts = sorted(d(st.lists(st.integers(0, n), max_size=3)))
+                size: Any = [hi - lo for lo, hi in zip([0] + cuts, cuts + [n])]
+            else:
+                size = d(st.integers(1, n + 1))
+            return (a,), {"size": size, "dim": dim}
+        if op == "gather":
+            dim = self.dim(v)
+            k = dim % nd
+            ishape = tuple(
+                self._size() if i == k else d(st.integers(0 if self.corners else min(1, s), s))
+                for i, s in enumerate(shape)
+            )
+            index = torch.randint(0, max(shape[k], 1), ishape, generator=self.gen)
+            return (a,), {"dim": dim, "index": index}
+        if op == "scatter_add":
+            dim = self.dim(v)
+            k = dim % nd
+            sshape = tuple(
+                self._size() if i == k else d(st.integers(0 if self.corners else min(1, s), s))
+                for i, s in enumerate(shape)
+            )
+            src = self.leaf(sshape)
+            index = torch.randint(0, max(shape[k], 1), sshape, generator=self.gen)
+            return (a, src), {"dim": dim, "index": index}
+        if op == "mm":
+            k = shape[1]
+            ok = [i for i, t in enumerate(self.vals) if t.dim() == 2 and t.shape[0] == k]
+            b = d(st.sampled_from(ok)) if ok and d(st.booleans()) else self.leaf((k, self._size()))
+            return (a, b), {}
+        if op == "dot":
+            return (a, self.same(a)), {}
+        if op in ("mse_loss", "bce_with_logits", "cross_entropy_soft"):
+            return (a, self.same(a)), {"reduction": d(reduction)}
+        if op == "bce":
+            c = self._corner_leaf(shape, (0.0, 1.0, 0.5), base="rand")  # logs clamped at -100
+            if c is not None:
+                a, v, squash = c, self.vals[c], False
+            else:
+                inside = v.numel() == 0 or bool(((v > 0.01) & (v < 0.99)).all())
+                squash = not inside or d(st.booleans())
+            x = v.sigmoid() if squash else v
+            if not self.corners and x.numel() and not bool(((x > 1e-6) & (x < 1 - 1e-6)).all()):
+                raise _Skip
+            kw = {"reduction": d(reduction), "squash": squash}
+            if bool(((x == 0) | (x == 1)).any()):
+                # an input of exactly 0 or 1: the target a constant, as its gradient there differs
+                # from torch's (test_fuzz: test_bce_target_gradient_at_a_saturated_input)
+                return (a,), {**kw, "target": torch.rand(shape, generator=self.gen, dtype=DT)}
+            return (a, self.same(a)), kw
+        if op == "cross_entropy":
+            cdim = 1 if nd >= 2 else 0
+            if shape[cdim] == 0:
+                raise _Skip
+            tshape = shape[:cdim] + shape[cdim + 1 :]
+            target = torch.randint(0, shape[cdim], tshape, generator=self.gen)
+            return (a,), {"target": target, "reduction": d(reduction)}
+        if op == "conv2d":
+            c, h, w = shape[-3:]
+            groups = d(st.sampled_from([g for g in (1, 2, 3) if c % g == 0] or [1]))
+            c_out = groups * d(st.integers(1, 2))
+            k = (d(st.integers(1, max(1, min(3, h)))), d(st.integers(1, max(1, min(3, w)))))
+            dil = (d(st.integers(1, 2)), d(st.integers(1, 2)))
+            kind = d(st.sampled_from(["int", "int", "same", "valid"]))
+            stride = (1, 1) if kind == "same" else (d(st.integers(1, 3)), d(st.integers(1, 3)))
+            padding: Any = kind if kind != "int" else (d(st.integers(0, 2)), d(st.integers(0, 1)))
+            wt = self.leaf((c_out, c // groups) + k)
+            args = (a, wt) + ((self.leaf((c_out,)),) if d(st.booleans()) else ())
+            kw = {"stride": stride, "padding": padding, "dilation": dil, "groups": groups}
+            return args, kw
+        if op in ("max_pool2d", "avg_pool2d"):
+            h, w = shape[-2:]
+            k = (d(st.integers(1, max(1, min(3, h)))), d(st.integers(1, max(1, min(3, w)))))
+            stride = d(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+            pad = (d(st.integers(0, k[0] // 2)), d(st.integers(0, k[1] // 2)))
+            kw = {"kernel_size": k, "stride": stride, "padding": pad, "ceil_mode": d(st.booleans())}
+            if op == "avg_pool2d":
+                kw["count_include_pad"] = d(st.booleans())
+                kw["divisor_override"] = d(st.sampled_from([None, None, 1, 3]))
+                return (a,), kw
+            kw["dilation"] = (d(st.integers(1, 2)), d(st.integers(1, 2)))
+            # no window wholly in the padding (differences.py: "maxpool_padding_window")
+            if not _covered((h, w), kw) or not self.distinct(v):
+                raise _Skip
+            span = [kw["dilation"][i] * (k[i] - 1) + 1 - 2 * pad[i] for i in (0, 1)]
+            if span[0] > h or span[1] > w:
+                raise _Skip  # test_fuzz's known-bug test: a window wider than the padded input
+            return (a,), kw
+        if op == "batch_norm":
+            ch = shape[1]
+            affine = d(st.sampled_from(["", "w", "b", "wb"]))
+            wb = tuple(self.leaf((ch,)) for _ in affine)
+            kw: dict = {"training": d(st.booleans()), "eps": d(st.sampled_from([1e-5, 0.1]))}
+            kw["running_mean"] = kw["running_var"] = None
+            if kw["training"] and v.numel() == 0:
+                raise _Skip  # test_fuzz's known-bug test: an empty batch is refused
+            if not kw["training"]:
+                kw["running_mean"] = torch.randn(ch, generator=self.gen, dtype=DT)
+                var = torch.rand(ch, generator=self.gen, dtype=DT) + 0.1
+                if self.corners and d(st.booleans()):
+                    var = torch.zeros_like(var)
+                kw["running_var"] = var
+            return (a, *wb), {"affine": affine, **kw}
+        if op == "layer_norm":
+            ns = shape[nd - d(st.integers(1, nd)) :]
+            affine = d(st.sampled_from(["", "w", "b", "wb"]))
+            wb = tuple(self.leaf(ns) for _ in affine)
+            eps = d(st.sampled_from([1e-5, 0.1]))
+            return (a, *wb), {"affine": affine, "normalized_shape": ns, "eps": eps}
+        if op == "embedding":
+            n = shape[0]
+            if n == 0:
+                raise _Skip
+            ishape = tuple(d(st.lists(st.integers(0 if self.corners else 1, 3), max_size=2)))
+            index = torch.randint(0, n, ishape, generator=self.gen)  # rows repeat: they add up
+            pad = d(st.one_of(st.none(), st.integers(-n, n - 1)))
+            return (a,), {"input": index, "padding_idx": pad}
+        if op == "sdpa":
+            n_q = shape[-2]
+            if d(st.booleans()):  # self-attention: q = k = v
+                k = vv = a
+                n_k = n_q
+            else:
+                n_k = self._size()
+                k = self.leaf(shape[:-2] + (n_k, shape[-1]))
+                vv = self.leaf(shape[:-2] + (n_k, self._size()))
+            empty = self.vals[vv].shape[-1] == 0 or self.vals[k].shape[-2] == 0
+            if empty and not (_finite(v) and _finite(self.vals[k])):
+                raise _Skip  # test_fuzz's known-bug tests: no keys or an empty value, non-finite q
+            kw = {}
+            mask = d(st.sampled_from(["none", "causal", "bool", "float"]))
+            if mask == "causal":
+                kw["is_causal"] = True
+            elif mask == "bool":  # rows with every key masked out included
+                kw["attn_mask"] = torch.rand((n_q, n_k), generator=self.gen) > 0.4
+            elif mask == "float":
+                m = torch.randn((n_q, n_k), generator=self.gen, dtype=DT)
+                if self.corners and d(st.booleans()):
+                    m = m.masked_fill(torch.rand((n_q, n_k), generator=self.gen) > 0.5, -math.inf)
+                kw["attn_mask"] = m
+            if d(st.booleans()):
+                kw["scale"] = d(st.sampled_from([0.25, 1.5]))
+            return (a, k, vv), kw
         return (a,), {}
 
     def _bshape(self, shape: tuple) -> tuple:
@@ -623,6 +1030,55 @@ class _Planner:
             return torch.tensor(d(st.lists(st.integers(-n0, n0 - 1), min_size=1, max_size=4)))
         k = d(st.integers(1, len(shape)))
         return torch.rand(shape[:k], generator=self.gen) > 0.4
+
+
+# Corners of the ops added later: values put into a fresh operand (see _Planner._corner_leaf).
+_INF = float("inf")
+SATURATING = (0.0, 20.0, -20.0, 40.0, -40.0, _INF, -_INF)
+CORNER_POINTS: dict[str, tuple] = {
+    "erf": SATURATING,
+    "gelu": SATURATING,
+    "silu": SATURATING,
+    "softplus": SATURATING,  # torch's softplus is x itself above 20
+    "bce_with_logits": SATURATING,
+    "float_double": (1e39, -1e39, 1e-46, 3.4028234663852886e38),  # beyond float32: inf, 0
+    "prod": (0.0,),  # one zero in a slice, several, all
+    "norm": (0.0, 1.0, -1.0),  # zero slices, ties of |x| (±inf norms)
+    "min_all": (0.0, 1.0),
+    "max_pool2d": (0.0, 1.0, -1.0, -_INF),  # ties within a window
+    "cumsum": (_INF, -_INF),
+    "batch_norm": (1.0,),  # constant channels: zero variance
+    "layer_norm": (1.0,),
+    "cross_entropy": (0.0, 50.0, -50.0, _INF, -_INF),
+    "cross_entropy_soft": (0.0, 50.0, -50.0, _INF, -_INF),
+    "sdpa": (0.0, 30.0, -30.0),
+}
+
+
+# The ranks of the ops that take operands of a fixed rank (see _Planner._as_dims); "t" of fewer
+# than 2 dims: test_fuzz's known-bug test (t() returns its input).
+RANKS = {
+    "t": (2, 2),
+    "dot": (1, 1),
+    "mm": (2, 2),
+    "embedding": (2, 2),
+    "batch_norm": (2, 4),
+    "sdpa": (2, 4),
+    "conv2d": (3, 4),
+    "max_pool2d": (3, 4),
+    "avg_pool2d": (3, 4),
+}
+
+
+def _covered(hw: tuple, kw: dict) -> bool:
+    """Every max-pooling window holds at least one input element (none lies in the padding)."""
+    k, p, d = kw["kernel_size"], kw["padding"], kw["dilation"]
+    s = kw["stride"] or k
+    return all(
+        any(0 <= o * s[i] - p[i] + j * d[i] < size for j in range(k[i]))
+        for i, size in enumerate(hw)
+        for o in range(pooled_size(size, k[i], s[i], p[i], d[i], kw["ceil_mode"]))
+    )
 
 
 class _Skip(Exception):
@@ -716,9 +1172,12 @@ def single_op_programs(draw: Any, op: str) -> Program:
         # make a more suitable operand: positive, distinct, at least 1-d, then retry
         with torch.no_grad():
             v = p.vals[a]
-            fix = draw(st.sampled_from(["exp", "unsqueeze", "stack"]))
+            fix = draw(st.sampled_from(["exp", "unsqueeze", "stack", "flat"]))
             if fix == "exp" and v.numel() and float(v.abs().max()) < 6:
                 _try_step(p, "exp", a)
+            elif fix == "flat":  # down to 1-d (dot)
+                p.code.append(Step("reshape", (a,), {"shape": (-1,)}))
+                p.vals.append(v.reshape(-1))
             elif fix == "unsqueeze" or v.dim() == 0:
                 _try_step(p, "unsqueeze", a)
             else:
@@ -730,13 +1189,15 @@ def single_op_programs(draw: Any, op: str) -> Program:
 
 # ---- the interpreter -----------------------------------------------------------------------------
 def constants(prog: Program) -> list:
-    """The torch tensors a program passes as constants: indices, masks, conditions, operands."""
+    """The torch tensors a program passes as constants: indices, masks, conditions, operands
+    (but sdpa's bool mask: test_fuzz's known-bug test, tapegrad reads it in backward)."""
     return [
         v
         for c in prog.code
         if isinstance(c, Step)
-        for v in c.params.values()
+        for k, v in c.params.items()
         if isinstance(v, torch.Tensor)
+        and not (c.op == "sdpa" and k == "attn_mask" and v.dtype == torch.bool)
     ]
 
 
