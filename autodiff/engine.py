@@ -205,7 +205,7 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
     t._requires_grad = False
     t._hooks = None
     st = state  # one global lookup for the thread-local state
-    if st.trace is not None:
+    if st.watched and st.trace is not None:
         st.trace.append((cls, t, inputs, fields))
     if not st.grad_enabled or not _torch_grad_enabled():  # torch.no_grad() stops it too
         return t
@@ -282,7 +282,7 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
         node.versions = tuple(versions)
     t.grad_fn = node
     t._requires_grad = True
-    if st.anomaly:
+    if st.watched and st.anomaly:
         _anomaly.on_record(node, out)
     return t
 
@@ -657,6 +657,26 @@ def run_backward(
                         f"{n.name}.vjp returned {len(in_grads)} gradients for {len(edges)} inputs"
                     )
                 known = n.known_meta  # the contract, as in ``apply``
+                if known is None:
+                    # Every input is a node or a constant: check and route in one pass (routing
+                    # only adds to ``grads``, so a gradient that fails leaves nothing behind).
+                    k = 0
+                    for gi in in_grads:
+                        if gi is not None:
+                            p = edges[k]
+                            if p is not None:
+                                if (
+                                    gi.__class__ is not _RAW
+                                    or gi.shape != p.out_shape
+                                    or gi.dtype is not p.out_dtype
+                                ):
+                                    gi = fit_grad(n, k, gi, p.out_shape, p.out_dtype, False)
+                                prev = grads.get(p)  # gradients held are never None
+                                grads[p] = gi if prev is None else prev + gi
+                        k += 1
+                    if not retain_graph and saved:
+                        n.release()
+                    continue
                 k = 0
                 for gi in in_grads:
                     if gi is not None:
@@ -664,8 +684,8 @@ def run_backward(
                         if p is None or gi.__class__ is not _RAW:
                             in_grads = fit_grads(n, in_grads, False)
                             break
-                        m = None if known is None else known[k]
-                        if m is None:
+                        m = known[k]
+                        if m is None:  # p is a node
                             if gi.shape != p.out_shape or gi.dtype is not p.out_dtype:
                                 in_grads = fit_grads(n, in_grads, False)
                                 break
@@ -699,11 +719,8 @@ def run_backward(
                         prev = grads.get(p)  # gradients held are never None
                         grads[p] = gi if prev is None else prev + gi
                     continue
-                left = pending.get(p)
-                if left is None:  # a leaf grad() does not ask for
-                    continue
+                left = pending.pop(p, 0)  # 0: a leaf grad() does not ask for
                 if left == 1:  # its last contribution: the leaf's gradient is complete
-                    del pending[p]
                     g_leaf = grads.pop(p, None)
                     if gi is not None:
                         g_leaf = gi if g_leaf is None else g_leaf + gi
@@ -712,7 +729,7 @@ def run_backward(
                             accumulate(p, g_leaf, create_graph, foreign)
                         else:
                             sink.leaf(p, g_leaf)
-                else:
+                elif left:
                     pending[p] = left - 1
                     if gi is not None:
                         grads[p] = grads[p] + gi if p in grads else gi

@@ -18,10 +18,30 @@ class _State(threading.local):
     # Opaque object attached to every node recorded while it is set (nn uses it to remember
     # which module call produced a node; the engine never looks inside it).
     scope: Any = None
+    # True while anomaly mode is on or a trace is taken: recording reads this one flag, not both.
+    watched: bool = False
+    _anomaly: bool = False
+    _trace: Any = None
+
     # detect_anomaly() (autodiff/anomaly.py): scan outputs and gradients for NaN/Inf.
-    anomaly: bool = False
+    @property
+    def anomaly(self) -> bool:
+        return self._anomaly
+
+    @anomaly.setter
+    def anomaly(self, on: bool) -> None:
+        self._anomaly = on
+        self.watched = bool(on) or self._trace is not None
+
     # A list while autodiff.replay traces a step: every op appends what it computed.
-    trace: Any = None
+    @property
+    def trace(self) -> Any:
+        return self._trace
+
+    @trace.setter
+    def trace(self, log: Any) -> None:
+        self._trace = log
+        self.watched = log is not None or bool(self._anomaly)
 
 
 state = _State()
