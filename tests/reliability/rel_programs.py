@@ -994,6 +994,8 @@ class _Planner:
                 kw["attn_mask"] = m
             if d(st.booleans()):
                 kw["scale"] = d(st.sampled_from([0.25, 1.5]))
+            elif shape[-1] == 0:
+                raise _Skip  # test_fuzz's known-bug test: the default scale of E = 0 divides by 0
             return (a, k, vv), kw
         return (a,), {}
 

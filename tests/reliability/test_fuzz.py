@@ -391,3 +391,51 @@ def test_sdpa_with_no_keys_and_an_infinite_query():
         False,
     )
     check_corners(prog)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug found by the fuzzer: scaled_dot_product_attention of an empty feature dim "
+    "(E = 0) with the default scale raises ZeroDivisionError (1 / sqrt(0)) in tapegrad; torch "
+    "returns the (empty) output",
+)
+def test_sdpa_of_an_empty_feature_dim():
+    from rel_programs import Leaf, Step
+
+    prog = Program(
+        [
+            Leaf(torch.zeros(1, 1, 0, dtype=torch.float64)),
+            Leaf(torch.zeros(1, 0, 0, dtype=torch.float64)),
+            Leaf(torch.zeros(1, 0, 0, dtype=torch.float64)),
+            Step("sdpa", (0, 1, 2), {}),
+        ],
+        (3,),
+        (torch.zeros(1, 1, 0, dtype=torch.float64),),
+        False,
+    )
+    check_corners(prog)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by the fuzzer (long corner run): scaled_dot_product_attention with a causal "
+    "or bool mask and an infinite upstream gradient gives a masked-out key 0 in tapegrad, NaN "
+    "(0 * inf) in torch; not listed in differences.py (the long corner run finds it again "
+    "until it is fixed or listed)",
+)
+def test_sdpa_masked_key_under_an_infinite_upstream_gradient():
+    from rel_programs import Leaf, Step
+
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    prog = Program(
+        [
+            Leaf(t([[1.5410]])),
+            Leaf(t([[-0.2934], [-2.1788]])),
+            Leaf(t([[0.5684], [-1.0845]])),
+            Step("sdpa", (0, 1, 2), {"is_causal": True}),
+        ],
+        (3,),
+        (t([[float("inf")]]),),
+        False,
+    )
+    check_corners(prog)
