@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from operator import attrgetter
+from operator import attrgetter, is_not
 from typing import Any, Callable, Sequence, overload
 
 import torch
@@ -43,6 +43,7 @@ _lock, _unlock = _accumulate_lock.acquire, _accumulate_lock.release  # cheaper t
 # Record order, shared by all threads (``next`` on an ``itertools.count`` is atomic).
 _next_seq = itertools.count().__next__
 _by_seq = attrgetter("seq")
+_NONES = itertools.repeat(None)
 
 
 class Node:
@@ -109,7 +110,7 @@ class Node:
     @property
     def needs_input_grad(self) -> tuple:
         """Whether each input wants a gradient (as PyTorch's ``ctx.needs_input_grad``)."""
-        return tuple([p is not None for p in self.inputs])
+        return tuple(map(is_not, self.inputs, _NONES))  # (p is not None for each), in C
 
     @property
     def shape(self) -> torch.Size:
@@ -209,35 +210,51 @@ def record(cls: Any, out: torch.Tensor, inputs: Sequence[Any], fields: dict | No
         st.trace.append((cls, t, inputs, fields))
     if not st.grad_enabled or not _torch_grad_enabled():  # torch.no_grad() stops it too
         return t
-    edges: Any = []  # a list while collected, then the node's tuple
+    edges: Any  # a list while collected, then the node's tuple
     # A leaf input's (shape, dtype), None for the others; None as a whole until a leaf is seen
     # (a node input's meta is its node's output meta, read when needed: see ``in_meta``).
     meta: Any = None
     wanted = 0  # how many inputs want a gradient
-    for x in inputs:
-        if x.__class__ is T or isinstance(x, T):  # else: a raw constant (an index, a mask)
-            fn = x.grad_fn
-            if fn is not None:
-                edges.append(fn)
-                if meta is not None:
-                    meta.append(None)
-                wanted += 1
-                continue
-            if x._requires_grad:
-                if meta is None:  # the first leaf: the inputs so far are nodes or constants
-                    meta = [None] * len(edges)
-                d = x.data
-                meta.append((d.shape, d.dtype))
-                edges.append(x)
-                wanted += 1
-                continue
-        edges.append(None)
-        if meta is not None:
-            meta.append(None)
+    if len(inputs) == 1:  # a unary op (the most common): no lists
+        x = inputs[0]
+        if x.__class__ is not T and not isinstance(x, T):
+            return t  # a raw constant
+        fn = x.grad_fn
+        if fn is not None:
+            edges = (fn,)
+        elif x._requires_grad:
+            edges = (x,)
+            d = x.data
+            meta = ((d.shape, d.dtype),)
+        else:
+            return t
+        wanted = 1
+    else:
+        edges = []
+        for x in inputs:
+            if x.__class__ is T or isinstance(x, T):  # else: a raw constant (an index, a mask)
+                fn = x.grad_fn
+                if fn is not None:
+                    edges.append(fn)
+                    if meta is not None:
+                        meta.append(None)
+                    wanted += 1
+                    continue
+                if x._requires_grad:
+                    if meta is None:  # the first leaf: the inputs so far are nodes or constants
+                        meta = [None] * len(edges)
+                    d = x.data
+                    meta.append((d.shape, d.dtype))
+                    edges.append(x)
+                    wanted += 1
+                    continue
+            edges.append(None)
+            if meta is not None:
+                meta.append(None)
     if not wanted:
         return t
     node = _new(cls)
-    node.inputs = edges = tuple(edges)
+    node.inputs = edges = tuple(edges)  # (a tuple already for a unary op: the same one)
     node.known_meta = meta if meta is None else tuple(meta)
     if fields:
         for k, v in fields.items():
@@ -615,9 +632,12 @@ def run_backward(
             capture.setdefault(x.grad_fn if x.grad_fn is not None else x, []).append(i)
     order, pending, stop = schedule(root_nodes, capture)
     results: list = [None] * (len(inputs) if inputs is not None else 0)
-    sink = _Sink(capture, results, create_graph, foreign)
+    # made when first needed (plain backward(): a leaf with hooks, or a leaf root)
+    sink = None if capture is None else _Sink(capture, results, create_graph, foreign)
     for r in roots:  # a leaf root: no edge reaches it, its gradient is complete now
         if r.grad_fn is None and r not in pending and r in grads:
+            if sink is None:
+                sink = _Sink(capture, results, create_graph, foreign)
             sink.leaf(r, grads.pop(r))
 
     plain = capture is None  # complete leaf gradients go into .grad
@@ -699,7 +719,7 @@ def run_backward(
                 if g is not None and n.prehooks:
                     g = run_hooks(n.prehooks, g, create_graph, f"the output of {n.name}", foreign)
                 if capture is not None and n in capture:
-                    sink.capture(n, g)
+                    sink.capture(n, g)  # type: ignore[union-attr]  # made up front for grad()
                 if g is None or (stop and n in stop):
                     in_grads = (None,) * len(n.inputs)
                 else:
@@ -728,6 +748,8 @@ def run_backward(
                         if plain and p._hooks is None:  # the sink's work, without its calls
                             accumulate(p, g_leaf, create_graph, foreign)
                         else:
+                            if sink is None:
+                                sink = _Sink(capture, results, create_graph, foreign)
                             sink.leaf(p, g_leaf)
                 elif left:
                     pending[p] = left - 1
@@ -735,7 +757,10 @@ def run_backward(
                         grads[p] = grads[p] + gi if p in grads else gi
     finally:
         state.grad_enabled = prev_mode
-    return None if inputs is None else sink.results(inputs, allow_unused)
+    if inputs is None:
+        return None
+    assert sink is not None  # made up front for grad()
+    return sink.results(inputs, allow_unused)
 
 
 class _Sink:
