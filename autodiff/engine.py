@@ -450,7 +450,8 @@ def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, 
     # One pass finds the nodes (and counts the leaf edges); the order is then the reverse of
     # the record order (``seq``): a node's inputs were all recorded before it.
     found: set = set(roots)
-    stack: list = list(found)
+    order: list = list(found)  # in the order found: mostly by decreasing seq already
+    stack: list = order[:]
     pending: dict = {}
     count = targets is None  # then every leaf edge counts, here in the same pass
     while stack:
@@ -463,26 +464,28 @@ def schedule(roots: Sequence[Node], targets: dict | None = None) -> tuple[list, 
             else:
                 found.add(p)
                 stack.append(p)
-    post = sorted(found, key=_by_seq)  # every node after all of its inputs
+                order.append(p)
+    # every node before the nodes it sends a gradient to (a chain sorts in one linear pass)
+    order.sort(key=_by_seq, reverse=True)
     stop: set = set()
-    if targets is not None:
-        needed: dict = {}
-        for n in post:
-            beyond = any(
-                p in targets if isinstance(p, T) else needed[p] for p in n.inputs if p is not None
-            )
-            needed[n] = beyond or n in targets
-            if not beyond:
-                stop.add(n)
-        post = [n for n in post if needed[n]]
-        for n in post:
-            if n in stop:
-                continue
-            for p in n.inputs:
-                if isinstance(p, T) and p in targets:
-                    pending[p] = pending.get(p, 0) + 1
-    post.reverse()
-    return post, pending, stop
+    if targets is None:
+        return order, pending, stop
+    needed: dict = {}
+    for n in reversed(order):  # every node after all of its inputs
+        beyond = any(
+            p in targets if isinstance(p, T) else needed[p] for p in n.inputs if p is not None
+        )
+        needed[n] = beyond or n in targets
+        if not beyond:
+            stop.add(n)
+    order = [n for n in order if needed[n]]
+    for n in order:
+        if n in stop:
+            continue
+        for p in n.inputs:
+            if isinstance(p, T) and p in targets:
+                pending[p] = pending.get(p, 0) + 1
+    return order, pending, stop
 
 
 # ---- applying one node -------------------------------------------------------------------------
