@@ -7,12 +7,14 @@ A node is recorded per differentiable op whose inputs require grad. It holds
   constants such as index tensors, the raw output), each with the version it had when saved;
 - ``in_meta``: each input's (shape, dtype): the engine un-broadcasts and checks every gradient
   a VJP returns against it, so no op has to;
-- ``scope``: what ``autodiff.scope`` held when it was recorded (nn: the module call).
+- ``scope``: what ``autodiff.scope`` held when it was recorded (nn: the module call);
+- ``seq``: when it was recorded (its inputs were recorded before it).
 
-The walk is three small pieces: ``schedule`` (one topological order, shared by ``backward``,
-``grad`` and ``replay``), ``apply`` (one node: hooks, saved tensors, VJP, contract, release) and
-a sink (accumulate into a leaf's ``.grad`` as soon as all its contributions arrived, or capture
-for ``grad()``).
+The walk is three small pieces: ``schedule`` (the nodes reached, by decreasing ``seq``: one
+topological order, shared by ``backward``, ``grad`` and ``replay``), ``apply`` (one node: hooks,
+saved tensors, VJP, contract, release; ``run_backward`` runs its first-order path inlined for a
+node without hooks) and a sink (accumulate into a leaf's ``.grad`` as soon as all its
+contributions arrived, or capture for ``grad()``).
 
 A VJP is written once, with operators and methods that torch.Tensor and autodiff.Tensor share.
 On the first-order path it receives raw torch tensors; under ``create_graph=True`` it receives
