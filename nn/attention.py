@@ -1,10 +1,16 @@
-"""Attention written with tapegrad ops (matmul, softmax, where), so its gradients of every order
-come from theirs: ``scaled_dot_product_attention`` and the ``MultiheadAttention`` block.
+"""Attention written with tapegrad ops (matmul, a safe softmax, add), so its gradients of every
+order come from theirs: ``scaled_dot_product_attention`` and the ``MultiheadAttention`` block.
 
-    attention(Q, K, V) = dropout(softmax(Q Kᵀ · scale + mask)) V
+    attention(Q, K, V) = dropout(safe_softmax((Q √s)(K √s)ᵀ + mask)) V
 
-A row whose keys are all masked out attends to nothing: its output is 0 (torch's rule), and no
-NaN reaches the gradients (its scores are replaced before the softmax, by selection).
+as torch's math kernel computes it: the scale s split over both operands (Q negated for s < 0;
+E = 0's default s = 1/√0 = inf multiplies only empty tensors), a bool or causal mask turned into
+an additive one (0 or -inf), and a softmax that gives 0 to a row whose scores are all -inf (it
+attends to nothing). The backward reads the attention weights, never the mask: their zeros carry
+the masking (0 · an infinite upstream gradient is NaN, as torch's).
+
+With no queries or an empty value (L = 0 or value.numel() == 0) torch returns
+zeros + (Σ Q + Σ K + Σ V) · 0 before anything else: so does tapegrad.
 """
 
 from __future__ import annotations
@@ -24,6 +30,27 @@ from .module import Module
 from .parameter import Parameter
 
 _NEG_INF = float("-inf")
+_RAW = torch.Tensor
+_safe_softmax = torch.ops.aten._safe_softmax.default
+_softmax_backward = torch.ops.aten._softmax_backward_data.default
+
+
+def _safe_softmax_forward(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return _safe_softmax(x, dim)
+
+
+class SafeSoftmax(ad.Op):
+    """y = softmax(x) along dim, 0 on a slice whose every x is -inf (torch's _safe_softmax);
+    dx = y (g - Σ g y)  (0 · g where y = 0: NaN for an infinite g, as torch's)"""
+
+    saves = ("out",)
+    fields = ("dim",)
+    forward = staticmethod(_safe_softmax_forward)
+
+    def vjp(self, g, y):
+        if g.__class__ is _RAW:  # first order: torch's fused kernel
+            return _softmax_backward(g, y, self.dim, y.dtype)
+        return y * (g - (g * y).sum(self.dim, keepdim=True))
 
 
 def _dropout(attn: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
@@ -32,32 +59,29 @@ def _dropout(attn: Tensor, p: float, generator: torch.Generator | None) -> Tenso
     return attn.where(keep, 0.0) * (0.0 if p == 1.0 else 1.0 / (1.0 - p))
 
 
+def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A bool mask (True: may attend) as torch's additive one: 0 where allowed, -inf elsewhere."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
+        ~allowed, _NEG_INF
+    )
+
+
 def _attend(
     q: Tensor,
     k: Tensor,
     v: Tensor,
     scale: float,
-    allowed: Any,
     additive: Any,
     dropout_p: float,
     generator: torch.Generator | None,
 ) -> tuple[Tensor, Tensor]:
-    """(output, attention weights); ``allowed`` a bool mask (True: may attend), ``additive`` a
-    float mask added to the scores (-inf: may not attend); both raw and broadcasting."""
-    scores = (q @ k.transpose(-2, -1)) * scale
-    alive = None
+    """(output, attention weights); ``additive`` a raw float mask added to the scores (-inf: may
+    not attend), broadcasting, or None. Torch's math: the scale's square root on each of q, k."""
+    root = math.sqrt(abs(scale))  # NaN stays NaN
+    scores = (q * (-root if scale < 0 else root)) @ (k.transpose(-2, -1) * root)
     if additive is not None:
-        scores = scores + additive
-        alive = ~torch.isneginf(additive).all(-1, keepdim=True)
-    if allowed is not None:
-        scores = scores.where(allowed, _NEG_INF)
-        a = allowed.any(-1, keepdim=True)
-        alive = a if alive is None else alive & a
-    if alive is not None and not bool(alive.all()):
-        scores = scores.where(alive, 0.0)  # finite: the softmax of a dead row stays finite
-        attn = scores.softmax(-1).where(alive, 0.0)
-    else:
-        attn = scores.softmax(-1)
+        scores = scores + additive  # the add reads no operand: the mask is not saved
+    attn = SafeSoftmax.apply(scores, dim=scores.ndim - 1)
     if dropout_p > 0.0:
         attn = _dropout(attn, dropout_p, generator)
     return attn @ v, attn
@@ -93,25 +117,30 @@ def scaled_dot_product_attention(
     op = "scaled_dot_product_attention"
     q, k, v = as_tensor(query), as_tensor(key), as_tensor(value)
     check_floats(op, query=q, key=k, value=v)
+    if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
+        raise ShapeError(
+            f"{op}: expected query (..., L, E), key (..., S, E) and value "
+            f"(..., S, Ev), got {tuple(q.shape)}, {tuple(k.shape)} and "
+            f"{tuple(v.shape)}"
+        )
+    if q.shape[-2] == 0 or v.data.numel() == 0:
+        # torch's early return, before its other checks: every input feeds the (empty or 0)
+        # output through Σ · 0, so the gradients are 0 (NaN for a non-finite input or gradient)
+        total = (q.sum() + k.sum() + v.sum()) * 0.0
+        return total.expand(tuple(q.shape[:-1]) + (v.shape[-1],))
     p = _check_p(op, dropout_p)
-    if (
-        q.ndim < 2
-        or k.ndim < 2
-        or v.ndim < 2
-        or q.shape[-1] != k.shape[-1]
-        or k.shape[-2] != v.shape[-2]
-    ):
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ShapeError(
             f"{op}: expected query (..., L, E), key (..., S, E) and value "
             f"(..., S, Ev), got {tuple(q.shape)}, {tuple(k.shape)} and "
             f"{tuple(v.shape)}"
         )
     n_q, n_k = q.shape[-2], k.shape[-2]
-    allowed = additive = None
+    additive = None
     if is_causal:
         if attn_mask is not None:
             raise ValueError(f"{op}: give attn_mask or is_causal=True, not both")
-        allowed = _causal(n_q, n_k, q.data.device)
+        additive = _additive(_causal(n_q, n_k, q.data.device), q.dtype)
     elif attn_mask is not None:
         m = attn_mask.data if isinstance(attn_mask, Tensor) else torch.as_tensor(attn_mask)
         try:
@@ -122,15 +151,20 @@ def scaled_dot_product_attention(
                 f"the scores' (..., {n_q}, {n_k})"
             ) from None
         if m.dtype == torch.bool:
-            allowed = m
+            additive = _additive(m, q.dtype)
         elif m.dtype != q.dtype:
             raise DTypeError(
                 f"{op}: attn_mask must be bool or of the query's dtype {q.dtype}, got {m.dtype}"
             )
         else:
             additive = m
-    s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    return _attend(q, k, v, s, allowed, additive, p, generator)[0]
+    # torch's default 1/√E in floating point: E = 0 gives inf (it scales only empty operands)
+    s = (
+        (math.inf if q.shape[-1] == 0 else 1.0 / math.sqrt(q.shape[-1]))
+        if scale is None
+        else float(scale)
+    )
+    return _attend(q, k, v, s, additive, p, generator)[0]
 
 
 class MultiheadAttention(Module):
@@ -294,7 +328,6 @@ class MultiheadAttention(Module):
             self._project(k, 1),
             self._project(v, 2),
             1.0 / math.sqrt(self.head_dim),
-            None,
             mask,
             self.dropout if self.training else 0.0,
             self.generator,

@@ -140,7 +140,10 @@ def batch_norm(
     r = (1 - momentum) r + momentum · stat, the variance unbiased), else with the running ones.
 
     ``num_batches_tracked`` (nn.BatchNorm's counter, beyond torch's signature) is incremented
-    with the update; ``momentum=None`` then averages cumulatively (1 / count)."""
+    with the update; ``momentum=None`` then averages cumulatively (1 / count).
+
+    As torch: batch statistics need more than one value per channel (N·H·W != 1), and an empty
+    input gives x · w[0] + b[0] (every gradient 0), the running statistics left alone."""
     op = "batch_norm"
     x = as_tensor(input)
     w = None if weight is None else as_tensor(weight)
@@ -162,12 +165,19 @@ def batch_norm(
             )
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if (training or running_mean is None) and math.prod(x.shape[:1] + x.shape[2:]) == 1:
+        # batch statistics of one value per channel (torch's rule: N·H·W == 1; empty is fine)
+        raise ValueError(
+            f"{op}: expected more than 1 value per channel when training, got "
+            f"input of shape {tuple(x.shape)}"
+        )
+    if x.shape.numel() == 0:
+        # torch's empty input: x · w[0] + b[0] (empty; every gradient 0), statistics untouched
+        if training and running_mean is not None and num_batches_tracked is not None:
+            num_batches_tracked.add_(1)  # nn.BatchNorm counts the batch all the same
+        y = x * 1.0 if w is None else x * w[0]
+        return y if b is None else y + b[0]
     if training or running_mean is None:
-        if x.shape.numel() // max(c, 1) <= 1:
-            raise ValueError(
-                f"{op}: expected more than 1 value per channel when training, got "
-                f"input of shape {tuple(x.shape)}"
-            )
         running = None
         if training and running_mean is not None:
             if momentum is None and num_batches_tracked is None:

@@ -182,7 +182,13 @@ class AvgPool2dBackward(ad.Op):
 
 # ---- the functions -------------------------------------------------------------------------------
 def _window(
-    op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1
+    op: str,
+    x: Tensor,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
 ) -> tuple:
     check_floats(op, input=x)
     k = pair(op, "kernel_size", kernel_size)
@@ -195,10 +201,12 @@ def _window(
     d = pair(op, "dilation", dilation)
     if any(pi > ki // 2 for pi, ki in zip(p, k)):
         raise ValueError(f"{op}: padding {p} must be at most half the kernel size {k}")
+    # torch's rule: the output size by its formula must be at least 1 (with ceil_mode a window
+    # wider than the padded input still gives one output: it pools what it reaches)
     for i, name in ((0, "height"), (1, "width")):
-        span = d[i] * (k[i] - 1) + 1
         size = x.shape[-2 + i]
-        if size + 2 * p[i] < span:
+        if pooled_size(size, k[i], s[i], p[i], d[i], ceil_mode) < 1:
+            span = d[i] * (k[i] - 1) + 1
             raise ShapeError(
                 f"{op}: input {name} {size} with padding {p[i]} is smaller than the "
                 f"window {span} (input shape {tuple(x.shape)})"
@@ -249,7 +257,7 @@ def max_pool2d(
     op = "max_pool2d"
     x = as_tensor(input)
     squeeze = unbatched(op, x)
-    k, s, p, d = _window(op, x, kernel_size, stride, padding, dilation)
+    k, s, p, d = _window(op, x, kernel_size, stride, padding, dilation, bool(ceil_mode))
     _check_windows(op, x, k, s, p, d, bool(ceil_mode))
     if squeeze:
         x = x.unsqueeze(0)
@@ -282,7 +290,7 @@ def avg_pool2d(
     op = "avg_pool2d"
     x = as_tensor(input)
     squeeze = unbatched(op, x)
-    k, s, p, _ = _window(op, x, kernel_size, stride, padding)
+    k, s, p, _ = _window(op, x, kernel_size, stride, padding, 1, bool(ceil_mode))
     if divisor_override is not None and (
         not isinstance(divisor_override, int)
         or isinstance(divisor_override, bool)

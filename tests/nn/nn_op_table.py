@@ -93,8 +93,12 @@ def _pool(draw: Any, kind: str) -> tuple:
         kw["dilation"] = dil
     else:
         kw["count_include_pad"] = draw(st.booleans())
-    h = max(1, dil[0] * (k[0] - 1) + 1 - 2 * padding[0]) + draw(_ints(0, 2))
-    w = max(1, dil[1] * (k[1] - 1) + 1 - 2 * padding[1]) + draw(_ints(0, 2))
+    # with ceil_mode the (dilated) window may be wider than the padded input: torch's output
+    # size formula still gives one window, pooling what it reaches
+    short = 2 if kw["ceil_mode"] else 0
+    h = max(1, dil[0] * (k[0] - 1) + 1 - 2 * padding[0] - short) + draw(_ints(0, 2))
+    w = max(1, dil[1] * (k[1] - 1) + 1 - 2 * padding[1] - short) + draw(_ints(0, 2))
+    assume(_pools(h, w, kw, dil))
     if kind == "max":
         # no window wholly in the padding (refused: torch returns -inf there)
         assume(_covered(h, w, kw, dil))
@@ -181,6 +185,18 @@ def _attention(draw: Any, mask: str) -> tuple:
     if draw(st.booleans()):
         kw["scale"] = draw(st.sampled_from([0.25, 1.5]))
     return xs, kw
+
+
+def _pools(h: int, w: int, kw: dict, dil: tuple) -> bool:
+    """At least one output in each dim by torch's formula (else torch refuses the input)."""
+    from nn.pool import pooled_size
+
+    k, p = kw["kernel_size"], kw["padding"]
+    s = kw["stride"] or k
+    return all(
+        pooled_size(size, k[i], s[i], p[i], dil[i], kw["ceil_mode"]) >= 1
+        for i, size in enumerate((h, w))
+    )
 
 
 def _covered(h: int, w: int, kw: dict, dil: tuple) -> bool:

@@ -3,6 +3,7 @@ torch's values and gradients to 1e-10, second order) and the corners and layers 
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -134,6 +135,73 @@ def test_max_pool_indices_are_version_checked():
     idx.data[0, 0, 0, 0] = 5
     with pytest.raises(ad.GraphError, match="modified by an in-place"):
         y.sum().backward()
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pooling_window_wider_than_the_input_with_ceil_mode_like_torch(kind):
+    """torch's output size: (H + 2p - d(k-1) - 1 + (s - 1 if ceil_mode)) // s + 1, less one if
+    the last window would start past the input and its left padding; below 1 it refuses."""
+    x = torch.tensor([[[[1.5410, -0.2934], [0.25, 2.0]]]], dtype=F64)
+    cases = [
+        {"kernel_size": (1, 2), "dilation": (1, 2)},
+        {"kernel_size": 3, "stride": 4, "dilation": 2},
+        {"kernel_size": 3, "stride": 4, "dilation": 2, "padding": 1},
+    ]
+    if kind == "avg":
+        cases = [
+            {"kernel_size": (1, 3), "stride": 2},
+            {"kernel_size": 3, "padding": 1, "stride": 4, "count_include_pad": False},
+            {"kernel_size": 3, "stride": 4, "divisor_override": 2},
+        ]
+    ours, theirs = getattr(F, f"{kind}_pool2d"), getattr(TF, f"{kind}_pool2d")
+    for kw in cases:
+        _both(
+            lambda t, kw=kw: ours(t, ceil_mode=True, **kw),
+            lambda t, kw=kw: theirs(t, ceil_mode=True, **kw),
+            x,
+        )
+        if kw.get("padding"):
+            continue  # fits without ceil_mode too
+        with pytest.raises(RuntimeError, match="Output size is too small"):
+            theirs(x, ceil_mode=False, **kw)
+        with pytest.raises(ad.ShapeError, match=f"{kind}_pool2d: input .* smaller than the window"):
+            ours(ad.Tensor(x), ceil_mode=False, **kw)
+
+
+def test_batch_norm_of_an_empty_batch_like_torch():
+    """torch refuses training on exactly one value per channel (N·H·W == 1) only; an empty input
+    gives x · w[0] + b[0] (zero gradients for w and b) and leaves the running statistics alone."""
+    gen = torch.Generator().manual_seed(3)
+    w, b = torch.randn(2, generator=gen, dtype=F64), torch.randn(2, generator=gen, dtype=F64)
+    for shape in ((0, 2), (0, 2, 3), (1, 2, 0), (3, 2, 0, 2)):
+        x = torch.zeros(shape, dtype=F64)
+        for training in (True, False):
+            rm, rv = (
+                torch.randn(2, generator=gen, dtype=F64),
+                torch.rand(2, generator=gen, dtype=F64),
+            )
+            rm2, rv2 = rm.clone(), rv.clone()
+            kw = {"training": training, "momentum": 0.5}
+            _both(
+                lambda x, w, b, s=(rm, rv), kw=kw: F.batch_norm(x, *s, w, b, **kw),
+                lambda x, w, b, s=(rm2, rv2), kw=kw: TF.batch_norm(x, *s, w, b, **kw),
+                x,
+                w,
+                b,
+            )
+            assert torch.equal(rm, rm2) and torch.equal(rv, rv2)
+    for shape in ((1, 2), (1, 2, 1), (1, 2, 1, 1), (1, 0)):
+        with pytest.raises(ValueError, match="expected more than 1 value per channel"):
+            F.batch_norm(ad.zeros(shape, dtype=F64), None, None, training=True)
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+            TF.batch_norm(torch.zeros(shape, dtype=F64), None, None, training=True)
+    for shape in ((2, 0), (1, 2, 2)):  # more than one value per channel (or no channel)
+        F.batch_norm(ad.zeros(shape, dtype=F64), None, None, training=True)
+    t = torch.nn.BatchNorm1d(2, momentum=None).double()
+    m = nn.BatchNorm1d(2, momentum=None, dtype=F64)
+    _both(m, t, torch.zeros(0, 2, dtype=F64))
+    for k, v in t.state_dict().items():  # the batch counted, the statistics unchanged
+        assert torch.equal(m.state_dict()[k], v), k
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on its own copy
@@ -381,6 +449,112 @@ def test_attention_fully_masked_row_is_zero_with_finite_gradients():
         F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=True)
     with pytest.raises(ad.ShapeError, match="scaled_dot_product_attention: expected query"):
         F.scaled_dot_product_attention(q, ad.randn(1, 2, 4, dtype=F64), v)
+
+
+def _outcomes(fn, xs, grad_out):
+    """fn's value and input gradients (autodiff against torch), NaN compared as equal."""
+    a_in, t_in = ad_leaves(xs), torch_leaves(xs)
+    a_out, t_out = fn(AD, *a_in), fn(TORCH, *t_in)
+    close = {"equal_nan": True, **TIGHT}
+    torch.testing.assert_close(a_out.data, t_out.detach(), **close)
+    a_out.backward(grad_out.clone())
+    t_out.backward(grad_out.clone())
+    for i, (a, t) in enumerate(zip(a_in, t_in)):
+        torch.testing.assert_close(
+            a.grad.data, t.grad, msg=lambda m, i=i: f"input {i}: {m}", **close
+        )
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        ((2, 1, 3), (2, 0, 3), (2, 0, 2)),  # no keys: output 0 (NaN for a non-finite input)
+        ((2, 3), (4, 3), (4, 0)),  # an empty value
+        ((0, 3), (4, 3), (4, 2)),  # no queries
+        ((1, 2, 0), (1, 3, 0), (1, 3, 2)),  # E = 0: default scale inf, scores 0, mean of v
+        ((2, 0), (0, 0), (0, 0)),
+    ],
+)
+@pytest.mark.parametrize("special", [None, "inf", "nan"])
+def test_attention_of_empty_operands_like_torch(shapes, special):
+    """torch returns zeros + (Σq + Σk + Σv) · 0 for L = 0 or an empty value (its gradients:
+    Σg · 0), and scales E = 0's empty operands by 1/√0 = inf."""
+    gen = torch.Generator().manual_seed(1)
+    xs = [torch.randn(s, generator=gen, dtype=F64) for s in shapes]
+    if special is not None and xs[0].numel():
+        xs[0].view(-1)[0] = float(special)
+    out_shape = shapes[0][:-1] + shapes[2][-1:]
+    grad_out = torch.randn(out_shape, generator=gen, dtype=F64)
+    for kw in ({}, {"is_causal": True}, {"scale": 0.5}):
+        _outcomes(
+            lambda ns, q, k, v, kw=kw: ns.scaled_dot_product_attention(q, k, v, **kw), xs, grad_out
+        )
+    if grad_out.numel():
+        grad_out.view(-1)[0] = float("inf")
+        _outcomes(lambda ns, q, k, v: ns.scaled_dot_product_attention(q, k, v), xs, grad_out)
+
+
+@pytest.mark.parametrize("mask", ["causal", "bool", "float"])
+def test_attention_masked_keys_under_non_finite_gradients_like_torch(mask):
+    """The backward reads the attention weights only: a masked-out key gets 0 · g (NaN for an
+    infinite g), a fully masked row 0 · g too, as torch's arithmetic does."""
+    gen = torch.Generator().manual_seed(2)
+    xs = [torch.randn(s, generator=gen, dtype=F64) for s in ((3, 2), (3, 2), (3, 2))]
+    kw: dict = {"is_causal": True}
+    if mask == "bool":
+        kw = {"attn_mask": torch.tensor([[True, False, True], [False, False, False], [True] * 3])}
+    elif mask == "float":
+        kw = {
+            "attn_mask": torch.tensor(
+                [[0.0, -math.inf, 1.0], [-math.inf] * 3, [0.5] * 3], dtype=F64
+            )
+        }
+    for bad in (float("inf"), float("nan"), -float("inf")):
+        g = torch.randn(3, 2, generator=gen, dtype=F64)
+        g[0, 0] = bad
+        _outcomes(lambda ns, q, k, v: ns.scaled_dot_product_attention(q, k, v, **kw), xs, g)
+    q = torch.tensor([[-math.inf, 1.0], [1.0, 1.0], [2.0, 0.0]], dtype=F64)  # all scores -inf
+    k = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]], dtype=F64)
+    g = torch.randn(3, 2, generator=gen, dtype=F64)
+    _outcomes(lambda ns, q, k, v: ns.scaled_dot_product_attention(q, k, v, **kw), [q, k, k], g)
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, F64])
+def test_attention_mask_changed_after_use_is_not_read_by_backward(dtype):
+    q = ad.randn(2, 3, dtype=F64, requires_grad=True)
+    mask = torch.tensor([[True, False], [True, True]])
+    if dtype == F64:
+        mask = torch.zeros(2, 2, dtype=F64).masked_fill_(~mask, -math.inf)
+    y = F.scaled_dot_product_attention(q, q, q, attn_mask=mask)
+    mask.copy_(mask.clone())  # a new version: torch's math backward does not read the mask
+    y.sum().backward()
+    assert q.grad is not None
+    # what the VJP reads is still version-checked: the attention weights
+    x = ad.randn(2, 3, dtype=F64, requires_grad=True)
+    w = F.scaled_dot_product_attention(x, x, x, attn_mask=mask)
+    w.grad_fn  # noqa: B018 - recorded
+    x.data.add_(0)  # the input itself (read by the matmuls' VJPs): refused as torch's
+    with pytest.raises(ad.GraphError, match="modified by an in-place"):
+        w.sum().backward()
+
+
+def test_attention_second_order_through_masks_equals_torch():
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(2, 3, 2, generator=gen, dtype=F64) for _ in range(3))
+    mask = torch.tensor([[True, False, True], [False, False, False], [True, True, False]])
+    a_in, t_in = ad_leaves([q, k, v]), torch_leaves([q, k, v])
+    a_out = F.scaled_dot_product_attention(*a_in, attn_mask=mask)
+    t_out = TF.scaled_dot_product_attention(*t_in, attn_mask=mask)
+    g = torch.randn(t_out.shape, generator=gen, dtype=F64)
+    a_g = ad.grad(a_out, a_in, ad.Tensor(g), create_graph=True)
+    t_g = torch.autograd.grad(t_out, t_in, g, create_graph=True)
+    for a, t in zip(a_g, t_g):
+        assert_close(a, t, "gradient", **TIGHT)
+    us = [torch.randn(t.shape, generator=gen, dtype=F64) for t in t_g]
+    a_gg = ad.grad(list(a_g), a_in, [ad.Tensor(u) for u in us], allow_unused=True)
+    t_gg = torch.autograd.grad(list(t_g), t_in, us, allow_unused=True)
+    for a, t in zip(a_gg, t_gg):
+        assert_close(a, t, "second order", **TIGHT)
 
 
 def _mha_pair(batch_first: bool, bias: bool = True, dropout: float = 0.0):

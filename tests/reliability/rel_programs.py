@@ -936,9 +936,6 @@ class _Planner:
             # no window wholly in the padding (differences.py: "maxpool_padding_window")
             if not _covered((h, w), kw) or not self.distinct(v):
                 raise _Skip
-            span = [kw["dilation"][i] * (k[i] - 1) + 1 - 2 * pad[i] for i in (0, 1)]
-            if span[0] > h or span[1] > w:
-                raise _Skip  # test_fuzz's known-bug test: a window wider than the padded input
             return (a,), kw
         if op == "batch_norm":
             ch = shape[1]
@@ -946,8 +943,6 @@ class _Planner:
             wb = tuple(self.leaf((ch,)) for _ in affine)
             kw: dict = {"training": d(st.booleans()), "eps": d(st.sampled_from([1e-5, 0.1]))}
             kw["running_mean"] = kw["running_var"] = None
-            if kw["training"] and v.numel() == 0:
-                raise _Skip  # test_fuzz's known-bug test: an empty batch is refused
             if not kw["training"]:
                 kw["running_mean"] = torch.randn(ch, generator=self.gen, dtype=DT)
                 var = torch.rand(ch, generator=self.gen, dtype=DT) + 0.1
@@ -978,9 +973,6 @@ class _Planner:
                 n_k = self._size()
                 k = self.leaf(shape[:-2] + (n_k, shape[-1]))
                 vv = self.leaf(shape[:-2] + (n_k, self._size()))
-            empty = self.vals[vv].shape[-1] == 0 or self.vals[k].shape[-2] == 0
-            if empty and not (_finite(v) and _finite(self.vals[k])):
-                raise _Skip  # test_fuzz's known-bug tests: no keys or an empty value, non-finite q
             kw = {}
             mask = d(st.sampled_from(["none", "causal", "bool", "float"]))
             if mask == "causal":
@@ -994,8 +986,6 @@ class _Planner:
                 kw["attn_mask"] = m
             if d(st.booleans()):
                 kw["scale"] = d(st.sampled_from([0.25, 1.5]))
-            elif shape[-1] == 0:
-                raise _Skip  # test_fuzz's known-bug test: the default scale of E = 0 divides by 0
             return (a, k, vv), kw
         return (a,), {}
 
@@ -1191,15 +1181,13 @@ def single_op_programs(draw: Any, op: str) -> Program:
 
 # ---- the interpreter -----------------------------------------------------------------------------
 def constants(prog: Program) -> list:
-    """The torch tensors a program passes as constants: indices, masks, conditions, operands
-    (but sdpa's bool mask: test_fuzz's known-bug test, tapegrad reads it in backward)."""
+    """The torch tensors a program passes as constants: indices, masks, conditions, operands."""
     return [
         v
         for c in prog.code
         if isinstance(c, Step)
-        for k, v in c.params.items()
+        for v in c.params.values()
         if isinstance(v, torch.Tensor)
-        and not (c.op == "sdpa" and k == "attn_mask" and v.dtype == torch.bool)
     ]
 
 

@@ -277,12 +277,8 @@ def test_t_of_fewer_than_two_dims_is_a_new_node(shape):
     check_hooks(prog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug found by the fuzzer: batch_norm(training=True) of an empty batch raises "
-    "'expected more than 1 value per channel' in tapegrad; torch returns the empty output",
-)
 def test_batch_norm_of_an_empty_batch():
+    """Found by the fuzzer: torch refuses only N·H·W == 1; empty gives x·w[0] + b[0]."""
     from rel_programs import Leaf, Step
 
     kw = {"affine": "", "training": True, "eps": 1e-5, "running_mean": None, "running_var": None}
@@ -295,13 +291,8 @@ def test_batch_norm_of_an_empty_batch():
     check_corners(prog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug found by the fuzzer: max_pool2d with ceil_mode=True refuses a dilated window "
-    "wider than the (padded) input ('smaller than the window'); torch pools what the window "
-    "reaches",
-)
 def test_max_pool_with_a_dilated_window_wider_than_the_input():
+    """Found by the fuzzer: ceil_mode's output size."""
     from rel_programs import Leaf, Step
 
     kw = {"kernel_size": (1, 2), "stride": None, "padding": (0, 0), "ceil_mode": True}
@@ -317,13 +308,8 @@ def test_max_pool_with_a_dilated_window_wider_than_the_input():
     check_corners(prog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug found by the fuzzer: scaled_dot_product_attention with a bool attn_mask changed "
-    "in place after the forward raises 'modified by an in-place operation' in tapegrad (its "
-    "Where saves the mask); torch's backward does not read the mask and gives the gradients",
-)
 def test_sdpa_bool_mask_changed_after_use():
+    """Found by the fuzzer: the backward reads no mask."""
     import autodiff as ad
     import nn.functional as nnF
 
@@ -347,13 +333,8 @@ def test_sdpa_bool_mask_changed_after_use():
     assert (ours is None) == (ref is None), (ours, ref)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug found by the fuzzer: scaled_dot_product_attention with an empty value (Ev = 0) "
-    "and a NaN query gives NaN gradients to query and key in tapegrad; torch gives 0 (the "
-    "output is empty)",
-)
 def test_sdpa_with_an_empty_value_and_a_nan_query():
+    """Found by the fuzzer: torch's Σ · 0 early return."""
     from rel_programs import Leaf, Step
 
     t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
@@ -371,12 +352,8 @@ def test_sdpa_with_an_empty_value_and_a_nan_query():
     check_corners(prog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug found by the fuzzer: scaled_dot_product_attention with no keys (S = 0) and a "
-    "non-finite query gives the output 0 in tapegrad, NaN in torch",
-)
 def test_sdpa_with_no_keys_and_an_infinite_query():
+    """Found by the fuzzer: torch's Σ · 0 early return."""
     from rel_programs import Leaf, Step
 
     prog = Program(
@@ -393,13 +370,8 @@ def test_sdpa_with_no_keys_and_an_infinite_query():
     check_corners(prog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug found by the fuzzer: scaled_dot_product_attention of an empty feature dim "
-    "(E = 0) with the default scale raises ZeroDivisionError (1 / sqrt(0)) in tapegrad; torch "
-    "returns the (empty) output",
-)
 def test_sdpa_of_an_empty_feature_dim():
+    """Found by the fuzzer: the default scale 1/√0 = inf."""
     from rel_programs import Leaf, Step
 
     prog = Program(
@@ -416,14 +388,8 @@ def test_sdpa_of_an_empty_feature_dim():
     check_corners(prog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the fuzzer (long corner run): scaled_dot_product_attention with a causal "
-    "or bool mask and an infinite upstream gradient gives a masked-out key 0 in tapegrad, NaN "
-    "(0 * inf) in torch; not listed in differences.py (the long corner run finds it again "
-    "until it is fixed or listed)",
-)
 def test_sdpa_masked_key_under_an_infinite_upstream_gradient():
+    """Found by the fuzzer: 0 · inf = NaN."""
     from rel_programs import Leaf, Step
 
     t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
