@@ -165,7 +165,14 @@ def batch_norm(
             )
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
-    if (training or running_mean is None) and math.prod(x.shape[:1] + x.shape[2:]) == 1:
+    if not training and running_mean is None:
+        # as torch: eval mode normalises with the running statistics (nn.BatchNorm without
+        # them passes training=True)
+        raise ValueError(
+            f"{op}: training=False needs running_mean and running_var (evaluation mode "
+            "normalises with them); pass training=True to use the batch's statistics"
+        )
+    if training and math.prod(x.shape[:1] + x.shape[2:]) == 1:
         # batch statistics of one value per channel (torch's rule: N·H·W == 1; empty is fine)
         raise ValueError(
             f"{op}: expected more than 1 value per channel when training, got "
@@ -177,7 +184,7 @@ def batch_norm(
             num_batches_tracked.add_(1)  # nn.BatchNorm counts the batch all the same
         y = x * 1.0 if w is None else x * w[0]
         return y if b is None else y + b[0]
-    if training or running_mean is None:
+    if training:
         running = None
         if training and running_mean is not None:
             if momentum is None and num_batches_tracked is None:

@@ -197,6 +197,14 @@ def test_batch_norm_of_an_empty_batch_like_torch():
             TF.batch_norm(torch.zeros(shape, dtype=F64), None, None, training=True)
     for shape in ((2, 0), (1, 2, 2)):  # more than one value per channel (or no channel)
         F.batch_norm(ad.zeros(shape, dtype=F64), None, None, training=True)
+    # evaluation mode normalises with running statistics: without them, refused (as torch)
+    with pytest.raises(ValueError, match="training=False needs running_mean and running_var"):
+        F.batch_norm(ad.zeros(3, 2, dtype=F64), None, None, training=False)
+    with pytest.raises(RuntimeError, match="running_mean must be defined in evaluation mode"):
+        TF.batch_norm(torch.zeros(3, 2, dtype=F64), None, None, training=False)
+    m_eval = nn.BatchNorm1d(2, track_running_stats=False, dtype=F64).eval()
+    t_eval = torch.nn.BatchNorm1d(2, track_running_stats=False).double().eval()
+    _both(m_eval, t_eval, torch.randn(3, 2, dtype=F64))  # the layer uses the batch's instead
     t = torch.nn.BatchNorm1d(2, momentum=None).double()
     m = nn.BatchNorm1d(2, momentum=None, dtype=F64)
     _both(m, t, torch.zeros(0, 2, dtype=F64))
