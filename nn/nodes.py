@@ -71,7 +71,8 @@ class BCELoss(ad.Op):
         if dx:
             gx = gs * (x - t) / (x * (1 - x)).clamp(min=_BCE_EPS)
         if dt:
-            gt = gs * ((-x).log1p().clamp(min=-100.0) - x.log().clamp(min=-100.0))
+            # unclamped, as torch: ±inf at an input of exactly 0 or 1 (the clamp is forward's)
+            gt = gs * ((-x).log1p() - x.log())
         return gx, gt
 
 

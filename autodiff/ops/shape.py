@@ -399,7 +399,8 @@ def to(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
 
 # ---- transposes, flips, tiling, splitting -------------------------------------------------------
 def t(x: Any) -> Tensor:
-    """A matrix transposed (a tensor of fewer than 2 dims is returned as it is), as torch.t."""
+    """A matrix transposed; of fewer than 2 dims, a new view of the same values (recorded, as
+    torch.t: a hook on it is its own)."""
     x = as_tensor(x)
     n = x.data.dim()
     if n > 2:
@@ -408,7 +409,7 @@ def t(x: Any) -> Tensor:
             f"{shape_str(x.shape)}; use transpose(dim0, dim1) or .mT for batches "
             "of matrices"
         )
-    return transpose(x, 0, 1) if n == 2 else x
+    return transpose(x, 0, 1) if n == 2 else transpose(x, 0, 0)
 
 
 class Flip(Op):

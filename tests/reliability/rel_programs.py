@@ -897,10 +897,6 @@ class _Planner:
             if not self.corners and x.numel() and not bool(((x > 1e-6) & (x < 1 - 1e-6)).all()):
                 raise _Skip
             kw = {"reduction": d(reduction), "squash": squash}
-            if bool(((x == 0) | (x == 1)).any()):
-                # an input of exactly 0 or 1: the target a constant, as its gradient there differs
-                # from torch's (test_fuzz: test_bce_target_gradient_at_a_saturated_input)
-                return (a,), {**kw, "target": torch.rand(shape, generator=self.gen, dtype=DT)}
             return (a, self.same(a)), kw
         if op == "cross_entropy":
             cdim = 1 if nd >= 2 else 0
@@ -1047,10 +1043,9 @@ CORNER_POINTS: dict[str, tuple] = {
 }
 
 
-# The ranks of the ops that take operands of a fixed rank (see _Planner._as_dims); "t" of fewer
-# than 2 dims: test_fuzz's known-bug test (t() returns its input).
+# The ranks of the ops that take operands of a fixed rank (see _Planner._as_dims).
 RANKS = {
-    "t": (2, 2),
+    "t": (0, 2),
     "dot": (1, 1),
     "mm": (2, 2),
     "embedding": (2, 2),

@@ -238,14 +238,10 @@ def test_clamp_with_crossed_tensor_bounds():  # found by the fuzzer: hi wins, as
     check(prog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug found by the fuzzer: binary_cross_entropy's target gradient at an input of exactly "
-    "0 or 1 is the clamped log (±100) in tapegrad, ±inf in torch, and the difference is not "
-    "listed in differences.py (the fuzzer keeps such targets constant until it is settled)",
-)
 @pytest.mark.parametrize("x", [0.0, 1.0])
 def test_bce_target_gradient_at_a_saturated_input(x):
+    """Found by the fuzzer: at an input of exactly 0 or 1 the target's gradient is ±inf, as
+    torch's (unclamped logs; the forward's clamp at -100 is the loss's own)."""
     from rel_programs import Leaf, Step
 
     t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
@@ -258,14 +254,10 @@ def test_bce_target_gradient_at_a_saturated_input(x):
     check_corners(prog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug found by the fuzzer: t() of a 0-d or 1-d tensor returns the tensor itself in "
-    "tapegrad (no node: a hook on the result lands on the input, is_leaf stays True), a new view "
-    "with a grad_fn (TBackward0) in torch; the planner applies t to 2-d values only until fixed",
-)
 @pytest.mark.parametrize("shape", [(), (3,)])
 def test_t_of_fewer_than_two_dims_is_a_new_node(shape):
+    """Found by the fuzzer: t() of a 0-d or 1-d tensor is a new recorded view (torch's
+    TBackward0), so a hook on it is not the input's."""
     from rel_programs import Leaf, Step
 
     prog = Program(
