@@ -14,7 +14,7 @@ import torch
 
 from ..engine import derived
 from ..op import Op
-from ._common import Tensor, as_tensor, keep_shape, norm_dims, raw, zeros_like_grad
+from ._common import Tensor, as_tensor, keep_shape, norm_dims, raw
 
 # torch.return_types.max / .min: ``values, indices = x.max(dim)``, or ``.values``/``.indices``
 max_result = namedtuple("max", ["values", "indices"])  # type: ignore[name-match]
@@ -525,7 +525,7 @@ def _vector_norm(x: torch.Tensor, p: float, dim: Any, keepdim: bool) -> torch.Te
 class Norm(Op):
     """y = (Σ_dims |x|^p)^(1/p);  dx = g sign(x) |x|^(p-1) / y^(p-1), 0 where y = 0
     (p = 2: g x / y; p = 1: g sign(x); p = ±inf: g sign(x) shared evenly among the |x| = y;
-    p = 0: 0; p < 1: 0 where x = 0)"""
+    p = 0: none, as torch; p < 1: 0 where x = 0)"""
 
     saves = ("x", "out")
     fields = ("p", "dim", "keepdim")
@@ -538,8 +538,8 @@ class Norm(Op):
             kshape = keep_shape(shape, dim)
             g, y = g.reshape(kshape), y.reshape(kshape)
         rx, ry = raw(x), raw(y)
-        if p == 0:
-            return zeros_like_grad(g).expand(shape)
+        if p == 0:  # a count: no gradient at all (torch's undefined one), nothing flows on
+            return None
         if p == 1:
             return g * x.sign()
         if p == 2:

@@ -36,8 +36,8 @@ DIFFERENCES = {
         "-inf with an index outside the input."
     ),
     "norm_p0_inf": (
-        "`norm(p=0)` gives a zero gradient where torch leaves `.grad` None; `norm(p=±inf)` with an "
-        "infinite upstream gradient gives 0 (not NaN) to the elements that are not the extreme."
+        "`norm(p=±inf)` with an infinite upstream gradient gives 0 (not NaN) to the elements "
+        "that are not the extreme."
     ),
     "clip_grad_norm_result": (
         "`nn.utils.clip_grad_norm_` returns the total norm as an autodiff Tensor (0 for no "

@@ -397,3 +397,26 @@ def test_sdpa_masked_key_under_an_infinite_upstream_gradient():
         False,
     )
     check_corners(prog)
+
+
+def test_norm_p0_sends_no_gradient_upstream():
+    """Found by the long corner run: norm(p=0) counts, so torch sends no gradient back at all;
+    a zero gradient sent on would meet the -inf derivative of 2.5 / (-0) upstream as NaN."""
+    from rel_programs import Leaf, Step
+
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    prog = Program(
+        [
+            Leaf(t([0.0, 0.0, 0.0])),
+            Step("neg", (0,), {}),
+            Step("rdiv_scalar", (1,), {"c": 2.5}),
+            Step("reshape", (2,), {"shape": (1, 3)}),
+            Leaf(t([[-1.3986], [0.6035], [0.8110]])),
+            Step("mm", (3, 4), {}),
+            Step("norm", (5,), {"p": 0, "dim": (), "keepdim": False}),
+        ],
+        (6,),
+        (t(-0.0451),),
+        False,
+    )
+    check_corners(prog)
