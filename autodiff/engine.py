@@ -527,28 +527,8 @@ def _hook_name(hook: Any) -> str:
 def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
     """Run node ``n``'s VJP on its output gradient ``g``; return one checked gradient per input."""
     saved = n.saved
-    if create_graph or saved is None:
-        grads = n.vjp(g, *unpack(n, create_graph))
-    elif saved:  # first order: ``unpack`` inlined (it runs once per node of every backward)
-        args = []
-        versions = n.versions
-        k = 0
-        for s in saved:
-            if s is not None:
-                if s.__class__ is not _RAW:
-                    s = s.data
-                if s._version != versions[k]:
-                    unpack(n, False)  # raises, naming the modified tensor
-            args.append(s)
-            k += 1
-        grads = n.vjp(g, *args)
-    else:
-        grads = n.vjp(g)
-    if grads.__class__ is not tuple:
-        grads = (grads,)
+    grads = _call_vjp(n, g, create_graph)
     edges = n.inputs
-    if len(grads) != len(edges):
-        raise GraphError(f"{n.name}.vjp returned {len(grads)} gradients for {len(edges)} inputs")
     known = n.known_meta
     k = 0
     for gi in grads:
@@ -571,6 +551,57 @@ def apply(n: Node, g: Any, create_graph: bool, retain_graph: bool) -> tuple:
     if not retain_graph and n.saved:
         n.release()
     return grads
+
+
+def _call_vjp(n: Node, g: Any, create_graph: bool = False) -> tuple:
+    """``n``'s VJP on ``g`` with its saved tensors, each version-checked; one gradient per
+    input, not yet checked against the inputs."""
+    saved = n.saved
+    if create_graph or saved is None:  # (freed by an earlier backward: ``unpack`` raises)
+        grads = n.vjp(g, *unpack(n, create_graph))
+    elif saved:  # first order: ``unpack`` inlined (it runs once per node of every backward)
+        args = []
+        versions = n.versions
+        k = 0
+        for s in saved:
+            if s is not None:
+                if s.__class__ is not _RAW:
+                    s = s.data
+                if s._version != versions[k]:
+                    unpack(n, False)  # raises, naming the modified tensor
+            args.append(s)
+            k += 1
+        grads = n.vjp(g, *args)
+    else:
+        grads = n.vjp(g)
+    if grads.__class__ is not tuple:
+        grads = (grads,)
+    if len(grads) != len(n.inputs):
+        raise GraphError(f"{n.name}.vjp returned {len(grads)} gradients for {len(n.inputs)} inputs")
+    return grads
+
+
+def _apply_and_route(n: Node, g: Any, grads: dict, retain_graph: bool) -> None:
+    """``apply`` for a first-order node whose inputs are all nodes or constants, its gradients
+    checked and added into ``grads`` in one pass (routing only adds, so a gradient that fails
+    its check leaves nothing behind)."""
+    edges = n.inputs
+    k = 0
+    for gi in _call_vjp(n, g):
+        if gi is not None:
+            p = edges[k]
+            if p is not None:
+                if (
+                    gi.__class__ is not _RAW
+                    or gi.shape != p.out_shape
+                    or gi.dtype is not p.out_dtype
+                ):
+                    gi = fit_grad(n, k, gi, p.out_shape, p.out_dtype, False)
+                prev = grads.get(p)  # gradients held are never None
+                grads[p] = gi if prev is None else prev + gi
+        k += 1
+    if not retain_graph and n.saved:
+        n.release()
 
 
 def fit_grads(n: Node, grads: tuple, create_graph: bool) -> tuple:
@@ -649,77 +680,17 @@ def run_backward(
     prev_mode = state.grad_enabled
     anomaly = state.anomaly
     # First order, with nothing to call around a VJP (no capture, no anomaly mode, no hooks on
-    # the node): ``apply`` inlined, as this runs once per node of every backward.
+    # the node): a node whose inputs are all nodes routes its gradients as it checks them.
     quick = plain and not create_graph and not anomaly
     state.grad_enabled = create_graph  # the backward pass is recorded only under create_graph
     try:
         for n in order:
             g = grads.pop(n, None)
             if quick and g is not None and not (n.prehooks or n.posthooks or n.returns_foreign):
-                saved = n.saved
-                if saved:  # each saved tensor version-checked (see ``unpack``)
-                    args = []
-                    versions = n.versions
-                    k = 0
-                    for s in saved:
-                        if s is not None:
-                            if s.__class__ is not _RAW:
-                                s = s.data
-                            if s._version != versions[k]:
-                                unpack(n, False)  # raises, naming the modified tensor
-                        args.append(s)
-                        k += 1
-                    in_grads = n.vjp(g, *args)
-                elif saved is None:
-                    unpack(n, False)  # raises: freed by an earlier backward
-                else:
-                    in_grads = n.vjp(g)
-                if in_grads.__class__ is not tuple:
-                    in_grads = (in_grads,)
-                edges = n.inputs
-                if len(in_grads) != len(edges):
-                    raise GraphError(
-                        f"{n.name}.vjp returned {len(in_grads)} gradients for {len(edges)} inputs"
-                    )
-                known = n.known_meta  # the contract, as in ``apply``
-                if known is None:
-                    # Every input is a node or a constant: check and route in one pass (routing
-                    # only adds to ``grads``, so a gradient that fails leaves nothing behind).
-                    k = 0
-                    for gi in in_grads:
-                        if gi is not None:
-                            p = edges[k]
-                            if p is not None:
-                                if (
-                                    gi.__class__ is not _RAW
-                                    or gi.shape != p.out_shape
-                                    or gi.dtype is not p.out_dtype
-                                ):
-                                    gi = fit_grad(n, k, gi, p.out_shape, p.out_dtype, False)
-                                prev = grads.get(p)  # gradients held are never None
-                                grads[p] = gi if prev is None else prev + gi
-                        k += 1
-                    if not retain_graph and saved:
-                        n.release()
+                if n.known_meta is None:  # inputs all nodes or constants: route as checked
+                    _apply_and_route(n, g, grads, retain_graph)
                     continue
-                k = 0
-                for gi in in_grads:
-                    if gi is not None:
-                        p = edges[k]
-                        if p is None or gi.__class__ is not _RAW:
-                            in_grads = fit_grads(n, in_grads, False)
-                            break
-                        m = known[k]
-                        if m is None:  # p is a node
-                            if gi.shape != p.out_shape or gi.dtype is not p.out_dtype:
-                                in_grads = fit_grads(n, in_grads, False)
-                                break
-                        elif gi.shape != m[0] or gi.dtype is not m[1]:
-                            in_grads = fit_grads(n, in_grads, False)
-                            break
-                    k += 1
-                if not retain_graph and saved:
-                    n.release()
+                in_grads = apply(n, g, False, retain_graph)
             else:
                 if g is not None and n.prehooks:
                     g = run_hooks(n.prehooks, g, create_graph, f"the output of {n.name}", foreign)
