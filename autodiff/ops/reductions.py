@@ -445,9 +445,14 @@ class Prod(Op):
         d = self.dim
         if d is not None and not self.keepdim:
             g, y = g.unsqueeze(d), y.unsqueeze(d)
-        if not bool((raw(x) == 0).any()):
+        zeros = int((raw(x) == 0).sum())
+        if not zeros:
             return g * (y / x)  # torch's formula (and its rounding) when dividing is safe
         if d is None:
+            if zeros > 1 and x.__class__ is torch.Tensor:
+                # torch's first order: every product of the others is 0, so 0 outright (not
+                # g * 0, which an infinite g would make NaN)
+                return torch.zeros_like(x)
             return g * _others(x.reshape(-1), 0).reshape(shape)
         return g * _others(x, d)
 

@@ -420,3 +420,21 @@ def test_norm_p0_sends_no_gradient_upstream():
         False,
     )
     check_corners(prog)
+
+
+def test_prod_of_several_zeros_under_an_infinite_gradient():
+    """Found by the long corner run: with two or more zeros torch's first-order prod gradient is
+    0 outright (every product of the others is 0), not g * 0 = NaN for an infinite g."""
+    from rel_programs import Leaf, Step
+
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    prog = Program(
+        [
+            Leaf(t([[-0.6065, -0.2613], [0.0, 0.0]])),
+            Step("prod", (0,), {"dim": None, "keepdim": False}),
+        ],
+        (1,),
+        (t(float("inf")),),
+        False,
+    )
+    check_corners(prog)
