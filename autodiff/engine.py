@@ -12,9 +12,9 @@ A node is recorded per differentiable op whose inputs require grad. It holds
 
 The walk is three small pieces: ``schedule`` (the nodes reached, by decreasing ``seq``: one
 topological order, shared by ``backward``, ``grad`` and ``replay``), ``apply`` (one node: hooks,
-saved tensors, VJP, contract, release; ``run_backward`` runs its first-order path inlined for a
-node without hooks) and a sink (accumulate into a leaf's ``.grad`` as soon as all its
-contributions arrived, or capture for ``grad()``).
+saved tensors, VJP, contract, release; a first-order node without hooks whose inputs are all
+nodes checks and routes its gradients in one pass) and a sink (accumulate into a leaf's
+``.grad`` as soon as all its contributions arrived, or capture for ``grad()``).
 
 A VJP is written once, with operators and methods that torch.Tensor and autodiff.Tensor share.
 On the first-order path it receives raw torch tensors; under ``create_graph=True`` it receives
@@ -800,20 +800,13 @@ def accumulate(leaf: Any, g: Any, create_graph: bool, foreign: set | None = None
         # ``_grad``: the engine's own gradients need none of the ``grad`` setter's checks
         if create_graph:
             leaf._grad = g if leaf._grad is None else leaf._grad + g
+        elif leaf._grad is None:
+            leaf._grad = _tensor_module.Tensor._make(
+                _owned(g, foreign if foreign is not None else set())
+            )
         else:
-            if leaf._grad is None:  # ``_owned``, inlined
-                if foreign is None:
-                    foreign = set()
-                if g._base is not None or id(g) in foreign or not g.is_contiguous():
-                    g = g.clone(memory_format=torch.contiguous_format)
-                foreign.add(id(g))  # handed out once: a second leaf gets a copy
-            else:
-                g = leaf._grad.data + g  # out of place: a user may hold the old grad
-            t = _new(_tensor_module.Tensor)  # ``Tensor._make(g)``, without its call
-            t.data = g
-            t._grad = t.grad_fn = t._hooks = None
-            t._requires_grad = False
-            leaf._grad = t
+            # Out of place: a user may hold the old grad.
+            leaf._grad = _tensor_module.Tensor._make(leaf._grad.data + g)
     finally:
         _unlock()
 

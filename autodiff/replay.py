@@ -75,9 +75,8 @@ class _Plan:
         exec(compile(self.source(direct=direct), "<autodiff.replay>", "exec"), namespace)
         kernels = tuple(fn for _, fn, _ in self.forward)
         vjps = tuple(
-            n.vjp if direct is not None and direct[k] is not None else call
+            call.node.vjp if direct is not None and direct[k] is not None else call
             for k, (_, call, _, _) in enumerate(self.backward)
-            for n in [call.node]
         )
         params = [p for _, p in self.params]
         consts = [c for _, c in self.consts]

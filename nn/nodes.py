@@ -17,10 +17,7 @@ import autodiff as ad
 
 _K = torch.nn.functional
 _REDUCTION_ENUM = {"none": 0, "mean": 1, "sum": 2}  # torch's internal reduction codes
-# the callable behind the overload (whose ``__call__`` only forwards to it)
-_mse_backward = getattr(torch.ops.aten.mse_loss_backward.default, "_op", None) or (
-    torch.ops.aten.mse_loss_backward.default
-)
+_mse_backward = torch.ops.aten.mse_loss_backward.default
 _RAW = torch.Tensor
 
 

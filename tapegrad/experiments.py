@@ -15,9 +15,7 @@ from typing import Any
 
 import torch
 
-from nn.train import fit
-
-from .presets import TrainConfig, prepare, preset, threshold
+from .presets import TrainConfig, fit_prepared, prepare, preset, threshold
 
 BATCH_SIZES = (4, 8, 16, 32, 64, 128)
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
@@ -45,27 +43,18 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def run_one(cfg: TrainConfig) -> dict:
-    """Final train/test error (%) and training seconds of one run of ``cfg``."""
-    train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
-    h = fit(
-        model,
-        loss,
-        opt,
-        train,
-        test,
-        cfg.epochs,
-        cfg.batch_size,
-        scheduler=sched,
-        seed=batch_seed,
-        progress=False,
-        threshold=threshold(cfg),
-    )
+def _summary(h: Any) -> dict:
+    """Final train/test error (%) and training seconds of a run's history."""
     return {
         "train_error": h.final["train_error"],
         "test_error": h.final["test_error"],
         "seconds": sum(h["seconds"]),
     }
+
+
+def run_one(cfg: TrainConfig) -> dict:
+    """Final train/test error (%) and training seconds of one run of ``cfg``."""
+    return _summary(fit_prepared(cfg, prepare(cfg), progress=False))
 
 
 def _worker_init() -> None:
@@ -134,38 +123,18 @@ def compare_with_torch(cfg: TrainConfig) -> dict:
     """One seed, both implementations from the same weights and batches."""
     from .torch_twin import torch_fit
 
-    train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
+    prepared = prepare(cfg)
+    train, test, model, _, _, _, batch_seed = prepared
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    th = threshold(cfg)
-    ours = fit(
-        model,
-        loss,
-        opt,
-        train,
-        test,
-        cfg.epochs,
-        cfg.batch_size,
-        scheduler=sched,
-        seed=batch_seed,
-        progress=False,
-        threshold=th,
-    )
-    _, ref = torch_fit(cfg, init, train, test, batch_seed, th)
+    ours = fit_prepared(cfg, prepared, progress=False)
+    _, ref = torch_fit(cfg, init, train, test, batch_seed, threshold(cfg))
     rel = max(
         (abs(a - b) / max(abs(b), 1e-30) for a, b in zip(ours.step_losses, ref.step_losses)),
         default=0.0,
     )
-
-    def errors(h: Any) -> dict:
-        return {
-            "train_error": h.final["train_error"],
-            "test_error": h.final["test_error"],
-            "seconds": sum(h["seconds"]),
-        }
-
     return {
-        "ours": errors(ours),
-        "torch": errors(ref),
+        "ours": _summary(ours),
+        "torch": _summary(ref),
         "max_rel_loss_diff": rel,
         "steps": len(ours.step_losses),
     }

@@ -267,8 +267,19 @@ def run(
 ) -> Run:
     """Train one configuration and return the model and its history (``replay``, ``compile``:
     see ``fit``)."""
-    train, test, model, loss, opt, sched, batch_seed = prepare(cfg)
-    history = fit(
+    prepared = prepare(cfg)
+    train, test, model, _, opt, _, _ = prepared
+    history = fit_prepared(
+        cfg, prepared, progress=progress, on_epoch=on_epoch, replay=replay, compile=compile
+    )
+    return Run(cfg, model, history, train, test, opt)
+
+
+def fit_prepared(cfg: TrainConfig, prepared: tuple, **options: Any) -> History:
+    """``fit`` on what ``prepare(cfg)`` made (``options``: fit's progress, on_epoch, replay,
+    compile)."""
+    train, test, model, loss, opt, sched, batch_seed = prepared
+    return fit(
         model,
         loss,
         opt,
@@ -278,10 +289,6 @@ def run(
         cfg.batch_size,
         scheduler=sched,
         seed=batch_seed,
-        progress=progress,
-        on_epoch=on_epoch,
         threshold=threshold(cfg),
-        replay=replay,
-        compile=compile,
+        **options,
     )
-    return Run(cfg, model, history, train, test, opt)

@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 
-from ..engine import record as _record
 from ..errors import DeviceError, DTypeError, ShapeError
 from ..op import Op
 from ._common import Tensor, as_tensor, check_float_pair, shape_str
@@ -146,14 +145,6 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
             bias = as_tensor(bias)
         if bias.data.dtype is not dtype:
             check_float_pair("linear", rx, bias.data)
-    # ``Linear.apply``'s work without its generic steps (the hot op of every MLP); a forward that
-    # fails runs again through ``Linear.apply``, which explains the failure.
-    try:
-        out = _linear(rx, rw, None if bias is None else bias.data)
-    except (RuntimeError, TypeError, ValueError, IndexError):
-        out = None
-    if out is not None:
-        return _record(Linear, out, (x, weight, bias))
     try:
         return Linear.apply(x, weight, bias)
     except DeviceError:
